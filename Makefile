@@ -1,0 +1,50 @@
+# kpl: an aggregating Kinesis producer for Go, and a Finnhub trade pipeline.
+#
+#   make run       run the whole pipeline locally (simulator -> producer -> kinesis-mock)
+#   make test      unit, integration and end-to-end tests (-race), a short fuzz pass
+#   make bench     go test benchmarks
+#   make loadtest  aggregated versus single put, against the limit endpoint and kinesis-mock
+#   make fuzz      longer fuzzing
+#   make lint      go vet and a gofmt check
+
+GO            ?= go
+KINESIS_LOCAL_VERSION := 0.6.2
+TOOLS         := $(CURDIR)/.tools
+KINESIS_LOCAL := $(TOOLS)/node_modules/kinesis-local
+export KINESIS_LOCAL_DIR := $(KINESIS_LOCAL)
+
+FUZZTIME      ?= 2m
+TESTFLAGS     ?=
+
+.PHONY: all run test unit fuzz-short fuzz bench loadtest lint tools
+
+all: lint test
+
+# tools installs the pinned kinesis-local (kinesis-mock) into a git-ignored folder.
+tools: $(KINESIS_LOCAL)/main.js
+
+$(KINESIS_LOCAL)/main.js:
+	mkdir -p $(TOOLS)
+	cd $(TOOLS) && npm install --no-audit --no-fund --no-save --prefix $(TOOLS) kinesis-local@$(KINESIS_LOCAL_VERSION)
+	test -f $@
+
+test: tools
+	$(GO) test -race -count=1 -timeout 8m $(TESTFLAGS) ./...
+	$(MAKE) fuzz-short
+
+# fuzz-short gives each fuzz target a few seconds; go test -fuzz takes one target at a time.
+fuzz-short:
+	$(GO) test -run '^$$' -fuzz '^FuzzDeaggregate$$' -fuzztime 5s ./aggregation
+	$(GO) test -run '^$$' -fuzz '^FuzzParseMessage$$' -fuzztime 5s ./finnhub
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDeaggregate$$' -fuzztime $(FUZZTIME) ./aggregation
+	$(GO) test -run '^$$' -fuzz '^FuzzAggregateRoundTrip$$' -fuzztime $(FUZZTIME) ./aggregation
+	$(GO) test -run '^$$' -fuzz '^FuzzParseMessage$$' -fuzztime $(FUZZTIME) ./finnhub
+
+bench: tools
+	$(GO) test -run '^$$' -bench . -benchmem ./aggregation ./producer ./bench
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
