@@ -1,0 +1,225 @@
+package loadgen
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// ShardBytesPerSec and ShardRecordsPerSec are the write limits of one shard.
+const (
+	ShardBytesPerSec   = 1 << 20
+	ShardRecordsPerSec = 1000
+)
+
+// ModeResult is the measured outcome of one run of one mode.
+type ModeResult struct {
+	Mode string `json:"mode"`
+	// DurationSeconds is the window in which trades were offered;
+	// ElapsedSeconds also counts the wait for the last outcome.
+	DurationSeconds float64 `json:"duration_seconds"`
+	ElapsedSeconds  float64 `json:"elapsed_seconds"`
+
+	Offered int64 `json:"trades_offered"`
+	Acked   int64 `json:"trades_acked"`
+	Failed  int64 `json:"trades_failed"`
+	Refused int64 `json:"trades_refused"` // Put returned an error: never accepted
+	// Lost is offered - acked - failed after the wait: must be 0.
+	Lost int64 `json:"trades_lost"`
+
+	// OfferedPerSec is offered / DurationSeconds; AckedPerSec is acked /
+	// ElapsedSeconds (drain included); SteadyAckedPerSec is the median of
+	// the per-interval acknowledgement rates inside the window.
+	OfferedPerSec     float64 `json:"offered_per_sec"`
+	AckedPerSec       float64 `json:"acked_per_sec"`
+	SteadyAckedPerSec float64 `json:"steady_acked_per_sec"`
+
+	AckedDataBytes       int64   `json:"acked_data_bytes"`
+	AckedDataBytesPerSec float64 `json:"acked_data_bytes_per_sec"`
+	// ShardByteLimitPct is AckedDataBytesPerSec as a percentage of the
+	// shards' write limit (1 MiB/s each); set when the shard count is known.
+	ShardByteLimitPct float64 `json:"shard_byte_limit_pct,omitempty"`
+
+	Sink SinkCounters `json:"kinesis"`
+
+	LatencyP50Ms float64 `json:"latency_p50_ms"`
+	LatencyP99Ms float64 `json:"latency_p99_ms"`
+	LatencyMaxMs float64 `json:"latency_max_ms"`
+
+	// CPUSeconds is user+system CPU of the whole process (an in-process
+	// endpoint included) from start to the last outcome.
+	CPUSeconds           float64 `json:"cpu_seconds"`
+	CPUSecondsPerMillion float64 `json:"cpu_seconds_per_million_trades"`
+	GOMAXPROCS           int     `json:"gomaxprocs"`
+
+	FailuresByCode map[string]int64 `json:"failures_by_code,omitempty"`
+	Errors         []string         `json:"errors,omitempty"`
+
+	IntervalSeconds float64   `json:"interval_seconds"`
+	AckedSeries     []float64 `json:"acked_per_sec_series"`
+	OfferedSeries   []float64 `json:"offered_per_sec_series"`
+}
+
+// Settings are the parameters shared by every mode of a report.
+type Settings struct {
+	Endpoint   string  `json:"endpoint"`
+	Stream     string  `json:"stream"`
+	Shards     int     `json:"shards"`
+	Rate       int     `json:"rate"`
+	Duration   float64 `json:"duration_seconds"`
+	Symbols    int     `json:"symbols"`
+	Keys       KeyMode `json:"keys"`
+	RecordSize int     `json:"record_size"`
+	Workers    int     `json:"single_workers"`
+}
+
+// Machine describes where a report was measured.
+type Machine struct {
+	NumCPU    int    `json:"num_cpu"`
+	CPUModel  string `json:"cpu_model,omitempty"`
+	GoVersion string `json:"go_version"`
+	GOOS      string `json:"goos"`
+	GOARCH    string `json:"goarch"`
+}
+
+// Report is the whole result of a load test.
+type Report struct {
+	Time     time.Time    `json:"time"`
+	Settings Settings     `json:"settings"`
+	Machine  Machine      `json:"machine"`
+	Modes    []ModeResult `json:"modes"`
+	// Ratio is aggregated over single for acknowledged trades/s (whole run
+	// and steady state), when both ran.
+	Ratio       float64 `json:"ratio_acked_per_sec,omitempty"`
+	SteadyRatio float64 `json:"ratio_steady_acked_per_sec,omitempty"`
+}
+
+// ThisMachine describes the machine the process runs on.
+func ThisMachine() Machine {
+	m := Machine{NumCPU: runtime.NumCPU(), GoVersion: runtime.Version(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return m
+}
+
+// Finish fills in the ratios and per-shard percentages.
+func (r *Report) Finish() {
+	var agg, single *ModeResult
+	for i := range r.Modes {
+		m := &r.Modes[i]
+		if r.Settings.Shards > 0 {
+			m.ShardByteLimitPct = 100 * m.AckedDataBytesPerSec / float64(r.Settings.Shards*ShardBytesPerSec)
+		}
+		switch m.Mode {
+		case "aggregated":
+			agg = m
+		case "single":
+			single = m
+		}
+	}
+	if agg != nil && single != nil {
+		if single.AckedPerSec > 0 {
+			r.Ratio = agg.AckedPerSec / single.AckedPerSec
+		}
+		if single.SteadyAckedPerSec > 0 {
+			r.SteadyRatio = agg.SteadyAckedPerSec / single.SteadyAckedPerSec
+		}
+	}
+}
+
+// WriteJSON writes the report, indented, to path.
+func (r *Report) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// WriteTable writes the human-readable table: one column per mode, and the
+// ratio when both modes ran.
+func (r *Report) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	row := func(name string, f func(m *ModeResult) string) {
+		fmt.Fprintf(tw, "%s\t", name)
+		for i := range r.Modes {
+			fmt.Fprintf(tw, "%s\t", f(&r.Modes[i]))
+		}
+		fmt.Fprintln(tw)
+	}
+	s := r.Settings
+	fmt.Fprintf(w, "endpoint %s, stream %s, %d shards, %s per mode, rate %s, %d symbols, keys %s\n",
+		s.Endpoint, s.Stream, s.Shards, time.Duration(s.Duration*float64(time.Second)), rateString(s.Rate), s.Symbols, s.Keys)
+	row("", func(m *ModeResult) string { return m.Mode })
+	row("trades offered", func(m *ModeResult) string { return count(m.Offered) })
+	row("trades acknowledged", func(m *ModeResult) string { return count(m.Acked) })
+	row("trades failed", func(m *ModeResult) string { return count(m.Failed) })
+	row("trades lost", func(m *ModeResult) string { return count(m.Lost) })
+	row("offered trades/s", func(m *ModeResult) string { return count(int64(m.OfferedPerSec)) })
+	row("acked trades/s (incl. drain)", func(m *ModeResult) string { return count(int64(m.AckedPerSec)) })
+	row("acked trades/s (steady)", func(m *ModeResult) string { return count(int64(m.SteadyAckedPerSec)) })
+	row("trade data MB/s acked", func(m *ModeResult) string { return fmt.Sprintf("%.2f", m.AckedDataBytesPerSec/1e6) })
+	if s.Shards > 0 {
+		row("% of shard byte limit", func(m *ModeResult) string { return fmt.Sprintf("%.1f%%", m.ShardByteLimitPct) })
+	}
+	row("Kinesis records", func(m *ModeResult) string { return count(m.Sink.KinesisRecords) })
+	row("calls (PutRecords|PutRecord)", func(m *ModeResult) string { return count(m.Sink.Calls) })
+	row("bytes sent (acked)", func(m *ModeResult) string { return count(m.Sink.Bytes) })
+	row("throttled entries", func(m *ModeResult) string { return count(m.Sink.Throttled) })
+	row("retried entries", func(m *ModeResult) string { return count(m.Sink.Retries) })
+	row("latency p50 ms", func(m *ModeResult) string { return fmt.Sprintf("%.1f", m.LatencyP50Ms) })
+	row("latency p99 ms", func(m *ModeResult) string { return fmt.Sprintf("%.1f", m.LatencyP99Ms) })
+	row("CPU s / M trades", func(m *ModeResult) string { return fmt.Sprintf("%.1f", m.CPUSecondsPerMillion) })
+	row("elapsed s (incl. drain)", func(m *ModeResult) string { return fmt.Sprintf("%.1f", m.ElapsedSeconds) })
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if r.Ratio > 0 {
+		fmt.Fprintf(w, "aggregated / single: %.1fx acknowledged trades/s (%.1fx steady state)\n", r.Ratio, r.SteadyRatio)
+	}
+	for _, m := range r.Modes {
+		for _, e := range m.Errors {
+			fmt.Fprintf(w, "%s: %s\n", m.Mode, e)
+		}
+		for code, n := range m.FailuresByCode {
+			fmt.Fprintf(w, "%s: %d trades failed with %s\n", m.Mode, n, code)
+		}
+	}
+	return nil
+}
+
+func rateString(rate int) string {
+	if rate <= 0 {
+		return "flat out"
+	}
+	return count(int64(rate)) + "/s"
+}
+
+// count formats n with thousands separators.
+func count(n int64) string {
+	s := fmt.Sprint(n)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
