@@ -1,0 +1,197 @@
+package aggregation
+
+import (
+	"bytes"
+	"crypto/md5"
+	"fmt"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// IsAggregated reports whether data is an aggregated record as Deaggregate
+// and the KCL see it: the magic prefix, more than DigestSize bytes after it,
+// and a trailing MD5 digest that matches the bytes between them. It computes
+// the digest. A true result says nothing about whether the protobuf body is
+// well formed.
+func IsAggregated(data []byte) bool {
+	_, ok := aggregateBody(data)
+	return ok
+}
+
+// aggregateBody returns the protobuf body of an aggregated record, and false
+// if data is not one.
+func aggregateBody(data []byte) ([]byte, bool) {
+	if len(data) <= len(MagicPrefix)+DigestSize || string(data[:len(MagicPrefix)]) != MagicPrefix {
+		return nil, false
+	}
+	body := data[len(MagicPrefix) : len(data)-DigestSize]
+	sum := md5.Sum(body)
+	if !bytes.Equal(sum[:], data[len(data)-DigestSize:]) {
+		return nil, false
+	}
+	return body, true
+}
+
+// Deaggregate returns the user records in a Kinesis record's data, given the
+// Kinesis record's partition key and explicit hash key ("" for none).
+//
+// If data is not an aggregate (shorter than the magic prefix plus a digest,
+// another prefix, or an MD5 mismatch; see IsAggregated), the result is one
+// user record with the given keys, data itself, SubSequenceNumber 0 and
+// Aggregated false, and a nil error: that is how the KCL reads it.
+//
+// If data is an aggregate, the result holds its user records in order, each
+// with its keys looked up in the tables, SubSequenceNumber set to its index
+// and Aggregated true. A corrupt protobuf body (malformed wire data, a key
+// index out of range, a missing required field) gives an error wrapping
+// ErrCorruptAggregate. Unknown fields and tags are skipped.
+//
+// The returned records' Data fields alias data; records with the same key
+// share one string. Deaggregate never panics.
+func Deaggregate(data []byte, partitionKey, explicitHashKey string) ([]UserRecord, error) {
+	body, ok := aggregateBody(data)
+	if !ok {
+		return []UserRecord{{Record: Record{
+			PartitionKey:    partitionKey,
+			ExplicitHashKey: explicitHashKey,
+			Data:            data,
+		}}}, nil
+	}
+	return decodeAggregate(body)
+}
+
+// corrupt returns an error wrapping ErrCorruptAggregate.
+func corrupt(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrCorruptAggregate, fmt.Sprintf(format, args...))
+}
+
+// decodeAggregate decodes an AggregatedRecord message. The key tables may in
+// principle follow or interleave with the records (protobuf allows fields in
+// any order), so a first pass collects the tables and counts the records, and
+// a second decodes the records.
+func decodeAggregate(body []byte) ([]UserRecord, error) {
+	var pks, ehks []string
+	nrec := 0
+	for b, off := body, 0; len(b) > 0; {
+		num, typ, n := protowire.ConsumeField(b)
+		if n < 0 {
+			return nil, corrupt("field at byte %d: %v", off, protowire.ParseError(n))
+		}
+		if typ == protowire.BytesType {
+			switch num {
+			case fieldPartitionKeyTable, fieldExplicitHashKeyTable:
+				_, _, tn := protowire.ConsumeTag(b)
+				v, _ := protowire.ConsumeString(b[tn:])
+				if num == fieldPartitionKeyTable {
+					pks = append(pks, v)
+				} else {
+					ehks = append(ehks, v)
+				}
+			case fieldRecords:
+				nrec++
+			}
+		}
+		b, off = b[n:], off+n
+	}
+
+	out := make([]UserRecord, 0, nrec)
+	for b, off := body, 0; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		// The first pass validated every field.
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		if num == fieldRecords && typ == protowire.BytesType {
+			msg, _ := protowire.ConsumeBytes(b[n:])
+			r, err := decodeRecord(msg, pks, ehks)
+			if err != nil {
+				return nil, fmt.Errorf("record %d at byte %d: %w", len(out), off, err)
+			}
+			r.SubSequenceNumber = uint64(len(out))
+			r.Aggregated = true
+			out = append(out, r)
+		}
+		b, off = b[n+m:], off+n+m
+	}
+	return out, nil
+}
+
+// decodeRecord decodes one Record message against the key tables.
+func decodeRecord(msg []byte, pks, ehks []string) (UserRecord, error) {
+	var (
+		r             UserRecord
+		pkIdx, ehkIdx uint64
+		hasPK, hasEHK bool
+		hasData       bool
+	)
+	for b := msg; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return r, corrupt("%v", protowire.ParseError(n))
+		}
+		b = b[n:]
+		switch {
+		case num == fieldPartitionKeyIndex && typ == protowire.VarintType:
+			pkIdx, n = protowire.ConsumeVarint(b)
+			hasPK = true
+		case num == fieldExplicitHashKeyIndex && typ == protowire.VarintType:
+			ehkIdx, n = protowire.ConsumeVarint(b)
+			hasEHK = true
+		case num == fieldData && typ == protowire.BytesType:
+			r.Data, n = protowire.ConsumeBytes(b)
+			hasData = true
+		case num == fieldTags && typ == protowire.BytesType:
+			var tag []byte
+			tag, n = protowire.ConsumeBytes(b)
+			if n >= 0 {
+				if err := checkTag(tag); err != nil {
+					return r, err
+				}
+			}
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b)
+		}
+		if n < 0 {
+			return r, corrupt("field %d: %v", num, protowire.ParseError(n))
+		}
+		b = b[n:]
+	}
+	if !hasPK {
+		return r, corrupt("missing required partition_key_index")
+	}
+	if !hasData {
+		return r, corrupt("missing required data")
+	}
+	if pkIdx >= uint64(len(pks)) {
+		return r, corrupt("partition_key_index %d out of range (table has %d keys)", pkIdx, len(pks))
+	}
+	r.PartitionKey = pks[pkIdx]
+	if hasEHK {
+		if ehkIdx >= uint64(len(ehks)) {
+			return r, corrupt("explicit_hash_key_index %d out of range (table has %d keys)", ehkIdx, len(ehks))
+		}
+		r.ExplicitHashKey = ehks[ehkIdx]
+	}
+	if r.Data == nil {
+		r.Data = []byte{}
+	}
+	return r, nil
+}
+
+// checkTag checks that a Tag message is well formed and has its required key.
+// Tags carry nothing this package returns.
+func checkTag(msg []byte) error {
+	hasKey := false
+	for b := msg; len(b) > 0; {
+		num, typ, n := protowire.ConsumeField(b)
+		if n < 0 {
+			return corrupt("tag: %v", protowire.ParseError(n))
+		}
+		if num == fieldTagKey && typ == protowire.BytesType {
+			hasKey = true
+		}
+		b = b[n:]
+	}
+	if !hasKey {
+		return corrupt("tag: missing required key")
+	}
+	return nil
+}

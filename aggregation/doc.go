@@ -1,0 +1,52 @@
+// Package aggregation implements the Kinesis Producer Library (KPL) aggregated
+// record format: many small user records packed into one Kinesis record, and
+// read back out again.
+//
+// # Format
+//
+// An aggregated Kinesis record is
+//
+//	F3 89 9A C2            magic prefix (MagicPrefix)
+//	AggregatedRecord       protobuf (proto2) message, below
+//	MD5(AggregatedRecord)  16 bytes (DigestSize), over the protobuf bytes only
+//
+// with the protobuf messages
+//
+//	message AggregatedRecord {
+//	  repeated string partition_key_table     = 1;
+//	  repeated string explicit_hash_key_table = 2;
+//	  repeated Record records                 = 3;
+//	}
+//	message Record {
+//	  required uint64 partition_key_index     = 1;
+//	  optional uint64 explicit_hash_key_index = 2;
+//	  required bytes  data                    = 3;
+//	  repeated Tag    tags                    = 4;
+//	}
+//	message Tag {
+//	  required string key   = 1;
+//	  optional string value = 2;
+//	}
+//
+// Each distinct partition key and explicit hash key appears once in its table,
+// in the order the keys were first seen; every Record refers to its keys by
+// index into those tables. The Aggregator writes the two tables first and the
+// records after them, and never writes tags. The sub-sequence number of a
+// user record is its index in records.
+//
+// The whole Kinesis record, the aggregate plus its own partition key, must not
+// exceed the service's record limit (MaxRecordSize). The KPL sends every
+// aggregate with the partition key AggregatePartitionKey ("a") and routes it
+// with an explicit hash key; the Aggregator therefore counts that key in its
+// size limit. Sizes are exact, not estimated: Size always equals the length of
+// what AppendEncoded writes.
+//
+// # Reading
+//
+// Deaggregate follows the Kinesis Client Library: data that is too short,
+// lacks the magic prefix, or whose MD5 trailer does not match is not an
+// aggregate and comes back as one plain user record. Data with a valid prefix
+// and digest whose protobuf body is corrupt is an error.
+//
+// The package is pure: no I/O, no goroutines, no global mutable state.
+package aggregation
