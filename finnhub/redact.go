@@ -1,0 +1,92 @@
+package finnhub
+
+import (
+	"strings"
+)
+
+// Redacted replaces secret values in URLs, log lines and errors.
+const Redacted = "REDACTED"
+
+// RedactURL returns raw with the value of every token query parameter
+// replaced by REDACTED: "wss://ws.finnhub.io?token=KEY" becomes
+// "wss://ws.finnhub.io?token=REDACTED". It works on any text, not only on
+// URLs that parse, so it can also clean an error message that quotes a URL.
+// The parameter name is matched case-insensitively; a value ends at '&', '#',
+// white space, a quote, a backslash, '<' or '>' (none of which may appear
+// unescaped in a URL query value). RedactURL is safe for concurrent use.
+func RedactURL(raw string) string {
+	const key = "token="
+	lower := strings.ToLower(raw)
+	if !strings.Contains(lower, key) {
+		return raw
+	}
+	var b strings.Builder
+	b.Grow(len(raw))
+	i := 0
+	for {
+		j := strings.Index(lower[i:], key)
+		if j < 0 {
+			b.WriteString(raw[i:])
+			return b.String()
+		}
+		start := i + j + len(key)
+		b.WriteString(raw[i:start])
+		end := start
+		for end < len(raw) && !endsTokenValue(raw[end]) {
+			end++
+		}
+		if end > start {
+			b.WriteString(Redacted)
+		}
+		i = end
+	}
+}
+
+// endsTokenValue reports whether c cannot be part of a token value.
+func endsTokenValue(c byte) bool {
+	switch c {
+	case '&', '#', ' ', '\t', '\n', '\r', '"', '\'', '`', '\\', '<', '>':
+		return true
+	}
+	return c < 0x20 || c == 0x7f
+}
+
+// redactedError is an error whose message has had its tokens redacted. It
+// unwraps to the original error so errors.Is and errors.As keep working; the
+// original's own message may still hold the token, so log this error, not
+// what it wraps.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// redactError returns err unchanged when its message holds no token value,
+// else an error with the same chain whose message is redacted with RedactURL
+// and with the literal secret (if non-empty) replaced too.
+func redactError(err error, secret string) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	red := redactString(msg, secret)
+	if red == msg {
+		return err
+	}
+	return &redactedError{msg: red, err: err}
+}
+
+// minSecretLen is the shortest secret replaced literally: replacing a one- or
+// two-letter "secret" everywhere would garble messages and reveal nothing.
+const minSecretLen = 4
+
+// redactString applies RedactURL and removes the literal secret.
+func redactString(s, secret string) string {
+	s = RedactURL(s)
+	if len(secret) >= minSecretLen {
+		s = strings.ReplaceAll(s, secret, Redacted)
+	}
+	return s
+}

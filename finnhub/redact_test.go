@@ -1,0 +1,33 @@
+package finnhub_test
+
+import (
+	"testing"
+
+	"github.com/kplgo/kpl/finnhub"
+)
+
+func TestRedactURL(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ name, in, want string }{
+		{"a token that is the only parameter is redacted", "wss://ws.finnhub.io?token=abc123", "wss://ws.finnhub.io?token=REDACTED"},
+		{"a token among other parameters is redacted alone", "wss://h/p?a=1&token=abc123&b=2#frag", "wss://h/p?a=1&token=REDACTED&b=2#frag"},
+		{"every token parameter is redacted", "ws://h?token=a1&token=b2", "ws://h?token=REDACTED&token=REDACTED"},
+		{"the parameter name is matched case-insensitively", "ws://h?TOKEN=abc", "ws://h?TOKEN=REDACTED"},
+		{"an escaped token is redacted whole", "ws://h?token=a%26b%20c", "ws://h?token=REDACTED"},
+		{"an empty token stays empty", "ws://h?token=&x=1", "ws://h?token=&x=1"},
+		{"a URL without token is unchanged", "wss://ws.finnhub.io/x?a=b", "wss://ws.finnhub.io/x?a=b"},
+		{"a URL that does not parse is still redacted", "wss://[bad host?token=abc%zz", "wss://[bad host?token=REDACTED"},
+		{"an error message quoting a URL is redacted", `parse "wss://h?token=abc": invalid port`, `parse "wss://h?token=REDACTED": invalid port`},
+		{"a token in plain text is redacted", "using token=abc now", "using token=REDACTED now"},
+		{"redaction is idempotent", "ws://h?token=REDACTED", "ws://h?token=REDACTED"},
+		{"the empty string stays empty", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := finnhub.RedactURL(tt.in); got != tt.want {
+				t.Errorf("RedactURL(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
