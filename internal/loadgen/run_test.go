@@ -1,0 +1,133 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRun(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		rate int
+		keys KeyMode
+	}{
+		{name: "a paced run offers no more than rate times duration, and every trade gets an outcome", rate: 2000, keys: KeySymbol},
+		{name: "a flat-out run with per-trade keys loses nothing", rate: 0, keys: KeyTrade},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			client := &scriptedPutRecord{attempts: map[string]int{}, answer: func(string, int) error { return nil }}
+			rec := NewRecorder(time.Now(), 100*time.Millisecond)
+			sink := NewSingleSink(client, "s", rec, SingleOptions{Workers: 4})
+			var calls int
+			cfg := RunConfig{Mode: "single", Duration: 300 * time.Millisecond, Rate: tc.rate, Keys: tc.keys,
+				Symbols: DefaultSymbols(5), Seed: 3, ProgressEvery: 50 * time.Millisecond,
+				Progress: func(Progress) { calls++ }}
+			res, err := Run(context.Background(), cfg, sink, rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Offered == 0 || res.Acked != res.Offered || res.Lost != 0 || res.Failed != 0 {
+				t.Fatalf("offered %d acked %d failed %d lost %d", res.Offered, res.Acked, res.Failed, res.Lost)
+			}
+			if tc.rate > 0 && float64(res.Offered) > float64(tc.rate)*res.DurationSeconds+1 {
+				t.Fatalf("offered %d in %.3fs at a target of %d/s", res.Offered, res.DurationSeconds, tc.rate)
+			}
+			if res.Sink.Calls != res.Acked || res.Sink.KinesisRecords != res.Acked {
+				t.Fatalf("sink counters %+v for %d trades", res.Sink, res.Acked)
+			}
+			var sum float64
+			for _, v := range res.AckedSeries {
+				sum += v * res.IntervalSeconds
+			}
+			if int64(sum+0.5) != res.Acked {
+				t.Fatalf("the acknowledged series sums to %.1f, want %d", sum, res.Acked)
+			}
+			if calls == 0 {
+				t.Fatal("no progress was reported")
+			}
+			keys := map[string]bool{}
+			for k := range client.attempts {
+				keys[k] = true
+			}
+			if tc.keys == KeySymbol && len(keys) > 5 {
+				t.Fatalf("symbol keys used %d distinct keys for 5 symbols", len(keys))
+			}
+			if tc.keys == KeyTrade && int64(len(keys)) != res.Acked {
+				t.Fatalf("trade keys used %d distinct keys for %d trades", len(keys), res.Acked)
+			}
+		})
+	}
+}
+
+func TestReportOutputs(t *testing.T) {
+	t.Parallel()
+	mode := func(name string, rate float64) ModeResult {
+		return ModeResult{Mode: name, DurationSeconds: 3, ElapsedSeconds: 3, Offered: int64(rate * 3), Acked: int64(rate * 3),
+			AckedPerSec: rate, SteadyAckedPerSec: rate, AckedDataBytesPerSec: rate * 120, IntervalSeconds: 1,
+			AckedSeries: []float64{rate, rate, rate}}
+	}
+	r := &Report{Settings: Settings{Endpoint: "test", Shards: 4, Duration: 3, Symbols: 50, Keys: KeySymbol},
+		Modes: []ModeResult{mode("aggregated", 30000), mode("single", 4000)}}
+	r.Finish()
+	if r.Ratio != 7.5 || r.SteadyRatio != 7.5 {
+		t.Fatalf("ratio %v steady %v, want 7.5", r.Ratio, r.SteadyRatio)
+	}
+	if want := 100 * 30000 * 120 / float64(4<<20); r.Modes[0].ShardByteLimitPct != want {
+		t.Fatalf("byte limit %% = %v, want %v", r.Modes[0].ShardByteLimitPct, want)
+	}
+	t.Run("the table shows both modes and the ratio", func(t *testing.T) {
+		t.Parallel()
+		var buf bytes.Buffer
+		if err := r.WriteTable(&buf); err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"aggregated", "single", "30,000", "4,000", "7.5x"} {
+			if !strings.Contains(buf.String(), want) {
+				t.Fatalf("table lacks %q:\n%s", want, buf.String())
+			}
+		}
+	})
+	t.Run("the JSON reads back", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(t.TempDir(), "r.json")
+		if err := r.WriteJSON(path); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Report
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatal(err)
+		}
+		if back.Ratio != r.Ratio || len(back.Modes) != 2 || back.Modes[1].Acked != 12000 {
+			t.Fatalf("read back %+v", back)
+		}
+	})
+	for _, ext := range []string{".png", ".svg"} {
+		t.Run("the chart is written as "+ext, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(t.TempDir(), "c"+ext)
+			if err := r.WriteChart(path); err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ext == ".png" && !bytes.HasPrefix(b, []byte("\x89PNG")) || ext == ".svg" && !bytes.Contains(b, []byte("<svg")) {
+				t.Fatalf("%s does not look like %s (%d bytes)", path, ext, len(b))
+			}
+		})
+	}
+}
