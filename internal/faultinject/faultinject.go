@@ -336,9 +336,9 @@ func (t *Transport) StartOutage(d time.Duration) { t.OutageUntil(time.Now().Add(
 // EndOutage ends an outage now.
 func (t *Transport) EndOutage() { t.OutageUntil(time.Time{}) }
 
-// Reset removes every fault (entry faults, request faults, latency, outage).
+// Clear removes every fault (entry faults, request faults, latency, outage).
 // Counters and the ambiguous entries are kept.
-func (t *Transport) Reset() {
+func (t *Transport) Clear() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.entryFaults, t.reqFaults, t.latency, t.outageUntil = nil, nil, 0, time.Time{}

@@ -533,7 +533,7 @@ func TestSettersAreSafeWhileRequestsAreInFlight(t *testing.T) {
 		tr.SetLatency(time.Millisecond)
 		_ = tr.Counters()
 		_ = tr.Ambiguous()
-		tr.Reset()
+		tr.Clear()
 	}
 	wg.Wait()
 	if c := tr.Counters(); c.Requests != 15 {

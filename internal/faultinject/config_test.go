@@ -1,0 +1,66 @@
+package faultinject_test
+
+import (
+	"testing"
+
+	"github.com/kplgo/kpl/internal/faultinject"
+)
+
+func TestInvalidFaultsAreRefused(t *testing.T) {
+	tr := faultinject.New(nil)
+	entryCases := []struct {
+		name  string
+		fault faultinject.EntryFault
+	}{
+		{name: "a probability above one is refused", fault: faultinject.EntryFault{Probability: 1.5}},
+		{name: "a negative probability is refused", fault: faultinject.EntryFault{Probability: -0.1}},
+		{name: "a hash range that is not decimal is refused", fault: faultinject.EntryFault{HashRanges: []faultinject.HashRange{{Start: "0x10", End: "20"}}}},
+	}
+	for _, tc := range entryCases {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tr.SetEntryFaults(tc.fault); err == nil {
+				t.Error("SetEntryFaults accepted it")
+			}
+		})
+	}
+	requestCases := []struct {
+		name  string
+		fault faultinject.RequestFault
+	}{
+		{name: "a fault without a kind is refused", fault: faultinject.RequestFault{Count: 1}},
+		{name: "a fault with neither count nor probability is refused", fault: faultinject.RequestFault{Kind: faultinject.HTTP500}},
+		{name: "a negative count is refused", fault: faultinject.RequestFault{Kind: faultinject.HTTP500, Count: -1}},
+		{name: "a probability above one is refused", fault: faultinject.RequestFault{Kind: faultinject.HTTP503, Probability: 2}},
+	}
+	for _, tc := range requestCases {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tr.AddRequestFault(tc.fault); err == nil {
+				t.Error("AddRequestFault accepted it")
+			}
+		})
+	}
+}
+
+func TestHashRangeHolds(t *testing.T) {
+	tests := []struct {
+		name     string
+		r        faultinject.HashRange
+		pk, ehk  string
+		expected bool
+	}{
+		{name: "an explicit hash key inside the range is held", r: faultinject.HashRange{Start: "0", End: "10"}, pk: "x", ehk: "5", expected: true},
+		{name: "an explicit hash key below the range is not held", r: faultinject.HashRange{Start: "6", End: "10"}, pk: "x", ehk: "5"},
+		{name: "the range's ends are held", r: faultinject.HashRange{Start: "5", End: "5"}, pk: "x", ehk: "5", expected: true},
+		// MD5("a") = 0cc175b9c0f1b6a831c399e269772661 = 16955237001963240173058271559858726497.
+		{name: "a partition key is hashed with MD5", r: faultinject.HashRange{Start: "16955237001963240173058271559858726497", End: "16955237001963240173058271559858726497"}, pk: "a", expected: true},
+		{name: "a partition key hashing outside the range is not held", r: faultinject.HashRange{Start: "16955237001963240173058271559858726498", End: "340282366920938463463374607431768211455"}, pk: "a"},
+		{name: "a malformed range holds nothing", r: faultinject.HashRange{Start: "", End: "10"}, pk: "x", ehk: "5"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.r.Holds(tc.pk, tc.ehk); got != tc.expected {
+				t.Errorf("Holds(%q, %q) = %v", tc.pk, tc.ehk, got)
+			}
+		})
+	}
+}
