@@ -1,0 +1,92 @@
+package producer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/aws/smithy-go"
+)
+
+// errClass is what the producer makes of an error.
+type errClass struct {
+	code, message string
+	retryable     bool  // try again after a backoff
+	refresh       bool  // the shard map may be stale
+	throttle      bool  // the shard's rate is too high
+	cause         error // the call's error, if the whole call failed
+}
+
+// Error codes the producer retries. Everything else with an HTTP status
+// below 500 (validation, access, KMS configuration) fails at once.
+var retryableCodes = map[string]bool{
+	"ProvisionedThroughputExceededException": true,
+	"InternalFailure":                        true,
+	"InternalFailureException":               true,
+	"InternalServerError":                    true,
+	"ServiceUnavailable":                     true,
+	"ServiceUnavailableException":            true,
+	"KMSThrottlingException":                 true,
+	"ThrottlingException":                    true,
+	"Throttling":                             true,
+	"LimitExceededException":                 true,
+	"RequestTimeout":                         true,
+	"RequestTimeoutException":                true,
+	"ResourceInUseException":                 true,
+	"ResourceNotFoundException":              true, // with a refresh: the stream may be re-created
+	"SlowDown":                               true,
+}
+
+// classifyCode classifies a per-entry error code of a PutRecords response.
+func classifyCode(code, message string) errClass {
+	return errClass{
+		code:      code,
+		message:   message,
+		retryable: retryableCodes[code],
+		throttle:  code == "ProvisionedThroughputExceededException",
+	}
+}
+
+// invalidResponseError is a response the producer cannot match to its
+// request; retried.
+type invalidResponseError struct{ msg string }
+
+func (e *invalidResponseError) Error() string { return "producer: " + e.msg }
+
+// classify classifies the error of a whole call.
+func classify(err error) errClass {
+	c := errClass{cause: err, message: err.Error()}
+	var status interface{ HTTPStatusCode() int }
+	hasStatus := errors.As(err, &status)
+	var api smithy.APIError
+	var inv *invalidResponseError
+	switch {
+	case errors.As(err, &inv):
+		c.code, c.retryable = "InvalidResponse", true
+	case errors.As(err, &api):
+		c = classifyCode(api.ErrorCode(), api.ErrorMessage())
+		c.cause = err
+		if !c.retryable && hasStatus && (status.HTTPStatusCode() >= 500 || status.HTTPStatusCode() == 429) {
+			c.retryable = true
+		}
+		c.refresh = c.code == "ResourceNotFoundException"
+	case hasStatus && status.HTTPStatusCode() != 0:
+		code := status.HTTPStatusCode()
+		c.code = fmt.Sprintf("HTTP%d", code)
+		c.retryable = code >= 500 || code == 429
+	case errors.Is(err, context.DeadlineExceeded):
+		c.code, c.retryable = "RequestTimeout", true
+	case errors.Is(err, context.Canceled):
+		c.code, c.retryable = "Canceled", true
+	default:
+		// Connection refused or reset, EOF, DNS: the request may or may
+		// not have reached the service; retrying is the only way to deliver.
+		var ne net.Error
+		c.code, c.retryable = "NetworkError", true
+		if errors.As(err, &ne) && ne.Timeout() {
+			c.code = "RequestTimeout"
+		}
+	}
+	return c
+}

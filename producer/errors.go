@@ -1,0 +1,80 @@
+package producer
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrClosed is returned by Put and PutRecord after Close (or Shutdown) has
+// begun, and is wrapped by the *RecordError of records that a Shutdown whose
+// context ended could not deliver.
+var ErrClosed = errors.New("producer: closed")
+
+// ErrRecordTooLarge is returned by Put and PutRecord when the data plus the
+// partition key exceed aggregation.MaxRecordSize (1 MiB), the largest record
+// the service accepts.
+var ErrRecordTooLarge = errors.New("producer: record too large")
+
+// ErrBufferFull is returned by Put and PutRecord when Options.FailWhenFull is
+// set and the buffer already holds Options.MaxBufferedRecords records or
+// Options.MaxBufferedBytes bytes.
+var ErrBufferFull = errors.New("producer: buffer full")
+
+// ErrRecordExpired is wrapped by the *RecordError of a record whose
+// Options.RecordTTL ended before it could be delivered.
+var ErrRecordExpired = errors.New("producer: record expired")
+
+// RecordError is the failure result of one user record, returned by
+// Future.Wait. It carries every attempt made to send the record.
+type RecordError struct {
+	// Code is the error code of the last attempt, e.g.
+	// "ProvisionedThroughputExceededException", "InvalidArgumentException",
+	// "NetworkError", or "ProducerClosed".
+	Code string
+	// Message is the error message of the last attempt.
+	Message string
+	// Retryable reports whether the last error was one the producer retries;
+	// a retryable error ends a record only through its TTL or a Shutdown.
+	Retryable bool
+	// Attempts lists every PutRecords attempt, oldest first. It may be shared
+	// with other records of the same aggregate: do not modify it.
+	Attempts []Attempt
+
+	sentinel error // ErrRecordExpired, ErrClosed or nil
+	cause    error // the request error, when the whole call failed
+}
+
+// Error describes the failure.
+func (e *RecordError) Error() string {
+	var b strings.Builder
+	b.WriteString("producer: record failed")
+	if e.sentinel != nil {
+		b.Reset()
+		b.WriteString(e.sentinel.Error())
+	}
+	fmt.Fprintf(&b, " after %d attempt(s)", len(e.Attempts))
+	if e.Code != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Code)
+	}
+	if e.Message != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Message)
+	}
+	return b.String()
+}
+
+// Unwrap returns ErrRecordExpired or ErrClosed where they apply, and the
+// request error (e.g. a *smithy.OperationError) when the whole call failed,
+// so errors.Is and errors.As see both.
+func (e *RecordError) Unwrap() []error {
+	var errs []error
+	if e.sentinel != nil {
+		errs = append(errs, e.sentinel)
+	}
+	if e.cause != nil {
+		errs = append(errs, e.cause)
+	}
+	return errs
+}

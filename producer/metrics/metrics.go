@@ -1,0 +1,86 @@
+// Package metrics exports a producer's Stats to Prometheus.
+//
+//	reg := prometheus.NewRegistry()
+//	reg.MustRegister(metrics.NewCollector(p, "kpl"))
+//
+// Every metric is read from one Producer.Stats snapshot per scrape, so a
+// scrape is consistent and costs the producer nothing between scrapes.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kplgo/kpl/producer"
+)
+
+// NewCollector returns a collector of p's Stats, with metric names
+// <namespace>_producer_<name>. It is safe for concurrent scrapes.
+func NewCollector(p *producer.Producer, namespace string) prometheus.Collector {
+	return NewStatsCollector(p.Stats, namespace)
+}
+
+// NewStatsCollector is NewCollector for any source of Stats snapshots.
+func NewStatsCollector(stats func() producer.Stats, namespace string) prometheus.Collector {
+	c := &collector{stats: stats}
+	for _, m := range metricDefs {
+		c.descs = append(c.descs, prometheus.NewDesc(
+			prometheus.BuildFQName(namespace, "producer", m.name), m.help, m.labels, nil))
+	}
+	return c
+}
+
+type metricDef struct {
+	name, help string
+	kind       prometheus.ValueType
+	labels     []string
+	value      func(producer.Stats) float64 // nil for the labelled retries
+}
+
+var metricDefs = []metricDef{
+	{"user_records_put_total", "User records accepted by Put.", prometheus.CounterValue, nil, func(s producer.Stats) float64 { return float64(s.UserRecordsPut) }},
+	{"user_records_succeeded_total", "User records delivered.", prometheus.CounterValue, nil, func(s producer.Stats) float64 { return float64(s.UserRecordsSucceeded) }},
+	{"user_records_failed_total", "User records that failed, expired ones included.", prometheus.CounterValue, nil, func(s producer.Stats) float64 { return float64(s.UserRecordsFailed) }},
+	{"user_records_expired_total", "User records that failed because their TTL ended.", prometheus.CounterValue, nil, func(s producer.Stats) float64 { return float64(s.UserRecordsExpired) }},
+	{"user_records_retried_total", "User records scheduled for another attempt.", prometheus.CounterValue, nil, func(s producer.Stats) float64 { return float64(s.UserRecordsRetried) }},
+	{"kinesis_records_sent_total", "Kinesis records sent in PutRecords calls, retries included.", prometheus.CounterValue, nil, func(s producer.Stats) float64 { return float64(s.KinesisRecordsSent) }},
+	{"kinesis_records_succeeded_total", "Kinesis records stored.", prometheus.CounterValue, nil, func(s producer.Stats) float64 { return float64(s.KinesisRecordsSucceeded) }},
+	{"put_records_calls_total", "PutRecords calls made.", prometheus.CounterValue, nil, func(s producer.Stats) float64 { return float64(s.PutRecordsCalls) }},
+	{"put_records_errors_total", "PutRecords calls that failed as a whole.", prometheus.CounterValue, nil, func(s producer.Stats) float64 { return float64(s.PutRecordsErrors) }},
+	{"bytes_sent_total", "Data and partition key bytes of Kinesis records sent, retries included.", prometheus.CounterValue, nil, func(s producer.Stats) float64 { return float64(s.BytesSent) }},
+	{"bytes_succeeded_total", "Data and partition key bytes of Kinesis records stored.", prometheus.CounterValue, nil, func(s producer.Stats) float64 { return float64(s.BytesSucceeded) }},
+	{"throttles_total", "Kinesis records refused for throughput.", prometheus.CounterValue, nil, func(s producer.Stats) float64 { return float64(s.Throttles) }},
+	{"wrong_shard_total", "Kinesis records stored on another shard than predicted.", prometheus.CounterValue, nil, func(s producer.Stats) float64 { return float64(s.WrongShard) }},
+	{"shard_map_refreshes_total", "Successful shard map loads.", prometheus.CounterValue, nil, func(s producer.Stats) float64 { return float64(s.ShardMapRefreshes) }},
+	{"shard_map_refresh_errors_total", "Failed shard map loads.", prometheus.CounterValue, nil, func(s producer.Stats) float64 { return float64(s.ShardMapRefreshErrors) }},
+	{"buffered_records", "User records accepted and not yet resolved.", prometheus.GaugeValue, nil, func(s producer.Stats) float64 { return float64(s.BufferedRecords) }},
+	{"buffered_bytes", "Bytes of the user records accepted and not yet resolved.", prometheus.GaugeValue, nil, func(s producer.Stats) float64 { return float64(s.BufferedBytes) }},
+	{"shards", "Open shards in the shard map.", prometheus.GaugeValue, nil, func(s producer.Stats) float64 { return float64(s.Shards) }},
+	{"user_records_per_kinesis_record", "Average user records per stored Kinesis record.", prometheus.GaugeValue, nil, producer.Stats.UserRecordsPerKinesisRecord},
+	{"retries_total", "Kinesis records scheduled for another attempt, by error code.", prometheus.CounterValue, []string{"code"}, nil},
+}
+
+type collector struct {
+	stats func() producer.Stats
+	descs []*prometheus.Desc // parallel to metricDefs
+}
+
+// Describe sends every metric's description.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+}
+
+// Collect sends the metrics of one Stats snapshot.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	for i, m := range metricDefs {
+		if m.value != nil {
+			ch <- prometheus.MustNewConstMetric(c.descs[i], m.kind, m.value(s))
+			continue
+		}
+		for code, n := range s.RetriesByCode {
+			ch <- prometheus.MustNewConstMetric(c.descs[i], m.kind, float64(n), code)
+		}
+	}
+}
