@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kplgo/kpl/producer"
 )
 
 func TestRun(t *testing.T) {
@@ -129,5 +131,31 @@ func TestReportOutputs(t *testing.T) {
 				t.Fatalf("%s does not look like %s (%d bytes)", path, ext, len(b))
 			}
 		})
+	}
+}
+
+func TestRunThroughTheProducer(t *testing.T) {
+	t.Parallel()
+	client := NewCountingClient(4)
+	p, err := producer.New(context.Background(), client, "s", func(o *producer.Options) { o.Linger = 5 * time.Millisecond })
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := NewRecorder(time.Now(), 100*time.Millisecond)
+	sink := NewProducerSink(p, rec)
+	res, err := Run(context.Background(), RunConfig{Mode: "aggregated", Duration: 200 * time.Millisecond, Rate: 20_000,
+		Symbols: DefaultSymbols(50), Keys: KeyTrade}, sink, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Offered == 0 || res.Acked != res.Offered || res.Lost != 0 || res.Failed != 0 {
+		t.Fatalf("offered %d acked %d failed %d lost %d", res.Offered, res.Acked, res.Failed, res.Lost)
+	}
+	kc := client.Counters()
+	if res.Sink.KinesisRecords != kc.KinesisRecords || res.Sink.Calls != kc.Calls || res.Sink.Bytes != kc.Bytes {
+		t.Fatalf("the producer counted %+v, the client received %+v", res.Sink, kc)
+	}
+	if res.Sink.KinesisRecords >= res.Acked/10 {
+		t.Fatalf("%d trades took %d Kinesis records: not aggregated", res.Acked, res.Sink.KinesisRecords)
 	}
 }
