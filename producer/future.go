@@ -2,6 +2,7 @@ package producer
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,40 +45,57 @@ type Attempt struct {
 
 // Future is the pending result of one user record accepted by Put. Each
 // accepted record gets exactly one result. A Future is safe for concurrent
-// use.
+// use; it costs one small allocation and no goroutine or channel unless Done
+// is called before the result is in.
 type Future struct {
 	p *Producer
 
 	// The user record; immutable after Put. data is dropped on completion.
-	pk      string
-	ehk     string
-	data    []byte
-	hash    aggregation.HashKey
-	putTime time.Time
-	size    int32 // len(data) + len(pk)
-	bucket  uint8 // flush epoch bucket
+	pk     string
+	ehk    string
+	data   []byte
+	hash   aggregation.HashKey
+	put    int64 // put time, nanoseconds since p.base
+	size   int32 // len(data) + len(pk)
+	bucket uint8 // flush epoch bucket
+	sub    uint32
 	// prior holds attempts made before the record was moved to another
 	// Kinesis record (re-routing, expiry of neighbours). Owned by whoever
-	// owns the record's Kinesis record.
+	// owns the record's Kinesis record until completion; read-only after.
 	prior []Attempt
 
-	done atomic.Bool
-	mu   sync.Mutex    // guards ch
-	ch   chan struct{} // made on the first Done call before completion
-	res  Result
-	err  error
+	// Outcome, written before state gets futureDone.
+	k   *krec // the Kinesis record that delivered it
+	lat time.Duration
+	err error
+
+	state  atomic.Uint32 // futureDone | futureWaited
+	mu     sync.Mutex    // guards ch and closed
+	ch     chan struct{}
+	closed bool
 }
+
+const (
+	futureDone   = 1 << iota // the outcome is written
+	futureWaited             // ch exists
+)
 
 // Done returns a channel that is closed when the result is available. It
 // does not block.
 func (f *Future) Done() <-chan struct{} {
+	if f.state.Load()&futureDone != 0 {
+		return f.p.closedCh
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.ch == nil {
-		if f.done.Load() {
-			return f.p.closedCh
-		}
 		f.ch = make(chan struct{})
+		f.state.Or(futureWaited)
+	}
+	// complete may have missed futureWaited: close here then.
+	if f.state.Load()&futureDone != 0 && !f.closed {
+		close(f.ch)
+		f.closed = true
 	}
 	return f.ch
 }
@@ -86,31 +104,53 @@ func (f *Future) Done() <-chan struct{} {
 // is a *RecordError when the record failed (errors.Is(err,
 // ErrRecordExpired) after its TTL), or ctx.Err().
 func (f *Future) Wait(ctx context.Context) (Result, error) {
-	if f.done.Load() {
-		return f.res, f.err
+	if f.state.Load()&futureDone == 0 {
+		select {
+		case <-f.Done():
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		}
 	}
-	select {
-	case <-f.Done():
-		return f.res, f.err
-	case <-ctx.Done():
-		return Result{}, ctx.Err()
+	if f.err != nil {
+		var re *RecordError
+		if errors.As(f.err, &re) {
+			return Result{Attempts: re.Attempts, Latency: f.lat}, f.err
+		}
+		return Result{Latency: f.lat}, f.err
 	}
+	k := f.k
+	r := Result{
+		ShardID:        k.resShard,
+		SequenceNumber: k.resSeq,
+		Aggregated:     k.aggregated,
+		Attempts:       attemptsOf(f, k),
+		Latency:        f.lat,
+	}
+	if k.aggregated {
+		r.SubSequenceNumber = uint64(f.sub)
+	}
+	return r, nil
 }
 
-// complete publishes the result. It is called exactly once.
-func (f *Future) complete(res Result, err error) {
-	f.res, f.err = res, err
+// complete publishes the outcome (f.k or f.err must be set). It is called
+// exactly once.
+func (f *Future) complete(now int64) {
+	f.lat = time.Duration(now - f.put)
 	f.data = nil
-	f.prior = nil
-	f.mu.Lock()
-	f.done.Store(true)
-	if f.ch != nil {
-		close(f.ch)
+	if f.state.Or(futureDone)&futureWaited != 0 {
+		f.mu.Lock()
+		if !f.closed {
+			close(f.ch)
+			f.closed = true
+		}
+		f.mu.Unlock()
 	}
-	f.mu.Unlock()
 }
 
 // record returns the user record.
 func (f *Future) record() aggregation.Record {
 	return aggregation.Record{PartitionKey: f.pk, ExplicitHashKey: f.ehk, Data: f.data}
 }
+
+// putTime returns the put time.
+func (f *Future) putTime() time.Time { return f.p.base.Add(time.Duration(f.put)) }

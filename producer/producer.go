@@ -35,7 +35,9 @@ type Producer struct {
 	smap     atomic.Pointer[shardMap]
 	hashes   atomic.Pointer[hashCache]
 	aggPool  sync.Pool // *aggregation.Aggregator, reset
+	bufPool  sync.Pool // *[]byte, buffers of encoded aggregates
 	closedCh chan struct{}
+	base     time.Time // monotonic origin of Future.put
 
 	// Buffer accounting. bufRecs also counts Puts in progress, which is what
 	// lets Close wait for them.
@@ -108,6 +110,7 @@ func New(ctx context.Context, client Client, stream string, optFns ...func(*Opti
 		opts:       opts,
 		log:        opts.Logger,
 		closedCh:   make(chan struct{}),
+		base:       time.Now(),
 		progCh:     make(chan struct{}),
 		wake:       make(chan struct{}, 1),
 		work:       make(chan *batch, opts.MaxConnections),
@@ -237,8 +240,9 @@ func (p *Producer) put(ctx context.Context, pk, ehk string, data []byte) (*Futur
 	if err := p.reserve(ctx, size); err != nil {
 		return nil, err
 	}
-	now := time.Now()
-	f := &Future{p: p, pk: pk, ehk: ehk, data: data, hash: h, putTime: now, size: int32(size)}
+	ns := int64(time.Since(p.base))
+	now := p.base.Add(time.Duration(ns))
+	f := &Future{p: p, pk: pk, ehk: ehk, data: data, hash: h, put: ns, size: int32(size)}
 	e := p.epoch.Load() & 1
 	f.bucket = uint8(e)
 	p.pending[e].Add(1)
@@ -477,3 +481,6 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
+
+// nanos converts t to nanoseconds since p.base.
+func (p *Producer) nanos(t time.Time) int64 { return int64(t.Sub(p.base)) }

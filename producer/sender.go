@@ -25,6 +25,11 @@ type krec struct {
 	size  int // len(data) + len(pk), what the service counts
 
 	attempts  []Attempt
+	// Outcome, set before its user records complete.
+	resShard, resSeq string
+	aggregated       bool
+	ownData          bool // data is the producer's (an encoded aggregate), reusable after success
+
 	notBefore time.Time // earliest next attempt (retries)
 	oldest    time.Time // put time of the oldest user record
 	deadline  time.Time // oldest + RecordTTL
@@ -72,7 +77,7 @@ func (p *Producer) seal(s *shard) bool {
 		k.size = s.agg.Size() + len(aggregation.AggregatePartitionKey)
 		s.agg = p.getAgg()
 	}
-	k.oldest = k.recs[0].putTime
+	k.oldest = k.recs[0].putTime()
 	k.deadline = k.oldest.Add(p.opts.RecordTTL)
 	s.ready = append(s.ready, k)
 	return p.addReady(k)
@@ -82,7 +87,7 @@ func (p *Producer) seal(s *shard) bool {
 func (p *Producer) sealSingle(s *shard, f *Future) bool {
 	k := &krec{shard: s}
 	k.setPlain(f)
-	k.oldest = f.putTime
+	k.oldest = f.putTime()
 	k.deadline = k.oldest.Add(p.opts.RecordTTL)
 	s.ready = append(s.ready, k)
 	return p.addReady(k)
@@ -100,7 +105,14 @@ func (p *Producer) encode(k *krec) {
 	if k.agg == nil {
 		return
 	}
-	k.data = k.agg.AppendEncoded(make([]byte, 0, k.agg.Size()))
+	var buf []byte
+	if b, ok := p.bufPool.Get().(*[]byte); ok && cap(*b) >= k.agg.Size() {
+		buf = (*b)[:0]
+	} else {
+		buf = make([]byte, 0, max(k.agg.Size(), p.opts.AggregationMaxSize))
+	}
+	k.data = k.agg.AppendEncoded(buf)
+	k.ownData = true
 	ehk := k.recs[0].hash.String()
 	k.ehk = &ehk
 	p.putAgg(k.agg)
@@ -273,7 +285,7 @@ func (p *Producer) takeFrom(s *shard, b *batch, now time.Time, force, full bool)
 	case len(s.ready) > 0:
 		s.oldest = s.ready[0].oldest
 	case s.agg.Count() > 0:
-		s.oldest = s.aggRecs[0].putTime
+		s.oldest = s.aggRecs[0].putTime()
 	default:
 		s.oldest = time.Time{}
 	}
@@ -418,18 +430,22 @@ func attemptsOf(f *Future, k *krec) []Attempt {
 
 // succeed completes every user record of k.
 func (p *Producer) succeed(k *krec, shardID, seq string, now time.Time, rel *release) {
-	agg := len(k.recs) > 1
+	k.resShard, k.resSeq, k.aggregated = shardID, seq, len(k.recs) > 1
+	ns := p.nanos(now)
 	for i, f := range k.recs {
-		r := Result{ShardID: shardID, SequenceNumber: seq, Aggregated: agg, Attempts: attemptsOf(f, k), Latency: now.Sub(f.putTime)}
-		if agg {
-			r.SubSequenceNumber = uint64(i)
-		}
+		f.sub = uint32(i)
+		f.k = k
 		rel.add(f)
-		f.complete(r, nil)
+		f.complete(ns)
 	}
 	p.stats.succeeded.Add(uint64(len(k.recs)))
 	p.stats.krecsSucceeded.Add(1)
 	p.stats.bytesSucceeded.Add(uint64(k.size))
+	if k.ownData {
+		b := k.data[:0]
+		p.bufPool.Put(&b)
+	}
+	k.recs, k.one, k.data = nil, [1]*Future{}, nil // futures keep k: drop what they do not need
 }
 
 // fail completes every user record of k with an error.
@@ -441,6 +457,7 @@ func (p *Producer) failRecs(recs []*Future, k *krec, c errClass, sentinel error,
 	if len(recs) == 0 {
 		return
 	}
+	ns := p.nanos(time.Now())
 	for _, f := range recs {
 		var att []Attempt
 		if k != nil {
@@ -449,10 +466,11 @@ func (p *Producer) failRecs(recs []*Future, k *krec, c errClass, sentinel error,
 			att = f.prior[:len(f.prior):len(f.prior)]
 		}
 		rel.add(f)
-		f.complete(Result{Attempts: att}, &RecordError{
+		f.err = &RecordError{
 			Code: c.code, Message: c.message, Retryable: c.retryable, Attempts: att,
 			sentinel: sentinel, cause: c.cause,
-		})
+		}
+		f.complete(ns)
 	}
 	p.stats.failed.Add(uint64(len(recs)))
 	if sentinel == ErrRecordExpired {
@@ -496,7 +514,7 @@ func (p *Producer) retry(k *krec, c errClass, now time.Time, rel *release) {
 func (p *Producer) expire(k *krec, at time.Time, c errClass, rel *release) []*Future {
 	var dead, live []*Future
 	for _, f := range k.recs {
-		if f.putTime.Add(p.opts.RecordTTL).After(at) {
+		if f.putTime().Add(p.opts.RecordTTL).After(at) {
 			live = append(live, f)
 		} else {
 			dead = append(dead, f)
@@ -562,7 +580,7 @@ func (p *Producer) reroute(recs []*Future, notBefore, now time.Time, rel *releas
 	var live []*Future
 	var dead []*Future
 	for _, f := range recs {
-		if f.putTime.Add(p.opts.RecordTTL).After(now) {
+		if f.putTime().Add(p.opts.RecordTTL).After(now) {
 			live = append(live, f)
 		} else {
 			dead = append(dead, f)
@@ -627,7 +645,7 @@ func (p *Producer) build(s *shard, recs []*Future, notBefore time.Time) []*krec 
 	}
 	single := func(f *Future) {
 		flush()
-		sk := &krec{shard: s, notBefore: notBefore, oldest: f.putTime, deadline: f.putTime.Add(p.opts.RecordTTL)}
+		sk := &krec{shard: s, notBefore: notBefore, oldest: f.putTime(), deadline: f.putTime().Add(p.opts.RecordTTL)}
 		sk.setPlain(f)
 		out = append(out, sk)
 	}
@@ -647,10 +665,10 @@ func (p *Producer) build(s *shard, recs []*Future, notBefore time.Time) []*krec 
 				single(f)
 				continue
 			}
-			k = &krec{shard: s, notBefore: notBefore, oldest: f.putTime}
+			k = &krec{shard: s, notBefore: notBefore, oldest: f.putTime()}
 		}
 		k.recs = append(k.recs, f)
-		k.oldest = minTime(k.oldest, f.putTime)
+		k.oldest = minTime(k.oldest, f.putTime())
 		k.deadline = k.oldest.Add(p.opts.RecordTTL)
 		if agg.Full() {
 			flush()

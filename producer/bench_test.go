@@ -1,0 +1,113 @@
+package producer
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/kplgo/kpl/aggregation"
+)
+
+// countingClient acknowledges every entry on the shard owning its hash key
+// and only counts: it measures the producer's own overhead.
+type countingClient struct {
+	*fakeClient
+	entries, bytes atomic.Int64
+}
+
+func newCountingClient(shards int) *countingClient {
+	return &countingClient{fakeClient: newFakeClient(shards)}
+}
+
+func (c *countingClient) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
+	out := &kinesis.PutRecordsOutput{Records: make([]types.PutRecordsResultEntry, len(in.Records)), FailedRecordCount: aws.Int32(0)}
+	seq := aws.String("1")
+	for i, e := range in.Records {
+		var h aggregation.HashKey
+		if e.ExplicitHashKey != nil {
+			h, _ = aggregation.ParseHashKey(*e.ExplicitHashKey)
+		} else {
+			h = aggregation.PartitionKeyHash(*e.PartitionKey)
+		}
+		s := c.owner(h)
+		out.Records[i] = types.PutRecordsResultEntry{ShardId: &s.id, SequenceNumber: seq}
+		c.bytes.Add(int64(len(e.Data) + len(*e.PartitionKey)))
+	}
+	c.entries.Add(int64(len(in.Records)))
+	return out, nil
+}
+
+// trade is a 120-byte record like a Finnhub trade as JSON.
+func trade(i int) []byte {
+	b := fmt.Appendf(nil, `{"s":"SYM%02d","p":189.5%04d,"t":17000000%05d,"v":100,"c":["1","12"]}`, i%50, i%10000, i%100000)
+	for len(b) < 120 {
+		b = append(b, ' ')
+	}
+	return b[:120]
+}
+
+func benchmarkPut(b *testing.B, ordered bool) {
+	c := newCountingClient(4)
+	ctx := context.Background()
+	p, err := New(ctx, c, "bench", func(o *Options) {
+		o.RateLimit = 0 // the counting client has no limits to respect
+		o.Ordered = ordered
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	keys := make([]string, 50)
+	for i := range keys {
+		keys[i] = "SYM" + strconv.Itoa(i)
+	}
+	payloads := make([][]byte, 1000)
+	for i := range payloads {
+		payloads[i] = trade(i)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			if _, err := p.Put(ctx, keys[i%len(keys)], payloads[i%len(payloads)]); err != nil {
+				b.Error(err)
+				return
+			}
+			i++
+		}
+	})
+	if err := p.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	el := time.Since(start)
+	b.StopTimer()
+	st := p.Stats()
+	if err := p.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if st.UserRecordsSucceeded != uint64(b.N) {
+		b.Fatalf("succeeded %d of %d", st.UserRecordsSucceeded, b.N)
+	}
+	b.ReportMetric(float64(b.N)/el.Seconds(), "recs/s")
+	b.ReportMetric(st.UserRecordsPerKinesisRecord(), "recs/krec")
+}
+
+// BenchmarkPut measures the producer's overhead per 120-byte record, put
+// from parallel goroutines into a client that only counts, through
+// aggregation, batching and result delivery.
+func BenchmarkPut(b *testing.B) { benchmarkPut(b, false) }
+
+// BenchmarkOrdered is BenchmarkPut with Options.Ordered, to show its cost:
+// one call in flight per shard, one aggregate per shard per call.
+func BenchmarkOrdered(b *testing.B) {
+	b.Run("unordered", func(b *testing.B) { benchmarkPut(b, false) })
+	b.Run("ordered", func(b *testing.B) { benchmarkPut(b, true) })
+}
