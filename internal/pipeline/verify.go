@@ -1,0 +1,207 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/kplgo/kpl/aggregation"
+	"github.com/kplgo/kpl/internal/kinesisread"
+)
+
+// SymbolReport is what the verifier found for one symbol (or, as the total,
+// for all of them).
+type SymbolReport struct {
+	Symbol string `json:"symbol"`
+	// Trades counts every trade record read, duplicates included.
+	Trades int `json:"trades"`
+	// Distinct counts distinct trades (see Verify for the identity).
+	Distinct int `json:"distinct"`
+	// Duplicates is Trades - Distinct.
+	Duplicates int `json:"duplicates"`
+	// OutOfOrder counts trades read after a trade of the same symbol with a
+	// later trade time, on the same shard.
+	OutOfOrder int `json:"out_of_order"`
+	// Misrouted counts trades whose hash key lies outside the hash key range
+	// of the shard they were read from.
+	Misrouted int `json:"misrouted"`
+}
+
+// VerifyReport is the result of Verify.
+type VerifyReport struct {
+	Shards            int `json:"shards"`
+	KinesisRecords    int `json:"kinesis_records"`
+	AggregatedRecords int `json:"aggregated_records"`
+	UserRecords       int `json:"user_records"`
+	// Corrupt counts Kinesis records with the aggregate magic and a valid
+	// digest whose content could not be decoded.
+	Corrupt int `json:"corrupt"`
+	// Unparseable counts user records that are not trade JSON.
+	Unparseable int `json:"unparseable"`
+	// BadShardRange counts shards whose hash key range could not be parsed
+	// (their records are not checked for routing).
+	BadShardRange int            `json:"bad_shard_range"`
+	Symbols       []SymbolReport `json:"symbols"`
+	Total         SymbolReport   `json:"total"`
+}
+
+// tradeIdentity is what makes two trade records the same trade: every
+// Finnhub field, without the ingestion timestamp, so that both a record the
+// producer sent twice and a trade the feed delivered twice count as
+// duplicates.
+type tradeIdentity struct {
+	symbol     string
+	time       int64
+	price      float64
+	volume     float64
+	conditions string
+}
+
+// Verify checks the records of a stream as read by kinesisread.ReadAll. It
+// deaggregates every Kinesis record, parses each user record as a
+// TradeRecord and counts, per symbol: trades, duplicates (same s, t, p, v
+// and c; the ingestion timestamp is ignored), out-of-order trades (within a
+// shard, a trade time lower than an earlier trade's of the same symbol), and
+// misrouted trades (hash key outside the shard's range).
+func Verify(shards []kinesisread.Shard) VerifyReport {
+	rep := VerifyReport{Shards: len(shards)}
+	bySymbol := map[string]*SymbolReport{}
+	seen := map[tradeIdentity]bool{}
+	get := func(s string) *SymbolReport {
+		sr := bySymbol[s]
+		if sr == nil {
+			sr = &SymbolReport{Symbol: s}
+			bySymbol[s] = sr
+		}
+		return sr
+	}
+	for _, sh := range shards {
+		lo, hi, rangeOK := shardRange(sh.Shard)
+		if !rangeOK {
+			rep.BadShardRange++
+		}
+		lastTime := map[string]int64{}
+		for _, kr := range sh.Records {
+			rep.KinesisRecords++
+			users, err := aggregation.Deaggregate(kr.Data, aws.ToString(kr.PartitionKey), "")
+			if err != nil {
+				rep.Corrupt++
+				continue
+			}
+			if len(users) > 0 && users[0].Aggregated {
+				rep.AggregatedRecords++
+			}
+			for _, u := range users {
+				rep.UserRecords++
+				tr, err := ParseTradeRecord(u.Data)
+				if err != nil {
+					rep.Unparseable++
+					continue
+				}
+				sr := get(tr.Symbol)
+				sr.Trades++
+				id := tradeIdentity{tr.Symbol, tr.Time, tr.Price, tr.Volume, strings.Join(tr.Conditions, "\x00")}
+				if seen[id] {
+					sr.Duplicates++
+				} else {
+					seen[id] = true
+					sr.Distinct++
+				}
+				if last, ok := lastTime[tr.Symbol]; ok && tr.Time < last {
+					sr.OutOfOrder++
+				} else {
+					lastTime[tr.Symbol] = tr.Time
+				}
+				if rangeOK {
+					hk, err := u.Record.HashKey()
+					if err != nil || hk.Cmp(lo) < 0 || hk.Cmp(hi) > 0 {
+						sr.Misrouted++
+					}
+				}
+			}
+		}
+	}
+	rep.Total.Symbol = "TOTAL"
+	for _, sr := range bySymbol {
+		rep.Symbols = append(rep.Symbols, *sr)
+		rep.Total.Trades += sr.Trades
+		rep.Total.Distinct += sr.Distinct
+		rep.Total.Duplicates += sr.Duplicates
+		rep.Total.OutOfOrder += sr.OutOfOrder
+		rep.Total.Misrouted += sr.Misrouted
+	}
+	sort.Slice(rep.Symbols, func(i, j int) bool { return rep.Symbols[i].Symbol < rep.Symbols[j].Symbol })
+	return rep
+}
+
+// shardRange parses a shard's hash key range.
+func shardRange(sh types.Shard) (lo, hi aggregation.HashKey, ok bool) {
+	if sh.HashKeyRange == nil {
+		return lo, hi, false
+	}
+	lo, errLo := aggregation.ParseHashKey(aws.ToString(sh.HashKeyRange.StartingHashKey))
+	hi, errHi := aggregation.ParseHashKey(aws.ToString(sh.HashKeyRange.EndingHashKey))
+	return lo, hi, errLo == nil && errHi == nil
+}
+
+// CheckExpect returns nil when the report shows exactly n distinct trades and
+// no misrouted trade, corrupt aggregate or unparseable record. Duplicates and
+// out-of-order trades are reported but do not fail it unless strict is set:
+// at-least-once delivery allows duplicates after ambiguous failures.
+func (r VerifyReport) CheckExpect(n int, strict bool) error {
+	var problems []string
+	if r.Total.Distinct != n {
+		problems = append(problems, fmt.Sprintf("%d distinct trades, expected %d", r.Total.Distinct, n))
+	}
+	if r.Total.Misrouted > 0 {
+		problems = append(problems, fmt.Sprintf("%d misrouted trades", r.Total.Misrouted))
+	}
+	if r.Corrupt > 0 {
+		problems = append(problems, fmt.Sprintf("%d corrupt aggregated records", r.Corrupt))
+	}
+	if r.Unparseable > 0 {
+		problems = append(problems, fmt.Sprintf("%d records that are not trades", r.Unparseable))
+	}
+	if strict && r.Total.Duplicates > 0 {
+		problems = append(problems, fmt.Sprintf("%d duplicates", r.Total.Duplicates))
+	}
+	if strict && r.Total.OutOfOrder > 0 {
+		problems = append(problems, fmt.Sprintf("%d out-of-order trades", r.Total.OutOfOrder))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("verification failed: %s", strings.Join(problems, ", "))
+	}
+	return nil
+}
+
+// WriteTable writes the report as a readable table.
+func (r VerifyReport) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "symbol\ttrades\tdistinct\tduplicates\tout-of-order\tmisrouted\t")
+	for _, sr := range append(append([]SymbolReport(nil), r.Symbols...), r.Total) {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t\n", sr.Symbol, sr.Trades, sr.Distinct, sr.Duplicates, sr.OutOfOrder, sr.Misrouted)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	ratio := 0.0
+	if r.KinesisRecords > 0 {
+		ratio = float64(r.UserRecords) / float64(r.KinesisRecords)
+	}
+	_, err := fmt.Fprintf(w, "shards: %d, Kinesis records: %d (%d aggregated), user records: %d (%.1f per Kinesis record), corrupt: %d, not trades: %d\n",
+		r.Shards, r.KinesisRecords, r.AggregatedRecords, r.UserRecords, ratio, r.Corrupt, r.Unparseable)
+	return err
+}
+
+// WriteJSON writes the report as indented JSON.
+func (r VerifyReport) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
