@@ -1,0 +1,8 @@
+// Package reliability holds the fault scenarios of the producer: each test
+// runs the producer against a real kinesis-mock behind a fault injector
+// (package faultinject), reads the stream back, and checks that no accepted
+// record was lost, that duplicates come only from ambiguous failures, that
+// every Put got exactly one result, that memory stayed bounded and that the
+// producer still works once the fault is gone. The package has no code of
+// its own outside its tests; RELIABILITY.md sums the scenarios up.
+package reliability

@@ -1,0 +1,405 @@
+package reliability
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"go.uber.org/goleak"
+
+	"github.com/kplgo/kpl/aggregation"
+	"github.com/kplgo/kpl/internal/faultinject"
+	"github.com/kplgo/kpl/internal/kinesismock"
+	"github.com/kplgo/kpl/internal/kinesisread"
+	"github.com/kplgo/kpl/producer"
+)
+
+var server *kinesismock.TestServer
+
+func TestMain(m *testing.M) {
+	server = kinesismock.StartForTests()
+	code := m.Run()
+	server.Close()
+	os.Exit(code)
+}
+
+// rig is one scenario: a fresh stream, a producer whose client goes through a
+// fault injector, and a record of every Put.
+type rig struct {
+	t      *testing.T
+	stream string
+	// admin talks to kinesis-mock directly: reading back, resharding.
+	admin *kinesis.Client
+	// tr is the fault injector between the producer and kinesis-mock.
+	tr     *faultinject.Transport
+	client *kinesis.Client
+	opts   producer.Options
+	p      *producer.Producer
+	leaks  []goleak.Option
+	httpTs []*http.Transport
+	// allowMisrouted accepts aggregates stored on a shard that does not own
+	// all their user records, as after a reshard the producer did not know
+	// of yet; otherwise finish reports them.
+	allowMisrouted bool
+
+	mu      sync.Mutex // guards puts and refused
+	puts    []*put
+	refused []refusedPut
+	seq     int
+}
+
+// put is one accepted Put.
+type put struct {
+	key  string
+	data string
+	f    *producer.Future
+}
+
+// refusedPut is a Put that returned an error.
+type refusedPut struct {
+	key, data string
+	err       error
+}
+
+// testOptions are the producer options every scenario starts from: short
+// linger and backoff so that a scenario runs in seconds, a TTL long enough
+// that every record can outlive the faults.
+func testOptions(o *producer.Options) {
+	o.Linger = 20 * time.Millisecond
+	o.RecordTTL = 60 * time.Second
+	o.RequestTimeout = 10 * time.Second
+	o.RetryBaseDelay = 20 * time.Millisecond
+	o.RetryMaxDelay = 500 * time.Millisecond
+	o.RefreshBaseDelay = 20 * time.Millisecond
+	o.RefreshMaxDelay = 500 * time.Millisecond
+}
+
+// newRig makes a stream with the given number of shards and a producer on it.
+// The producer's SDK client makes one attempt per call (as the producer asks
+// of every call anyway), so that every fault reaches the producer's own retry
+// logic.
+func newRig(t *testing.T, shards int32, optFns ...func(*producer.Options)) *rig {
+	t.Helper()
+	_, stream := server.NewStream(t, shards)
+	r := &rig{t: t, stream: stream}
+	// Goroutines that exist now (the harness's, idle connections of the
+	// stream-creating client) are not the producer's.
+	r.leaks = []goleak.Option{
+		goleak.IgnoreCurrent(),
+		// Idle keep-alive connections belong to the HTTP transports, which
+		// the test owns and closes; their loops end asynchronously.
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
+	}
+
+	adminHT := http.DefaultTransport.(*http.Transport).Clone()
+	faultHT := http.DefaultTransport.(*http.Transport).Clone()
+	r.httpTs = []*http.Transport{adminHT, faultHT}
+	r.admin = server.Client(func(o *kinesis.Options) { o.HTTPClient = &http.Client{Transport: adminHT} })
+	r.tr = faultinject.New(faultHT)
+	r.tr.Seed(uint64(len(t.Name())) + 1)
+	r.client = server.Client(func(o *kinesis.Options) {
+		o.HTTPClient = &http.Client{Transport: r.tr}
+		o.RetryMaxAttempts = 1
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	fns := append([]func(*producer.Options){testOptions}, optFns...)
+	fns = append(fns, func(o *producer.Options) { r.opts = *o })
+	p, err := producer.New(ctx, r.client, stream, fns...)
+	if err != nil {
+		t.Fatalf("producer.New: %v", err)
+	}
+	r.p = p
+	t.Cleanup(func() { _ = p.Close() }) // in case the test stops early
+	return r
+}
+
+// nextRecord makes a unique record: its data names the scenario and a
+// counter, its key is one of 64.
+func (r *rig) nextRecord(rng *rand.Rand) (key, data string) {
+	r.mu.Lock()
+	r.seq++
+	n := r.seq
+	r.mu.Unlock()
+	return fmt.Sprintf("key-%02d", rng.IntN(64)), fmt.Sprintf("%s/%06d/%s", r.stream, n, padding(n))
+}
+
+func padding(n int) string {
+	b := make([]byte, 40+n%60)
+	for i := range b {
+		b[i] = 'a' + byte((n+i)%26)
+	}
+	return string(b)
+}
+
+// putOne puts one record and keeps track of the outcome. It returns Put's
+// error.
+func (r *rig) putOne(ctx context.Context, key, data string) error {
+	f, err := r.p.Put(ctx, key, []byte(data))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		r.refused = append(r.refused, refusedPut{key: key, data: data, err: err})
+		return err
+	}
+	r.puts = append(r.puts, &put{key: key, data: data, f: f})
+	return nil
+}
+
+// putN puts n records, one after another, every interval (0: as fast as Put
+// returns). A refused Put is recorded and the input goes on.
+func (r *rig) putN(ctx context.Context, n int, interval time.Duration, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	for range n {
+		key, data := r.nextRecord(rng)
+		if err := r.putOne(ctx, key, data); err != nil && ctx.Err() != nil {
+			return
+		}
+		if interval > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(interval):
+			}
+		}
+	}
+}
+
+// accepted is the number of accepted Puts so far.
+func (r *rig) accepted() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.puts)
+}
+
+// outcome is what verify found.
+type outcome struct {
+	succeeded, failed int
+	failures          []*producer.RecordError
+	kinesisRecords    int
+	userRecords       int // user records a KCL reader sees, copies included
+	duplicates        int // copies beyond the first
+	ambiguousUser     int // user records inside Kinesis records stored by ambiguous requests
+	// Aggregates stored on a shard that does not own all of their user
+	// records (the shard map was stale): a KCL reader drops them whole, so
+	// their copies count neither as deliveries nor as duplicates.
+	misroutedKinesis, misroutedUser int
+}
+
+// finish clears the faults, checks that the producer still works with one
+// last record, flushes, waits for every result, reads the stream back and
+// checks it. It returns what it found for the scenario's own assertions.
+func (r *rig) finish() outcome {
+	t := r.t
+	t.Helper()
+	r.tr.Clear()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	// The producer still works.
+	if err := r.putOne(ctx, "final-key", r.stream+"/final"); err != nil {
+		t.Fatalf("the final Put was refused: %v", err)
+	}
+	if err := r.p.Flush(ctx); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	r.mu.Lock()
+	puts := append([]*put(nil), r.puts...)
+	refused := append([]refusedPut(nil), r.refused...)
+	r.mu.Unlock()
+	if _, err := puts[len(puts)-1].f.Wait(ctx); err != nil {
+		t.Errorf("the final record, put after the faults, failed: %v", err)
+	}
+
+	// Every Put has exactly one result, and it is there after Flush.
+	var out outcome
+	results := make([]producer.Result, len(puts))
+	ok := make([]bool, len(puts))
+	for i, p := range puts {
+		select {
+		case <-p.f.Done():
+		default:
+			t.Fatalf("record %q has no result after Flush returned", p.data)
+		}
+		res, err := p.f.Wait(ctx)
+		var recErr *producer.RecordError
+		switch {
+		case err == nil:
+			out.succeeded++
+			results[i], ok[i] = res, true
+		case errors.As(err, &recErr):
+			out.failed++
+			out.failures = append(out.failures, recErr)
+		default:
+			t.Fatalf("record %q: Wait returned %v, neither a result nor a *RecordError", p.data, err)
+		}
+	}
+	st := r.p.Stats()
+	if st.UserRecordsPut != uint64(len(puts)) {
+		t.Errorf("Stats.UserRecordsPut = %d, %d Puts were accepted", st.UserRecordsPut, len(puts))
+	}
+	if st.UserRecordsSucceeded != uint64(out.succeeded) || st.UserRecordsFailed != uint64(out.failed) {
+		t.Errorf("Stats say %d succeeded and %d failed; the futures say %d and %d",
+			st.UserRecordsSucceeded, st.UserRecordsFailed, out.succeeded, out.failed)
+	}
+	if st.BufferedRecords != 0 {
+		t.Errorf("Stats.BufferedRecords = %d after Flush", st.BufferedRecords)
+	}
+
+	// Read back.
+	shards, err := kinesisread.ReadAll(ctx, r.admin, r.stream)
+	if err != nil {
+		t.Fatalf("read the stream back: %v", err)
+	}
+	ambiguous := map[[2]string]bool{}
+	for _, a := range r.tr.Ambiguous() {
+		ambiguous[[2]string{a.ShardID, a.SequenceNumber}] = true
+	}
+	type copyAt struct {
+		shard, seq string
+		sub        uint64
+		ambiguous  bool
+	}
+	copies := map[string][]copyAt{} // copies a KCL reader sees
+	hidden := map[string]int{}      // copies inside misrouted aggregates
+	for _, sh := range shards {
+		shardID := aws.ToString(sh.Shard.ShardId)
+		rng := faultinject.RangeOf(sh.Shard)
+		for _, kr := range sh.Records {
+			out.kinesisRecords++
+			amb := ambiguous[[2]string{shardID, aws.ToString(kr.SequenceNumber)}]
+			// GetRecords does not return explicit hash keys; these tests put none.
+			urs, err := aggregation.Deaggregate(kr.Data, aws.ToString(kr.PartitionKey), "")
+			if err != nil {
+				t.Errorf("record %s on %s does not deaggregate: %v", aws.ToString(kr.SequenceNumber), shardID, err)
+				continue
+			}
+			// A KCL reader drops a whole aggregate if one of its user
+			// records does not belong to the shard it was read from.
+			misrouted := 0
+			for _, u := range urs {
+				if !rng.Holds(u.PartitionKey, u.ExplicitHashKey) {
+					misrouted++
+				}
+			}
+			if misrouted > 0 {
+				out.misroutedKinesis++
+				out.misroutedUser += len(urs)
+				if !r.allowMisrouted {
+					t.Errorf("aggregate %s on %s holds %d of %d user records outside the shard's hash range",
+						aws.ToString(kr.SequenceNumber), shardID, misrouted, len(urs))
+				}
+				for _, u := range urs {
+					hidden[string(u.Data)]++
+				}
+				continue
+			}
+			for _, u := range urs {
+				out.userRecords++
+				if amb {
+					out.ambiguousUser++
+				}
+				copies[string(u.Data)] = append(copies[string(u.Data)], copyAt{shardID, aws.ToString(kr.SequenceNumber), u.SubSequenceNumber, amb})
+			}
+		}
+	}
+
+	known := make(map[string]bool, len(puts)+len(refused))
+	for i, p := range puts {
+		known[p.data] = true
+		cs := copies[p.data]
+		if ok[i] {
+			res := results[i]
+			found := false
+			for _, c := range cs {
+				if c.shard == res.ShardID && c.seq == res.SequenceNumber && c.sub == res.SubSequenceNumber {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("LOST: record %q succeeded at %s/%s/%d but is not there (copies: %v)",
+					p.data, res.ShardID, res.SequenceNumber, res.SubSequenceNumber, cs)
+			}
+		}
+		nonAmbiguous := 0
+		for _, c := range cs {
+			if !c.ambiguous {
+				nonAmbiguous++
+			}
+		}
+		if nonAmbiguous > 1 {
+			t.Errorf("record %q is stored %d times by requests the producer saw succeed: %v", p.data, nonAmbiguous, cs)
+		}
+		if len(cs) > 1 {
+			out.duplicates += len(cs) - 1
+		}
+	}
+	for _, rf := range refused {
+		known[rf.data] = true
+		if len(copies[rf.data]) > 0 {
+			t.Errorf("record %q was refused by Put (%v) yet it is in the stream", rf.data, rf.err)
+		}
+	}
+	for data := range hidden {
+		if !known[data] {
+			t.Errorf("the stream holds a record nobody put: %q", data)
+		}
+	}
+	for data := range copies {
+		if !known[data] {
+			t.Errorf("the stream holds a record nobody put: %q", data)
+		}
+	}
+	if out.duplicates > out.ambiguousUser {
+		t.Errorf("%d duplicates, more than the %d user records of ambiguous requests", out.duplicates, out.ambiguousUser)
+	}
+	t.Logf("%d puts (%d refused): %d succeeded, %d failed; %d Kinesis records hold %d visible user records, %d duplicates (%d possible); %d misrouted aggregates hide %d user records; injector: %+v; producer: %+v",
+		len(puts), len(refused), out.succeeded, out.failed, out.kinesisRecords, out.userRecords, out.duplicates, out.ambiguousUser,
+		out.misroutedKinesis, out.misroutedUser, r.tr.Counters(), st)
+	return out
+}
+
+// close closes the producer and checks that it leaves no goroutine behind.
+func (r *rig) close() {
+	r.t.Helper()
+	if err := r.p.Close(); err != nil {
+		r.t.Errorf("Close: %v", err)
+	}
+	for _, ht := range r.httpTs {
+		ht.CloseIdleConnections()
+	}
+	goleak.VerifyNone(r.t, r.leaks...)
+}
+
+// watchBuffer samples the producer's buffered record count until stop is
+// closed and returns the largest value seen.
+func (r *rig) watchBuffer(stop <-chan struct{}) <-chan int64 {
+	out := make(chan int64, 1)
+	go func() {
+		var top int64
+		tk := time.NewTicker(2 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			if n := int64(r.p.Stats().BufferedRecords); n > top {
+				top = n
+			}
+			select {
+			case <-stop:
+				out <- top
+				return
+			case <-tk.C:
+			}
+		}
+	}()
+	return out
+}

@@ -1,0 +1,409 @@
+package reliability
+
+import (
+	"context"
+	"errors"
+	"math/big"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/kplgo/kpl/internal/faultinject"
+	"github.com/kplgo/kpl/internal/kinesismock"
+	"github.com/kplgo/kpl/internal/kinesisread"
+	"github.com/kplgo/kpl/producer"
+)
+
+func testCtx(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func shardsOf(t *testing.T, r *rig) []types.Shard {
+	t.Helper()
+	shards, err := kinesisread.ListAllShards(testCtx(t, 10*time.Second), r.admin, r.stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return shards
+}
+
+// TestSustainedThrottlingOfOneShard throttles every entry routed to one of
+// four shards for two seconds, then half of them for the rest of the run.
+// Every record must still arrive, once.
+func TestSustainedThrottlingOfOneShard(t *testing.T) {
+	r := newRig(t, 4)
+	hot := shardsOf(t, r)[1]
+	if err := r.tr.SetEntryFaults(faultinject.EntryFault{HashRanges: []faultinject.HashRange{faultinject.RangeOf(hot)}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t, 90*time.Second)
+	done := make(chan struct{})
+	go func() { defer close(done); r.putN(ctx, 800, time.Millisecond, 1) }()
+	time.Sleep(2 * time.Second)
+	if err := r.tr.SetEntryFaults(faultinject.EntryFault{Probability: 0.5, HashRanges: []faultinject.HashRange{faultinject.RangeOf(hot)}}); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+
+	out := r.finish()
+	if out.failed != 0 {
+		t.Errorf("%d records failed under throttling with a 60s TTL: %v", out.failed, out.failures[0])
+	}
+	if out.duplicates != 0 {
+		t.Errorf("%d duplicates without an ambiguous failure", out.duplicates)
+	}
+	st := r.p.Stats()
+	if c := r.tr.Counters(); c.EntriesFailed[faultinject.CodeThrottled] == 0 {
+		t.Fatal("the scenario throttled nothing")
+	}
+	if st.Throttles == 0 {
+		t.Errorf("Stats.Throttles = 0 after %d throttled entries", r.tr.Counters().EntriesFailed[faultinject.CodeThrottled])
+	}
+	r.close()
+}
+
+// TestRandomPerEntryFailures fails 20% of all entries, half throttled, half
+// InternalFailure, with aggregation on (an entry is an aggregate of many user
+// records) and off (an entry is one user record).
+func TestRandomPerEntryFailures(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		aggregation bool
+	}{
+		{name: "every record arrives once when aggregates fail", aggregation: true},
+		{name: "every record arrives once when single records fail", aggregation: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, 2, func(o *producer.Options) { o.AggregationEnabled = tc.aggregation })
+			if err := r.tr.SetEntryFaults(
+				faultinject.EntryFault{Code: faultinject.CodeThrottled, Probability: 0.1},
+				faultinject.EntryFault{Code: faultinject.CodeInternalFailure, Probability: 0.1 / 0.9},
+			); err != nil {
+				t.Fatal(err)
+			}
+			r.putN(testCtx(t, 60*time.Second), 600, time.Millisecond, 2)
+			out := r.finish()
+			if out.failed != 0 {
+				t.Errorf("%d records failed under 20%% entry failures with a 60s TTL: %v", out.failed, out.failures[0])
+			}
+			if out.duplicates != 0 {
+				t.Errorf("%d duplicates without an ambiguous failure", out.duplicates)
+			}
+			c := r.tr.Counters()
+			if c.EntriesFailed[faultinject.CodeThrottled] == 0 || c.EntriesFailed[faultinject.CodeInternalFailure] == 0 {
+				t.Fatalf("the scenario did not inject both codes: %v", c.EntriesFailed)
+			}
+			st := r.p.Stats()
+			if st.RetriesByCode[faultinject.CodeInternalFailure] == 0 || st.RetriesByCode[faultinject.CodeThrottled] == 0 {
+				t.Errorf("Stats.RetriesByCode lacks a code that was injected: %v", st.RetriesByCode)
+			}
+			r.close()
+		})
+	}
+}
+
+// TestBurstsOfServerErrors sends bursts of HTTP 500 and 503 answers while
+// records keep coming.
+func TestBurstsOfServerErrors(t *testing.T) {
+	r := newRig(t, 2)
+	ctx := testCtx(t, 60*time.Second)
+	done := make(chan struct{})
+	go func() { defer close(done); r.putN(ctx, 800, 2*time.Millisecond, 3) }()
+	for i := 0; ; i++ {
+		kind := faultinject.HTTP500
+		if i%2 == 1 {
+			kind = faultinject.HTTP503
+		}
+		if err := r.tr.AddRequestFault(faultinject.RequestFault{Kind: kind, Count: 8, Operations: []string{"PutRecords"}}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-done:
+		case <-time.After(300 * time.Millisecond):
+			continue
+		}
+		break
+	}
+	out := r.finish()
+	if out.failed != 0 {
+		t.Errorf("%d records failed under bursts of 5xx with a 60s TTL: %v", out.failed, out.failures[0])
+	}
+	if out.duplicates != 0 {
+		t.Errorf("%d duplicates without an ambiguous failure", out.duplicates)
+	}
+	if c := r.tr.Counters(); c.HTTPErrors[500] == 0 || c.HTTPErrors[503] == 0 {
+		t.Fatalf("the scenario injected no 500 or no 503: %v", c.HTTPErrors)
+	}
+	r.close()
+}
+
+// TestConnectionResets resets 10% of PutRecords requests before they reach
+// the engine and 10% after (stored, but the producer sees an error). Only
+// the latter may cause duplicates, and only of the records they carried.
+func TestConnectionResets(t *testing.T) {
+	r := newRig(t, 2)
+	for _, k := range []faultinject.RequestFaultKind{faultinject.ResetBeforeForward, faultinject.ResetAfterForward} {
+		if err := r.tr.AddRequestFault(faultinject.RequestFault{Kind: k, Probability: 0.1, Operations: []string{"PutRecords"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.putN(testCtx(t, 60*time.Second), 800, 2*time.Millisecond, 4)
+	out := r.finish()
+	if out.failed != 0 {
+		t.Errorf("%d records failed under connection resets with a 60s TTL: %v", out.failed, out.failures[0])
+	}
+	c := r.tr.Counters()
+	if c.ResetsBefore == 0 || c.ResetsAfter == 0 {
+		t.Fatalf("the scenario injected %d resets before and %d after forwarding; want some of each", c.ResetsBefore, c.ResetsAfter)
+	}
+	// finish checked that every duplicate lies in an ambiguous request; the
+	// bound in the terms:
+	bound := int(c.ResetsAfter) * r.opts.CollectionMaxCount * max(1, r.opts.AggregationMaxCount)
+	if out.duplicates > bound {
+		t.Errorf("%d duplicates, over %d resets after forwarding x records per request", out.duplicates, c.ResetsAfter)
+	}
+	t.Logf("%d resets after forwarding stored %d user records a second time", c.ResetsAfter, out.duplicates)
+	r.close()
+}
+
+// TestOutageWithInputContinuing takes Kinesis away for ten seconds while
+// records keep coming, with a small buffer: Put blocks (or, with
+// FailWhenFull, refuses with ErrBufferFull), the buffer never grows past its
+// bound, and once Kinesis is back every accepted record is delivered.
+func TestOutageWithInputContinuing(t *testing.T) {
+	const bound = 100
+	const outage = 10 * time.Second
+	tests := []struct {
+		name         string
+		failWhenFull bool
+	}{
+		{name: "Put blocks while the buffer is full", failWhenFull: false},
+		{name: "Put refuses with ErrBufferFull while the buffer is full", failWhenFull: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, 2, func(o *producer.Options) {
+				o.MaxBufferedRecords = bound
+				o.FailWhenFull = tc.failWhenFull
+			})
+			ctx := testCtx(t, 90*time.Second)
+			stop := make(chan struct{})
+			top := r.watchBuffer(stop)
+
+			// Some traffic before the outage.
+			r.putN(ctx, 100, time.Millisecond, 5)
+			if err := r.p.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			before := r.p.Stats()
+
+			r.tr.StartOutage(time.Hour) // ended below, by hand
+			outageOver := time.Now().Add(outage)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				// Input keeps coming at ~200 records/s through the outage
+				// and a little after it.
+				for time.Now().Before(outageOver.Add(time.Second)) && ctx.Err() == nil {
+					r.putN(ctx, 10, 5*time.Millisecond, uint64(time.Now().UnixNano()))
+				}
+			}()
+			time.Sleep(time.Until(outageOver))
+			during := r.p.Stats()
+			r.tr.EndOutage()
+			<-done
+			close(stop)
+			maxBuffered := <-top
+
+			// Nothing was delivered during the outage, so what was accepted
+			// during it is what the buffer holds: at most the bound.
+			if acc := during.UserRecordsPut - before.UserRecordsPut; acc > bound {
+				t.Errorf("%d records accepted during the outage, over the bound of %d", acc, bound)
+			}
+			if maxBuffered > bound {
+				t.Errorf("Stats.BufferedRecords reached %d, over the bound of %d", maxBuffered, bound)
+			}
+			if maxBuffered < bound {
+				t.Errorf("Stats.BufferedRecords peaked at %d; the outage should have filled the buffer to %d", maxBuffered, bound)
+			}
+			r.mu.Lock()
+			refused := r.refused
+			r.mu.Unlock()
+			for _, rf := range refused {
+				if !tc.failWhenFull {
+					t.Fatalf("a blocking Put returned %v", rf.err)
+				}
+				if !errors.Is(rf.err, producer.ErrBufferFull) {
+					t.Fatalf("Put refused with %v, want ErrBufferFull", rf.err)
+				}
+			}
+			if tc.failWhenFull && len(refused) == 0 {
+				t.Error("no Put was refused through a full buffer")
+			}
+
+			out := r.finish()
+			if out.failed != 0 {
+				t.Errorf("%d records failed; the TTL outlives the outage: %v", out.failed, out.failures[0])
+			}
+			if out.duplicates != 0 {
+				t.Errorf("%d duplicates without an ambiguous failure", out.duplicates)
+			}
+			t.Logf("%d records accepted and %d refused during and after the outage", r.accepted()-100, len(refused))
+			r.close()
+		})
+	}
+}
+
+// TestReshardingMidRun splits one shard and then merges a child with its
+// neighbour while records keep coming. Records routed by the old shard map
+// are re-routed; none is lost and no aggregate lands on a shard that does not
+// own one of its user records.
+func TestReshardingMidRun(t *testing.T) {
+	r := newRig(t, 2)
+	r.allowMisrouted = true
+	ctx := testCtx(t, 90*time.Second)
+	done := make(chan struct{})
+	go func() { defer close(done); r.putN(ctx, 1500, 3*time.Millisecond, 6) }()
+
+	waitAccepted(t, r, 400, done)
+	parent := shardsOf(t, r)[0]
+	lo, _ := new(big.Int).SetString(aws.ToString(parent.HashKeyRange.StartingHashKey), 10)
+	hi, _ := new(big.Int).SetString(aws.ToString(parent.HashKeyRange.EndingHashKey), 10)
+	mid := new(big.Int).Rsh(new(big.Int).Add(lo, hi), 1)
+	if _, err := r.admin.SplitShard(ctx, &kinesis.SplitShardInput{
+		StreamName:         aws.String(r.stream),
+		ShardToSplit:       parent.ShardId,
+		NewStartingHashKey: aws.String(mid.String()),
+	}); err != nil {
+		t.Fatalf("SplitShard: %v", err)
+	}
+	if err := kinesismock.WaitActive(ctx, r.admin, r.stream); err != nil {
+		t.Fatal(err)
+	}
+
+	waitAccepted(t, r, 900, done)
+	// Merge the upper child of the split with the next shard.
+	var upperChild, next types.Shard
+	for _, s := range shardsOf(t, r) {
+		if s.SequenceNumberRange.EndingSequenceNumber != nil {
+			continue // closed
+		}
+		switch aws.ToString(s.HashKeyRange.StartingHashKey) {
+		case mid.String():
+			upperChild = s
+		case new(big.Int).Add(hi, big.NewInt(1)).String():
+			next = s
+		}
+	}
+	if upperChild.ShardId == nil || next.ShardId == nil {
+		t.Fatalf("no adjacent open shards to merge after the split: %v", shardsOf(t, r))
+	}
+	if _, err := r.admin.MergeShards(ctx, &kinesis.MergeShardsInput{
+		StreamName:           aws.String(r.stream),
+		ShardToMerge:         upperChild.ShardId,
+		AdjacentShardToMerge: next.ShardId,
+	}); err != nil {
+		t.Fatalf("MergeShards: %v", err)
+	}
+	if err := kinesismock.WaitActive(ctx, r.admin, r.stream); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+
+	out := r.finish()
+	if out.failed != 0 {
+		t.Errorf("%d records failed across resharding: %v", out.failed, out.failures[0])
+	}
+	if out.duplicates != 0 {
+		t.Errorf("%d duplicates without an ambiguous failure", out.duplicates)
+	}
+	if n := len(shardsOf(t, r)); n != 5 {
+		t.Errorf("%d shards after one split and one merge of two, want 5", n)
+	}
+	st := r.p.Stats()
+	if st.Shards != 2 || st.ShardMapRefreshes < 3 {
+		t.Errorf("the producer's map has %d open shards after %d loads; want 2 after at least 3 (start, split, merge)", st.Shards, st.ShardMapRefreshes)
+	}
+	// Aggregates built for the old map and stored on a new shard that does
+	// not own all their records are invisible to a KCL reader: the producer
+	// must send those records again (and finish checked they are visible).
+	if out.misroutedKinesis > 0 && st.RetriesByCode["WrongShard"] == 0 {
+		t.Errorf("%d misrouted aggregates but no WrongShard retry", out.misroutedKinesis)
+	}
+	t.Logf("%d misrouted aggregates (%d user records) were re-sent; %d Kinesis records stored on an unpredicted shard",
+		out.misroutedKinesis, out.misroutedUser, st.WrongShard)
+	r.close()
+}
+
+func waitAccepted(t *testing.T, r *rig, n int, done <-chan struct{}) {
+	t.Helper()
+	for r.accepted() < n {
+		select {
+		case <-done:
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// TestRecordTTLExpiresDuringOutage puts records into an outage longer than
+// their TTL: each gets a failure result listing every attempt, unwrapping to
+// ErrRecordExpired, counted in Stats; none is stored; the producer works
+// again once Kinesis is back.
+func TestRecordTTLExpiresDuringOutage(t *testing.T) {
+	const ttl = 1500 * time.Millisecond
+	logs := &captureLogger{}
+	r := newRig(t, 2, func(o *producer.Options) {
+		o.RecordTTL = ttl
+		o.Logger = logs
+	})
+	r.tr.StartOutage(time.Hour)
+	ctx := testCtx(t, 60*time.Second)
+	r.putN(ctx, 50, 0, 7)
+
+	var wg sync.WaitGroup
+	r.mu.Lock()
+	puts := append([]*put(nil), r.puts...)
+	r.mu.Unlock()
+	errs := make([]error, len(puts))
+	for i, p := range puts {
+		wg.Go(func() { _, errs[i] = p.f.Wait(ctx) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		var recErr *producer.RecordError
+		if !errors.As(err, &recErr) || !errors.Is(err, producer.ErrRecordExpired) {
+			t.Fatalf("record %d: Wait returned %v, want a *RecordError wrapping ErrRecordExpired", i, err)
+		}
+		if len(recErr.Attempts) == 0 {
+			t.Fatalf("record %d expired with no attempt listed", i)
+		}
+		for j, a := range recErr.Attempts {
+			if a.ErrorCode == "" && a.ErrorMessage == "" {
+				t.Errorf("record %d attempt %d has no error: %+v", i, j, a)
+			}
+		}
+	}
+	st := r.p.Stats()
+	if st.UserRecordsFailed != uint64(len(puts)) {
+		t.Errorf("Stats.UserRecordsFailed = %d, want %d", st.UserRecordsFailed, len(puts))
+	}
+	if st.UserRecordsExpired != uint64(len(puts)) {
+		t.Errorf("Stats.UserRecordsExpired = %d, want %d", st.UserRecordsExpired, len(puts))
+	}
+	if len(logs.matching("expire")) == 0 {
+		t.Error("no warning or error was logged about the expired records")
+	}
+
+	out := r.finish() // ends the outage; the final record must go through
+	if out.failed != len(puts) || out.userRecords != 1 {
+		t.Errorf("%d failed and %d user records stored; want %d failed and only the final record stored", out.failed, out.userRecords, len(puts))
+	}
+	r.close()
+}
