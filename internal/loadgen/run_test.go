@@ -21,7 +21,7 @@ func TestRun(t *testing.T) {
 		keys KeyMode
 	}{
 		{name: "a paced run offers no more than rate times duration, and every trade gets an outcome", rate: 2000, keys: KeySymbol},
-		{name: "a flat-out run with per-trade keys loses nothing", rate: 0, keys: KeyTrade},
+		{name: "a flat-out run with spread keys loses nothing", rate: 0, keys: KeySpread},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -63,8 +63,8 @@ func TestRun(t *testing.T) {
 			if tc.keys == KeySymbol && len(keys) > 5 {
 				t.Fatalf("symbol keys used %d distinct keys for 5 symbols", len(keys))
 			}
-			if tc.keys == KeyTrade && int64(len(keys)) != res.Acked {
-				t.Fatalf("trade keys used %d distinct keys for %d trades", len(keys), res.Acked)
+			if tc.keys == KeySpread && len(keys) != 5*SpreadKeys {
+				t.Fatalf("spread keys used %d distinct keys for 5 symbols", len(keys))
 			}
 		})
 	}
@@ -144,7 +144,7 @@ func TestRunThroughTheProducer(t *testing.T) {
 	rec := NewRecorder(time.Now(), 100*time.Millisecond)
 	sink := NewProducerSink(p, rec)
 	res, err := Run(context.Background(), RunConfig{Mode: "aggregated", Duration: 200 * time.Millisecond, Rate: 20_000,
-		Symbols: DefaultSymbols(50), Keys: KeyTrade}, sink, rec)
+		Symbols: DefaultSymbols(50), Keys: KeySpread}, sink, rec)
 	if err != nil {
 		t.Fatal(err)
 	}
