@@ -27,13 +27,15 @@ type fakeShard struct {
 type fakeClient struct {
 	mu        sync.Mutex
 	shards    []*fakeShard // open shards, sorted
+	closed    []*fakeShard // shards closed by split
 	pageSize  int          // ListShards page size; 0 = all
 	calls     int
 	listCalls int
 	// script, if set, is asked first for each PutRecords call (n counts
 	// calls from 1). It returns per-entry error codes ("" = store normally),
 	// or a whole-call error.
-	script func(n int, in *kinesis.PutRecordsInput) (codes []string, err error)
+	// script runs without the client's lock held.
+	script func(ctx context.Context, n int, in *kinesis.PutRecordsInput) (codes []string, err error)
 	// listErr, if set, fails ListShards.
 	listErr func(n int) error
 	// route, if set, overrides the shard an entry is stored on.
@@ -82,7 +84,8 @@ func (c *fakeClient) split(i int, mid aggregation.HashKey, nextID int) {
 	midMinus := mustHash(new(big.Int).Sub(bigOf(mid), big.NewInt(1)).String())
 	a := &fakeShard{id: fmt.Sprintf("shardId-%012d", nextID), start: p.start, end: midMinus}
 	b := &fakeShard{id: fmt.Sprintf("shardId-%012d", nextID+1), start: mid, end: p.end}
-	c.shards = append(c.shards[:i], append([]*fakeShard{a, b}, c.shards[i+1:]...)...)
+	c.closed = append(c.closed, p)
+	c.shards = append(c.shards[:i:i], append([]*fakeShard{a, b}, c.shards[i+1:]...)...)
 }
 
 func bigOf(h aggregation.HashKey) *big.Int {
@@ -142,16 +145,19 @@ func (c *fakeClient) owner(h aggregation.HashKey) *fakeShard {
 
 func (c *fakeClient) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.calls++
+	n, script := c.calls, c.script
+	c.mu.Unlock()
 	var codes []string
-	if c.script != nil {
+	if script != nil {
 		var err error
-		codes, err = c.script(c.calls, in)
+		codes, err = script(ctx, n, in)
 		if err != nil {
 			return nil, err
 		}
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	out := &kinesis.PutRecordsOutput{}
 	var failed int32
 	for i, e := range in.Records {
@@ -181,8 +187,7 @@ func (c *fakeClient) stored() map[string][]aggregation.UserRecord {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := map[string][]aggregation.UserRecord{}
-	all := c.shards
-	for _, s := range all {
+	for _, s := range append(c.shards[:len(c.shards):len(c.shards)], c.closed...) {
 		for _, r := range s.records {
 			urs, err := aggregation.Deaggregate(r.Data, aws.ToString(r.PartitionKey), aws.ToString(r.ExplicitHashKey))
 			if err != nil {
@@ -192,4 +197,30 @@ func (c *fakeClient) stored() map[string][]aggregation.UserRecord {
 		}
 	}
 	return out
+}
+
+// shardByID returns a shard, open or closed.
+func (c *fakeClient) shardByID(id string) *fakeShard {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range append(c.shards[:len(c.shards):len(c.shards)], c.closed...) {
+		if s.id == id {
+			return s
+		}
+	}
+	return nil
+}
+
+// counts returns the number of PutRecords and ListShards calls so far.
+func (c *fakeClient) counts() (puts, lists int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.calls, c.listCalls
+}
+
+// ownerOf returns the id of the open shard owning h.
+func (c *fakeClient) ownerOf(h aggregation.HashKey) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.owner(h).id
 }

@@ -24,7 +24,7 @@ type krec struct {
 	ehk   *string
 	size  int // len(data) + len(pk), what the service counts
 
-	attempts  []Attempt
+	attempts []Attempt
 	// Outcome, set before its user records complete.
 	resShard, resSeq string
 	aggregated       bool
@@ -409,9 +409,12 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, err error, st
 			if c.throttle {
 				p.stats.throttles.Add(1)
 			}
-			if c.retryable && !p.aborting.Load() {
+			switch {
+			case p.aborting.Load():
+				p.fail(k, c, ErrClosed, &rel)
+			case c.retryable:
 				p.retry(k, c, now, &rel)
-			} else {
+			default:
 				p.fail(k, c, nil, &rel)
 			}
 		}
