@@ -7,7 +7,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// Protobuf field numbers of AggregatedRecord and Record.
+// Protobuf field numbers of AggregatedRecord, Record and Tag.
 const (
 	fieldPartitionKeyTable    protowire.Number = 1
 	fieldExplicitHashKeyTable protowire.Number = 2
@@ -18,13 +18,22 @@ const (
 	fieldData                 protowire.Number = 3
 	fieldTags                 protowire.Number = 4
 
-	fieldTagKey   protowire.Number = 1
-	fieldTagValue protowire.Number = 2
+	fieldTagKey protowire.Number = 1
 )
 
-// tagSize is the encoded size of every tag this package writes: field numbers
-// below 16 take one byte.
-const tagSize = 1
+// Encoded tags (field number << 3 | wire type) of the fields the aggregator
+// writes, as protowire.AppendTag would write them; all fit in one byte
+// (tagSize). A test checks them against protowire.EncodeTag.
+const (
+	tagPartitionKeyTable    = 0x0a // 1, bytes
+	tagExplicitHashKeyTable = 0x12 // 2, bytes
+	tagRecords              = 0x1a // 3, bytes
+	tagPartitionKeyIndex    = 0x08 // 1, varint
+	tagExplicitHashKeyIndex = 0x10 // 2, varint
+	tagData                 = 0x1a // 3, bytes
+
+	tagSize = 1
+)
 
 // Aggregator builds one aggregated Kinesis record from user records, knowing
 // its exact encoded size after every Add.
@@ -39,10 +48,9 @@ type Aggregator struct {
 	maxSize  int // bound on Size() + len(AggregatePartitionKey)
 	maxCount int // bound on Count(); 0 means none
 
-	// Key indices: key -> index in its table. Entries reference the callers'
-	// key strings, which are immutable.
-	pkIndex  map[string]int
-	ehkIndex map[string]int
+	// Key tables: key -> index, in first-seen order.
+	pks  keyIndex
+	ehks keyIndex
 
 	// Encoded protobuf fields of AggregatedRecord, each a run of complete
 	// (tag, length, value) fields in table or record order. Encoded, the
@@ -66,12 +74,7 @@ func NewAggregator(maxSize, maxCount int) *Aggregator {
 	if maxCount < 0 {
 		maxCount = 0
 	}
-	return &Aggregator{
-		maxSize:  maxSize,
-		maxCount: maxCount,
-		pkIndex:  make(map[string]int),
-		ehkIndex: make(map[string]int),
-	}
+	return &Aggregator{maxSize: maxSize, maxCount: maxCount}
 }
 
 // MaxSize returns the size limit: the largest Size()+len(AggregatePartitionKey)
@@ -83,37 +86,34 @@ func (a *Aggregator) MaxCount() int { return a.maxCount }
 
 // plan is the outcome of sizing one record against the current state.
 type plan struct {
-	pkIdx, ehkIdx int  // table indices the record would use
-	newPK, newEHK bool // whether the keys would be added to the tables
-	hasEHK        bool
-	inner         int // encoded size of the Record message
-	added         int // growth of the aggregate in bytes
+	pkIdx, ehkIdx   int    // table indices the record would use
+	pkHash, ehkHash uint64 // key hashes, for keyIndex.insert
+	newPK, newEHK   bool   // whether the keys would be added to the tables
+	inner           int    // encoded size of the Record message
+	added           int    // growth of the aggregate in bytes
 }
 
 // plan sizes r against the current state without changing it.
-func (a *Aggregator) plan(r Record) plan {
-	var p plan
-	var ok bool
-	p.pkIdx, ok = a.pkIndex[r.PartitionKey]
-	if !ok {
-		p.pkIdx = len(a.pkIndex)
-		p.newPK = true
-		p.added += tagSize + protowire.SizeBytes(len(r.PartitionKey))
+func (a *Aggregator) plan(r *Record, p *plan) {
+	var found bool
+	p.pkIdx, p.pkHash, found = a.pks.lookup(r.PartitionKey)
+	p.newPK = !found
+	p.added = 0
+	if !found {
+		p.added = tagSize + protowire.SizeBytes(len(r.PartitionKey))
 	}
 	p.inner = tagSize + protowire.SizeVarint(uint64(p.pkIdx)) +
 		tagSize + protowire.SizeBytes(len(r.Data))
+	p.newEHK = false
 	if r.ExplicitHashKey != "" {
-		p.hasEHK = true
-		p.ehkIdx, ok = a.ehkIndex[r.ExplicitHashKey]
-		if !ok {
-			p.ehkIdx = len(a.ehkIndex)
-			p.newEHK = true
+		p.ehkIdx, p.ehkHash, found = a.ehks.lookup(r.ExplicitHashKey)
+		p.newEHK = !found
+		if !found {
 			p.added += tagSize + protowire.SizeBytes(len(r.ExplicitHashKey))
 		}
 		p.inner += tagSize + protowire.SizeVarint(uint64(p.ehkIdx))
 	}
 	p.added += tagSize + protowire.SizeBytes(p.inner)
-	return p
 }
 
 // Add appends r to the aggregate. It copies r.Data; the caller may reuse it.
@@ -126,40 +126,71 @@ func (a *Aggregator) Add(r Record) error {
 	if a.maxCount > 0 && a.count >= a.maxCount {
 		return ErrAggregateFull
 	}
-	p := a.plan(r)
-	if a.Size()+p.added+len(AggregatePartitionKey) > a.maxSize {
+	// Size the record exactly as plan does (kept inline: this is the hot path).
+	pkIdx, pkHash, pkFound := a.pks.lookup(r.PartitionKey)
+	n := len(r.Data)
+	inner := 2*tagSize + protowire.SizeVarint(uint64(pkIdx)) + protowire.SizeVarint(uint64(n)) + n
+	added := 0
+	if !pkFound {
+		added = tagSize + protowire.SizeBytes(len(r.PartitionKey))
+	}
+	var (
+		ehkIdx   int
+		ehkHash  uint64
+		ehkFound = true
+	)
+	hasEHK := r.ExplicitHashKey != ""
+	if hasEHK {
+		ehkIdx, ehkHash, ehkFound = a.ehks.lookup(r.ExplicitHashKey)
+		if !ehkFound {
+			added += tagSize + protowire.SizeBytes(len(r.ExplicitHashKey))
+		}
+		inner += tagSize + protowire.SizeVarint(uint64(ehkIdx))
+	}
+	added += tagSize + protowire.SizeVarint(uint64(inner)) + inner
+	if a.Size()+added+len(AggregatePartitionKey) > a.maxSize {
 		return ErrAggregateFull
 	}
-	if p.newPK {
-		a.pkIndex[r.PartitionKey] = p.pkIdx
-		a.pkTable = protowire.AppendTag(a.pkTable, fieldPartitionKeyTable, protowire.BytesType)
+
+	if !pkFound {
+		a.pks.insert(r.PartitionKey, pkHash)
+		a.pkTable = append(a.pkTable, tagPartitionKeyTable)
 		a.pkTable = protowire.AppendString(a.pkTable, r.PartitionKey)
 	}
-	if p.newEHK {
-		a.ehkIndex[r.ExplicitHashKey] = p.ehkIdx
-		a.ehkTable = protowire.AppendTag(a.ehkTable, fieldExplicitHashKeyTable, protowire.BytesType)
-		a.ehkTable = protowire.AppendString(a.ehkTable, r.ExplicitHashKey)
+	b := append(a.records, tagRecords)
+	b = appendVarint(b, uint64(inner))
+	b = append(b, tagPartitionKeyIndex)
+	b = appendVarint(b, uint64(pkIdx))
+	if hasEHK {
+		if !ehkFound {
+			a.ehks.insert(r.ExplicitHashKey, ehkHash)
+			a.ehkTable = append(a.ehkTable, tagExplicitHashKeyTable)
+			a.ehkTable = protowire.AppendString(a.ehkTable, r.ExplicitHashKey)
+		}
+		b = append(b, tagExplicitHashKeyIndex)
+		b = appendVarint(b, uint64(ehkIdx))
 	}
-	b := a.records
-	b = protowire.AppendTag(b, fieldRecords, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(p.inner))
-	b = protowire.AppendTag(b, fieldPartitionKeyIndex, protowire.VarintType)
-	b = protowire.AppendVarint(b, uint64(p.pkIdx))
-	if p.hasEHK {
-		b = protowire.AppendTag(b, fieldExplicitHashKeyIndex, protowire.VarintType)
-		b = protowire.AppendVarint(b, uint64(p.ehkIdx))
-	}
-	b = protowire.AppendTag(b, fieldData, protowire.BytesType)
-	b = protowire.AppendBytes(b, r.Data)
-	a.records = b
+	b = append(b, tagData)
+	b = appendVarint(b, uint64(n))
+	a.records = append(b, r.Data...)
 	a.count++
 	return nil
+}
+
+// appendVarint is protowire.AppendVarint with its one-byte case inlined.
+func appendVarint(b []byte, v uint64) []byte {
+	if v < 0x80 {
+		return append(b, byte(v))
+	}
+	return protowire.AppendVarint(b, v)
 }
 
 // SizeWith returns the exact encoded size the aggregate would have with r
 // added, whether or not r fits the limits.
 func (a *Aggregator) SizeWith(r Record) int {
-	return a.Size() + a.plan(r).added
+	var p plan
+	a.plan(&r, &p)
+	return a.Size() + p.added
 }
 
 // Size returns the exact length of the encoded aggregate now: the magic
@@ -197,8 +228,8 @@ func (a *Aggregator) AppendEncoded(dst []byte) []byte {
 
 // Reset empties the aggregator, keeping its limits and its buffers.
 func (a *Aggregator) Reset() {
-	clear(a.pkIndex)
-	clear(a.ehkIndex)
+	a.pks.reset()
+	a.ehks.reset()
 	a.pkTable = a.pkTable[:0]
 	a.ehkTable = a.ehkTable[:0]
 	a.records = a.records[:0]
@@ -209,6 +240,6 @@ func (a *Aggregator) Reset() {
 // only r. A record with SingleRecordSize(r)+len(AggregatePartitionKey) greater
 // than an aggregator's size limit can never be added to it.
 func SingleRecordSize(r Record) int {
-	var a Aggregator // nil maps: lookups miss, nothing is written
+	var a Aggregator // empty key indices: lookups miss, nothing is written
 	return a.SizeWith(r)
 }

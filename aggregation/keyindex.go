@@ -1,0 +1,106 @@
+package aggregation
+
+import "hash/maphash"
+
+// keyIndex maps the keys of one table to their indices, in first-seen order.
+// It is an open-addressing hash table with linear probing, built for the
+// aggregator's hot path: a lookup of a known key hashes it once, usually
+// probes one slot and compares one string, and never allocates. Reset keeps
+// the memory. The zero value is an empty index.
+type keyIndex struct {
+	seed maphash.Seed
+	// slots holds 0 for an empty slot, else the key's index+1 in the low 32
+	// bits and the high 32 bits of its hash in the high bits, so that most
+	// mismatches are rejected without comparing strings. len(slots) is 0 or
+	// a power of two, at most 3/4 full.
+	slots []uint64
+	keys  []string // keys in index order; they reference the callers' strings
+}
+
+// lookup returns the index of key and true, or the index key would get and
+// false. h is key's hash, for insert; it is 0 when the index is empty.
+func (k *keyIndex) lookup(key string) (idx int, h uint64, ok bool) {
+	if len(k.keys) == 0 {
+		return 0, 0, false
+	}
+	h = maphash.String(k.seed, key)
+	mask := uint64(len(k.slots) - 1)
+	tag := h &^ 0xffffffff
+	for i := h & mask; ; i = (i + 1) & mask {
+		s := k.slots[i]
+		if s == 0 {
+			return len(k.keys), h, false
+		}
+		if s&^0xffffffff == tag {
+			if j := int(uint32(s)) - 1; k.keys[j] == key {
+				return j, h, true
+			}
+		}
+	}
+}
+
+// insert adds key, which lookup did not find, with the hash lookup returned,
+// and returns its index.
+func (k *keyIndex) insert(key string, h uint64) int {
+	if len(k.slots) == 0 {
+		if k.seed == (maphash.Seed{}) {
+			k.seed = maphash.MakeSeed()
+		}
+		k.slots = make([]uint64, 16)
+	}
+	if len(k.keys) == 0 {
+		h = maphash.String(k.seed, key) // lookup skipped hashing
+	}
+	if 4*(len(k.keys)+1) > 3*len(k.slots) {
+		k.grow()
+	}
+	idx := len(k.keys)
+	k.keys = append(k.keys, key)
+	k.place(h, idx)
+	return idx
+}
+
+// place stores index idx with hash h in the first free slot of its probe
+// sequence.
+func (k *keyIndex) place(h uint64, idx int) {
+	mask := uint64(len(k.slots) - 1)
+	i := h & mask
+	for k.slots[i] != 0 {
+		i = (i + 1) & mask
+	}
+	k.slots[i] = h&^0xffffffff | uint64(idx+1)
+}
+
+// grow doubles the slots and rehashes every key.
+func (k *keyIndex) grow() {
+	k.slots = make([]uint64, 2*len(k.slots))
+	for i, key := range k.keys {
+		k.place(maphash.String(k.seed, key), i)
+	}
+}
+
+// len returns the number of keys.
+func (k *keyIndex) len() int { return len(k.keys) }
+
+// reset empties the index, keeping its memory.
+func (k *keyIndex) reset() {
+	if len(k.keys) == 0 {
+		return
+	}
+	if 8*len(k.keys) < len(k.slots) {
+		// Few keys in a large table (one big aggregate earlier): zero just
+		// their slots rather than the whole table.
+		mask := uint64(len(k.slots) - 1)
+		for idx, key := range k.keys {
+			i := maphash.String(k.seed, key) & mask
+			for uint32(k.slots[i]) != uint32(idx+1) {
+				i = (i + 1) & mask
+			}
+			k.slots[i] = 0
+		}
+	} else {
+		clear(k.slots)
+	}
+	clear(k.keys) // drop references to the callers' strings
+	k.keys = k.keys[:0]
+}
