@@ -389,17 +389,9 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, err error, st
 		}
 		k.attempts = append(k.attempts, Attempt{Time: start, Duration: dur, ErrorCode: c.code, ErrorMessage: c.message})
 		s := k.shard
-		s.mu.Lock()
-		s.inflight--
-		if s.retired {
-			p.retiredInflight.Add(-1)
-		}
-		if c.throttle {
-			s.lim.throttled(now)
-		} else if c.code == "" {
-			s.lim.succeeded(now)
-		}
-		s.mu.Unlock()
+		// Resolve or requeue first, then count k out of its shard's
+		// flight: in Ordered mode the shard must not send anything newer
+		// before a retry of k is back at its front.
 		switch {
 		case c.code == "" && shardID == s.id:
 			p.succeed(k, shardID, seq, now, &rel)
@@ -418,6 +410,17 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, err error, st
 				p.fail(k, c, nil, &rel)
 			}
 		}
+		s.mu.Lock()
+		s.inflight--
+		if s.retired {
+			p.retiredInflight.Add(-1)
+		}
+		if c.throttle {
+			s.lim.throttled(now)
+		} else if c.code == "" {
+			s.lim.succeeded(now)
+		}
+		s.mu.Unlock()
 	}
 	p.apply(&rel)
 }
