@@ -116,9 +116,16 @@ func TestMaxTradesIsExactAndTradesAreUnique(t *testing.T) {
 				defer cancel()
 				sim.Shutdown(ctx)
 			}()
-			lastT := map[string]int64{}
+			// Per connection, each symbol's times strictly increase; over all
+			// connections, (s, t) is unique.
+			type key struct {
+				s string
+				t int64
+			}
+			seen := map[key]bool{}
 			total := 0
 			for _, c := range conns {
+				lastT := map[string]int64{}
 				for {
 					c.SetReadDeadline(time.Now().Add(bounded))
 					_, raw, err := c.ReadMessage()
@@ -144,6 +151,10 @@ func TestMaxTradesIsExactAndTradesAreUnique(t *testing.T) {
 								t.Fatalf("%s: t %d after %d: not strictly increasing", tr.Symbol, tr.Time, lastT[tr.Symbol])
 							}
 							lastT[tr.Symbol] = tr.Time
+							if seen[key{tr.Symbol, tr.Time}] {
+								t.Fatalf("duplicate trade %+v", tr)
+							}
+							seen[key{tr.Symbol, tr.Time}] = true
 							if tr.Price <= 0 || tr.Volume <= 0 {
 								t.Fatalf("implausible trade %+v", tr)
 							}
@@ -157,7 +168,11 @@ func TestMaxTradesIsExactAndTradesAreUnique(t *testing.T) {
 				t.Errorf("received %d trades, want %d", total, max)
 			}
 			for _, s := range syms {
-				if lastT[s] == 0 {
+				found := false
+				for k := range seen {
+					found = found || k.s == s
+				}
+				if !found {
 					t.Errorf("no trade for subscribed symbol %s", s)
 				}
 			}
@@ -487,4 +502,3 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
-
