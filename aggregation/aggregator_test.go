@@ -398,7 +398,7 @@ func randomRecord(rng *rand.Rand) Record {
 func TestAggregatorRandomRoundTrip(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
-	for iter := range 200 {
+	for iter := range 120 {
 		maxSize := []int{25, 40, 200, 1000, 5000, 51200, 0}[rng.IntN(7)]
 		maxCount := []int{0, 1, 5, 50}[rng.IntN(4)]
 		a := NewAggregator(maxSize, maxCount)

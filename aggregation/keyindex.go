@@ -15,6 +15,30 @@ type keyIndex struct {
 	// a power of two, at most 3/4 full.
 	slots []uint64
 	keys  []string // keys in index order; they reference the callers' strings
+
+	// recent caches keys found by lookup, direct-mapped by recentSlot, so that
+	// a key seen moments ago (the same symbol again) skips hashing: one
+	// string comparison, which is a pointer comparison for the same string.
+	recent [recentSize]recentKey
+}
+
+// recentSize is the number of entries of keyIndex.recent, a power of two.
+const recentSize = 64
+
+// recentKey is one entry of keyIndex.recent; idx1 is the index+1, 0 if empty.
+type recentKey struct {
+	key  string
+	idx1 int
+}
+
+// recentSlot picks key's entry in keyIndex.recent from its length and its
+// first and last bytes: cheap, and distinct for most short symbols.
+func recentSlot(key string) int {
+	n := len(key)
+	if n == 0 {
+		return 0
+	}
+	return (n*37 + int(key[0])*5 + int(key[n-1])) & (recentSize - 1)
 }
 
 // lookup returns the index of key and true, or the index key would get and
@@ -22,6 +46,10 @@ type keyIndex struct {
 func (k *keyIndex) lookup(key string) (idx int, h uint64, ok bool) {
 	if len(k.keys) == 0 {
 		return 0, 0, false
+	}
+	c := &k.recent[recentSlot(key)]
+	if c.idx1 != 0 && c.key == key {
+		return c.idx1 - 1, 0, true
 	}
 	h = maphash.String(k.seed, key)
 	mask := uint64(len(k.slots) - 1)
@@ -33,6 +61,7 @@ func (k *keyIndex) lookup(key string) (idx int, h uint64, ok bool) {
 		}
 		if s&^0xffffffff == tag {
 			if j := int(uint32(s)) - 1; k.keys[j] == key {
+				*c = recentKey{key: key, idx1: j + 1}
 				return j, h, true
 			}
 		}
@@ -102,5 +131,6 @@ func (k *keyIndex) reset() {
 		clear(k.slots)
 	}
 	clear(k.keys) // drop references to the callers' strings
+	k.recent = [recentSize]recentKey{}
 	k.keys = k.keys[:0]
 }
