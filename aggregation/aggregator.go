@@ -84,39 +84,29 @@ func (a *Aggregator) MaxSize() int { return a.maxSize }
 // MaxCount returns the count limit, 0 for none.
 func (a *Aggregator) MaxCount() int { return a.maxCount }
 
-// plan is the outcome of sizing one record against the current state.
-type plan struct {
-	pkIdx, ehkIdx   int    // table indices the record would use
-	pkHash, ehkHash uint64 // key hashes, for keyIndex.insert
-	newPK, newEHK   bool   // whether the keys would be added to the tables
-	inner           int    // encoded size of the Record message
-	added           int    // growth of the aggregate in bytes
-}
-
-// plan sizes r against the current state without changing it.
-func (a *Aggregator) plan(r *Record, p *plan) {
-	var found bool
-	p.pkIdx, p.pkHash, found = a.pks.lookup(r.PartitionKey)
-	p.newPK = !found
-	p.added = 0
+// growth returns how many bytes adding r would add to the aggregate: new
+// table entries plus the record field. Add computes the same inline, and the
+// tests check that Size after Add equals SizeWith before it.
+func (a *Aggregator) growth(r *Record) int {
+	added := 0
+	pkIdx, _, found := a.pks.lookup(r.PartitionKey)
 	if !found {
-		p.added = tagSize + protowire.SizeBytes(len(r.PartitionKey))
+		added += tagSize + protowire.SizeBytes(len(r.PartitionKey))
 	}
-	p.inner = tagSize + protowire.SizeVarint(uint64(p.pkIdx)) +
+	inner := tagSize + protowire.SizeVarint(uint64(pkIdx)) +
 		tagSize + protowire.SizeBytes(len(r.Data))
-	p.newEHK = false
 	if r.ExplicitHashKey != "" {
-		p.ehkIdx, p.ehkHash, found = a.ehks.lookup(r.ExplicitHashKey)
-		p.newEHK = !found
+		ehkIdx, _, found := a.ehks.lookup(r.ExplicitHashKey)
 		if !found {
-			p.added += tagSize + protowire.SizeBytes(len(r.ExplicitHashKey))
+			added += tagSize + protowire.SizeBytes(len(r.ExplicitHashKey))
 		}
-		p.inner += tagSize + protowire.SizeVarint(uint64(p.ehkIdx))
+		inner += tagSize + protowire.SizeVarint(uint64(ehkIdx))
 	}
-	p.added += tagSize + protowire.SizeBytes(p.inner)
+	return added + tagSize + protowire.SizeBytes(inner)
 }
 
-// Add appends r to the aggregate. It copies r.Data; the caller may reuse it.
+// Add appends r to the aggregate. It copies r.Data, so the caller may reuse
+// it; it keeps references to the key strings until Reset.
 //
 // Add returns ErrAggregateFull, and leaves the aggregator unchanged, when the
 // count limit is reached or when Size()+len(AggregatePartitionKey) would
@@ -126,7 +116,7 @@ func (a *Aggregator) Add(r Record) error {
 	if a.maxCount > 0 && a.count >= a.maxCount {
 		return ErrAggregateFull
 	}
-	// Size the record exactly as plan does (kept inline: this is the hot path).
+	// Size the record as growth does, inline: this is the hot path.
 	pkIdx, pkHash, pkFound := a.pks.lookup(r.PartitionKey)
 	n := len(r.Data)
 	inner := 2*tagSize + protowire.SizeVarint(uint64(pkIdx)) + protowire.SizeVarint(uint64(n)) + n
@@ -188,9 +178,7 @@ func appendVarint(b []byte, v uint64) []byte {
 // SizeWith returns the exact encoded size the aggregate would have with r
 // added, whether or not r fits the limits.
 func (a *Aggregator) SizeWith(r Record) int {
-	var p plan
-	a.plan(&r, &p)
-	return a.Size() + p.added
+	return a.Size() + a.growth(&r)
 }
 
 // Size returns the exact length of the encoded aggregate now: the magic
