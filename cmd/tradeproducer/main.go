@@ -1,0 +1,192 @@
+// Command tradeproducer reads trades from the Finnhub websocket and writes
+// them to an Amazon Kinesis data stream through the aggregating producer:
+// one JSON record per trade (the Finnhub fields s, p, t, v, c plus
+// ingestion_timestamp), partition key = symbol.
+//
+// Run `tradeproducer -h` for the configuration (flags, environment, .env
+// file). On SIGINT or SIGTERM it stops reading, delivers what it accepted
+// (bounded by -shutdown-timeout; what cannot be delivered by then is reported
+// failed), logs a final summary line
+//
+//	msg="final summary" received=… accepted=… refused=… delivered=… failed=… unresolved=0 …
+//
+// and exits 0. Exit status 1 means the feed failed for good or trades were
+// left unresolved; 2 means misconfiguration, explained in one sentence on
+// stderr.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/joho/godotenv"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/kplgo/kpl/finnhub"
+	"github.com/kplgo/kpl/internal/pipeline"
+	"github.com/kplgo/kpl/producer"
+	"github.com/kplgo/kpl/producer/metrics"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+// fatal prints a misconfiguration as one line and returns exit status 2.
+func fatal(stderr io.Writer, err error) int {
+	fmt.Fprintln(stderr, "tradeproducer: "+finnhub.RedactURL(err.Error()))
+	return 2
+}
+
+func run(args []string, stderr io.Writer) int {
+	cfg, err := pipeline.ParseConfig(args, os.LookupEnv, pipeline.ReadEnvFile, stderr)
+	if errors.Is(err, pipeline.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		return fatal(stderr, err)
+	}
+	// AWS_* settings in the .env file reach the SDK through the process
+	// environment; variables already set are not overridden.
+	if _, statErr := os.Stat(cfg.EnvFile); statErr == nil {
+		if err := godotenv.Load(cfg.EnvFile); err != nil {
+			return fatal(stderr, fmt.Errorf("read %s: %w", cfg.EnvFile, err))
+		}
+	}
+	log, err := pipeline.NewLogger(cfg.LogFormat, cfg.LogLevel, stderr, cfg.APIKey)
+	if err != nil {
+		return fatal(stderr, err)
+	}
+
+	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
+
+	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(cfg.Region))
+	if err != nil {
+		return fatal(stderr, &pipeline.ConfigError{Sentence: fmt.Sprintf("The AWS configuration could not be loaded (%v): check AWS_PROFILE and AWS_CONFIG_FILE.", err)})
+	}
+	if err := pipeline.CheckCredentials(ctx, awsCfg); err != nil {
+		return fatal(stderr, err)
+	}
+	// The producer retries failed entries itself; the SDK makes one attempt.
+	client := kinesis.NewFromConfig(awsCfg, producer.ClientOptions())
+	endpoint := os.Getenv("AWS_ENDPOINT_URL_KINESIS")
+	if endpoint == "" {
+		endpoint = os.Getenv("AWS_ENDPOINT_URL")
+	}
+
+	startCtx, cancelStart := context.WithTimeout(ctx, 30*time.Second)
+	prod, err := producer.New(startCtx, client, cfg.Stream, cfg.Producer.Apply, func(o *producer.Options) { o.Logger = log })
+	cancelStart()
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0 // signalled during start-up
+		}
+		return fatal(stderr, pipeline.StartupError(err, cfg.Stream, cfg.Region, endpoint))
+	}
+
+	feed, err := finnhub.NewClient(finnhub.ClientConfig{
+		URL:         cfg.FinnhubURL,
+		Token:       cfg.APIKey,
+		Symbols:     cfg.Symbols,
+		Logger:      log,
+		DeadTimeout: cfg.DeadTimeout,
+	})
+	if err != nil {
+		_ = prod.Close()
+		return fatal(stderr, err)
+	}
+
+	pl := pipeline.New(pipeline.ProducerSink(prod), pipeline.Options{
+		Logger:          log,
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		MaxTrades:       cfg.MaxTrades,
+	})
+
+	var wg sync.WaitGroup
+	bgCtx, stopBackground := context.WithCancel(context.Background())
+	if cfg.MetricsAddr != "" {
+		srv, ln, err := metricsServer(ctx, cfg.MetricsAddr, pl, prod, feed)
+		if err != nil {
+			stopBackground()
+			_ = prod.Close()
+			return fatal(stderr, &pipeline.ConfigError{Sentence: fmt.Sprintf("Cannot listen on -metrics-addr %s (%v): pick a free address.", cfg.MetricsAddr, err)})
+		}
+		log.WithField("addr", ln.Addr().String()).Info("serving /metrics and /healthz")
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			_ = srv.Serve(ln)
+		}()
+		go func() {
+			defer wg.Done()
+			<-bgCtx.Done()
+			shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(shutCtx)
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		pl.ReportStatus(bgCtx, log, cfg.StatusInterval)
+	}()
+
+	log.WithField("config", cfg.String()).Info("started")
+	summary, runErr := pl.Run(ctx, feed)
+	stopBackground()
+	wg.Wait()
+
+	fields := pipeline.SummaryFields(summary)
+	fs := feed.Stats()
+	fields["feed_reconnects"] = fs.Reconnects
+	fields["feed_malformed"] = fs.Malformed
+	entry := log.WithFields(fields)
+	code := 0
+	switch {
+	case runErr != nil:
+		entry.WithField("error", runErr.Error()).Error("final summary")
+		code = 1
+	case summary.Unresolved > 0:
+		entry.Error("final summary")
+		code = 1
+	case summary.Failed > 0:
+		entry.Warn("final summary")
+	default:
+		entry.Info("final summary")
+	}
+	return code
+}
+
+// metricsServer returns the /metrics and /healthz server and its listener;
+// /healthz fails once running ends.
+func metricsServer(running context.Context, addr string, pl *pipeline.Pipeline, prod *producer.Producer, feed *finnhub.Client) (*http.Server, net.Listener, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(metrics.NewCollector(prod, "kpl"))
+	reg.MustRegister(pl.Collectors("tradeproducer")...)
+	reg.MustRegister(pipeline.FeedCollectors("tradeproducer", feed)...)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	healthy := func() error {
+		if running.Err() != nil {
+			return errors.New("shutting down")
+		}
+		return nil
+	}
+	return &http.Server{Handler: pipeline.MetricsHandler(reg, healthy), ReadHeaderTimeout: 5 * time.Second}, ln, nil
+}

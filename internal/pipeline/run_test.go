@@ -1,0 +1,302 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/kplgo/kpl/finnhub"
+	"github.com/kplgo/kpl/producer"
+)
+
+// fakeSource hands over its batches, then either returns err or waits for
+// ctx (or, with endless, keeps sending the last batch until ctx ends).
+type fakeSource struct {
+	batches [][]finnhub.Trade
+	endless bool
+	err     error
+}
+
+func (s *fakeSource) Run(ctx context.Context, handle func(context.Context, []finnhub.Trade) error) error {
+	for _, b := range s.batches {
+		if err := handle(ctx, b); err != nil {
+			return err
+		}
+	}
+	for s.endless && ctx.Err() == nil {
+		if err := handle(ctx, s.batches[len(s.batches)-1]); err != nil {
+			return err
+		}
+	}
+	if s.err != nil {
+		return s.err
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+type fakeWaiter struct {
+	done chan struct{}
+	res  producer.Result
+	err  error
+}
+
+func (w *fakeWaiter) Wait(ctx context.Context) (producer.Result, error) {
+	select {
+	case <-w.done:
+		return w.res, w.err
+	case <-ctx.Done():
+		return producer.Result{}, ctx.Err()
+	}
+}
+
+type putCall struct {
+	pk   string
+	data []byte
+}
+
+// fakeSink records puts. decide returns, per put index, an immediate refusal
+// error, or the result error (nil = delivered). Results are released at
+// Shutdown unless never is set; block makes Put wait for ctx.
+type fakeSink struct {
+	mu       sync.Mutex
+	puts     []putCall
+	waiters  []*fakeWaiter
+	refuse   func(i int) error
+	fail     func(i int) error
+	never    bool
+	block    bool
+	shutdown int
+}
+
+func (s *fakeSink) Put(ctx context.Context, pk string, data []byte) (Waiter, error) {
+	if s.block {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := len(s.puts)
+	s.puts = append(s.puts, putCall{pk, append([]byte(nil), data...)})
+	if s.refuse != nil {
+		if err := s.refuse(i); err != nil {
+			return nil, err
+		}
+	}
+	w := &fakeWaiter{done: make(chan struct{}), res: producer.Result{Latency: time.Millisecond}}
+	if s.fail != nil {
+		w.err = s.fail(i)
+	}
+	s.waiters = append(s.waiters, w)
+	return w, nil
+}
+
+func (s *fakeSink) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.shutdown++
+	if !s.never {
+		for _, w := range s.waiters {
+			close(w.done)
+		}
+	}
+	return nil
+}
+
+func (s *fakeSink) Stats() producer.Stats { return producer.Stats{} }
+
+func trades(symbol string, n int) []finnhub.Trade {
+	out := make([]finnhub.Trade, n)
+	for i := range out {
+		out[i] = finnhub.Trade{Symbol: symbol, Price: 100 + float64(i), Time: int64(1000 + i), Volume: 5, Conditions: []string{"1"}}
+	}
+	return out
+}
+
+func TestRunAccountsForEveryTrade(t *testing.T) {
+	t.Parallel()
+	fixed := time.UnixMilli(1_700_000_000_123)
+	tests := []struct {
+		name    string
+		src     *fakeSource
+		sink    *fakeSink
+		opts    Options
+		cancel  bool // cancel the context once the source has sent everything
+		want    Counters
+		wantErr string
+	}{
+		{
+			name:   "every accepted trade is delivered after a signal",
+			src:    &fakeSource{batches: [][]finnhub.Trade{trades("AAPL", 30), trades("MSFT", 20)}},
+			sink:   &fakeSink{},
+			cancel: true,
+			want:   Counters{Received: 50, Accepted: 50, Delivered: 50},
+		},
+		{
+			name:   "failures reported by the producer are counted as failed",
+			src:    &fakeSource{batches: [][]finnhub.Trade{trades("AAPL", 30)}},
+			sink:   &fakeSink{fail: func(i int) error { return errIf(i%3 == 0, &producer.RecordError{Code: "InternalFailure"}) }},
+			cancel: true,
+			want:   Counters{Received: 30, Accepted: 30, Delivered: 20, Failed: 10},
+		},
+		{
+			name:   "trades the producer refuses are counted and not waited for",
+			src:    &fakeSource{batches: [][]finnhub.Trade{trades("AAPL", 10)}},
+			sink:   &fakeSink{refuse: func(i int) error { return errIf(i >= 6, producer.ErrBufferFull) }},
+			cancel: true,
+			want:   Counters{Received: 10, Accepted: 6, Refused: 4, Delivered: 6},
+		},
+		{
+			name: "reading stops by itself after MaxTrades accepted trades",
+			src:  &fakeSource{batches: [][]finnhub.Trade{trades("AAPL", 7)}, endless: true},
+			sink: &fakeSink{},
+			opts: Options{MaxTrades: 20},
+			want: Counters{Received: 20, Accepted: 20, Delivered: 20},
+		},
+		{
+			name:    "a feed error is returned after the buffered trades are delivered",
+			src:     &fakeSource{batches: [][]finnhub.Trade{trades("AAPL", 5)}, err: errors.New("feed broke")},
+			sink:    &fakeSink{},
+			want:    Counters{Received: 5, Accepted: 5, Delivered: 5},
+			wantErr: "feed broke",
+		},
+		{
+			name:   "a trade waiting for buffer room when the signal comes is refused",
+			src:    &fakeSource{batches: [][]finnhub.Trade{trades("AAPL", 1)}},
+			sink:   &fakeSink{block: true},
+			cancel: true,
+			want:   Counters{Received: 1, Refused: 1},
+		},
+		{
+			name:   "results missing after the grace period are unresolved",
+			src:    &fakeSource{batches: [][]finnhub.Trade{trades("AAPL", 4)}},
+			sink:   &fakeSink{never: true},
+			opts:   Options{ResolveGrace: 20 * time.Millisecond},
+			cancel: true,
+			want:   Counters{Received: 4, Accepted: 4, Unresolved: 4},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var logs bytes.Buffer
+			l := logrus.New()
+			l.SetOutput(&logs)
+			opts := tc.opts
+			opts.Logger = l
+			opts.Now = func() time.Time { return fixed }
+			p := New(tc.sink, opts)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tc.cancel {
+				// The fake source sends everything synchronously at the
+				// start of Run; cancel once the puts are in.
+				want := 0
+				for _, b := range tc.src.batches {
+					want += len(b)
+				}
+				go func() {
+					for p.Counters().Received < uint64(want) {
+						time.Sleep(time.Millisecond)
+					}
+					cancel()
+				}()
+			}
+			sum, err := p.Run(ctx, tc.src)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+			} else if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			got := sum.Counters
+			got.LatencySum = 0
+			if got != tc.want {
+				t.Errorf("counters = %+v, want %+v", got, tc.want)
+			}
+			if got.Accepted != got.Delivered+got.Failed+got.Unresolved || got.Received != got.Accepted+got.Refused {
+				t.Errorf("counters do not add up: %+v", got)
+			}
+			if tc.sink.shutdown != 1 {
+				t.Errorf("sink shut down %d times, want once", tc.sink.shutdown)
+			}
+			if tc.want.Failed > 0 && !strings.Contains(logs.String(), "trade not delivered") {
+				t.Errorf("failures were not logged:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+func errIf(cond bool, err error) error {
+	if cond {
+		return err
+	}
+	return nil
+}
+
+func TestHandleWritesTheTradeAsJSONKeyedBySymbol(t *testing.T) {
+	t.Parallel()
+	sink := &fakeSink{}
+	p := New(sink, Options{Now: func() time.Time { return time.UnixMilli(1575526691201) }})
+	in := []finnhub.Trade{
+		{Symbol: "AAPL", Price: 189.5, Time: 1575526691134, Volume: 100, Conditions: []string{"1", "12"}},
+		{Symbol: "BINANCE:BTCUSDT", Price: 7296.89, Time: 1575526691135, Volume: 0.011467},
+	}
+	if err := p.Handle(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	want := []putCall{
+		{"AAPL", []byte(`{"s":"AAPL","p":189.5,"t":1575526691134,"v":100,"c":["1","12"],"ingestion_timestamp":1575526691201}`)},
+		{"BINANCE:BTCUSDT", []byte(`{"s":"BINANCE:BTCUSDT","p":7296.89,"t":1575526691135,"v":0.011467,"ingestion_timestamp":1575526691201}`)},
+	}
+	if len(sink.puts) != len(want) {
+		t.Fatalf("%d puts, want %d", len(sink.puts), len(want))
+	}
+	for i, w := range want {
+		if sink.puts[i].pk != w.pk || !bytes.Equal(sink.puts[i].data, w.data) {
+			t.Errorf("put %d = %s %s, want %s %s", i, sink.puts[i].pk, sink.puts[i].data, w.pk, w.data)
+		}
+		back, err := ParseTradeRecord(sink.puts[i].data)
+		if err != nil || back.Symbol != in[i].Symbol || back.Time != in[i].Time || back.Price != in[i].Price {
+			t.Errorf("round trip of put %d: %+v, %v", i, back, err)
+		}
+	}
+}
+
+func TestParseTradeRecordRefusesWhatIsNotATrade(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{``, `hello`, `{}`, `{"s":"AAPL"}`, `{"t":5}`, `[1,2]`} {
+		t.Run(fmt.Sprintf("input %q is refused", in), func(t *testing.T) {
+			t.Parallel()
+			if _, err := ParseTradeRecord([]byte(in)); err == nil {
+				t.Errorf("no error")
+			}
+		})
+	}
+}
+
+func TestLogLimiterAllowsABoundedNumberPerSecond(t *testing.T) {
+	t.Parallel()
+	l := logLimiter{perSecond: 3}
+	base := time.Unix(100, 0)
+	n := 0
+	for i := range 10 {
+		if l.allow(base.Add(time.Duration(i) * time.Millisecond)) {
+			n++
+		}
+	}
+	if n != 3 {
+		t.Errorf("allowed %d in one second, want 3", n)
+	}
+	if !l.allow(base.Add(time.Second)) {
+		t.Errorf("the next second is not allowed")
+	}
+}

@@ -1,0 +1,142 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go"
+	"github.com/sirupsen/logrus"
+
+	"github.com/kplgo/kpl/finnhub"
+	"github.com/kplgo/kpl/producer"
+)
+
+// NewLogger returns a logrus logger writing to out in the given format
+// ("text" or "json") at the given level. Every line passes through a hook
+// that redacts Finnhub tokens in URLs and the literal secret, if not empty.
+func NewLogger(format, level string, out io.Writer, secret string) (*logrus.Logger, error) {
+	lvl, err := logrus.ParseLevel(level)
+	if err != nil {
+		return nil, &ConfigError{fmt.Sprintf("Unknown log level %q: use -log-level trace, debug, info, warn or error.", level)}
+	}
+	l := logrus.New()
+	l.SetOutput(out)
+	l.SetLevel(lvl)
+	if format == "json" {
+		l.SetFormatter(&logrus.JSONFormatter{TimestampFormat: time.RFC3339Nano})
+	} else {
+		l.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, TimestampFormat: "15:04:05.000", DisableColors: true})
+	}
+	l.AddHook(redactHook{secret: secret})
+	return l, nil
+}
+
+// redactHook rewrites every message and string field of a log entry with
+// finnhub.RedactURL and replaces the literal secret: a last line of
+// defence, the code already keeps the key out of its log lines.
+type redactHook struct{ secret string }
+
+func (redactHook) Levels() []logrus.Level { return logrus.AllLevels }
+
+func (h redactHook) Fire(e *logrus.Entry) error {
+	e.Message = h.redact(e.Message)
+	for k, v := range e.Data {
+		switch v := v.(type) {
+		case string:
+			e.Data[k] = h.redact(v)
+		case error:
+			e.Data[k] = h.redact(v.Error())
+		}
+	}
+	return nil
+}
+
+func (h redactHook) redact(s string) string {
+	s = finnhub.RedactURL(s)
+	if h.secret != "" {
+		s = strings.ReplaceAll(s, h.secret, finnhub.Redacted)
+	}
+	return s
+}
+
+// Apply sets the producer options the flags gave; zero values keep the
+// producer's defaults. Aggregation, Ordered and FailWhenFull are always set.
+func (c ProducerConfig) Apply(o *producer.Options) {
+	o.AggregationEnabled = c.Aggregation
+	o.Ordered = c.Ordered
+	o.FailWhenFull = c.FailWhenFull
+	setInt := func(dst *int, v int) {
+		if v > 0 {
+			*dst = v
+		}
+	}
+	setDur := func(dst *time.Duration, v time.Duration) {
+		if v > 0 {
+			*dst = v
+		}
+	}
+	setInt(&o.AggregationMaxSize, c.AggregationMaxSize)
+	setInt(&o.AggregationMaxCount, c.AggregationMaxCount)
+	setInt(&o.CollectionMaxCount, c.CollectionMaxCount)
+	setInt(&o.CollectionMaxSize, c.CollectionMaxSize)
+	setDur(&o.Linger, c.Linger)
+	setDur(&o.RecordTTL, c.RecordTTL)
+	setInt(&o.MaxConnections, c.MaxConnections)
+	setDur(&o.RequestTimeout, c.RequestTimeout)
+	setInt(&o.RateLimit, c.RateLimit)
+	setInt(&o.MaxBufferedRecords, c.MaxBufferedRecords)
+	setInt(&o.MaxBufferedBytes, c.MaxBufferedBytes)
+}
+
+// CheckCredentials retrieves the AWS credentials once, so that missing
+// credentials stop the program at start with a clear sentence rather than at
+// the first PutRecords.
+func CheckCredentials(ctx context.Context, cfg aws.Config) error {
+	if cfg.Credentials == nil {
+		return &ConfigError{noCredentials}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		return &ConfigError{noCredentials}
+	}
+	return nil
+}
+
+const noCredentials = "No AWS credentials were found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (any values for LocalStack or kinesis-mock) or AWS_PROFILE, in the environment or the .env file."
+
+// StartupError turns an error of producer.New into a ConfigError whose one
+// sentence says what to do.
+func StartupError(err error, stream, region, endpoint string) error {
+	var nf *types.ResourceNotFoundException
+	if errors.As(err, &nf) {
+		where := region
+		if endpoint != "" {
+			where += " at " + endpoint
+		}
+		return &ConfigError{fmt.Sprintf("The Kinesis stream %q was not found in %s: create it, or set KINESIS_STREAM_NAME (and AWS_REGION or AWS_ENDPOINT_URL) to an existing stream.", stream, where)}
+	}
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		switch api.ErrorCode() {
+		case "UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException", "AccessDeniedException", "InvalidClientTokenId", "SignatureDoesNotMatch":
+			return &ConfigError{fmt.Sprintf("AWS refused the credentials (%s): check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or AWS_PROFILE and the permissions on stream %q.", api.ErrorCode(), stream)}
+		}
+	}
+	var op *net.OpError
+	if errors.As(err, &op) || errors.Is(err, context.DeadlineExceeded) {
+		ep := endpoint
+		if ep == "" {
+			ep = "the Kinesis endpoint of " + region
+		}
+		return &ConfigError{fmt.Sprintf("Cannot reach %s: check AWS_ENDPOINT_URL and that the service is running.", ep)}
+	}
+	return &ConfigError{fmt.Sprintf("Cannot start the producer for stream %q: %s.", stream, finnhub.RedactURL(err.Error()))}
+}

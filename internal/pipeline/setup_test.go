@@ -1,0 +1,138 @@
+package pipeline
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/kplgo/kpl/producer"
+)
+
+func TestLoggerNeverPrintsTheAPIKey(t *testing.T) {
+	t.Parallel()
+	const key = "c0ffee-key-42"
+	for _, format := range []string{"text", "json"} {
+		t.Run(format+" lines have the key redacted in messages and fields", func(t *testing.T) {
+			t.Parallel()
+			var out bytes.Buffer
+			log, err := NewLogger(format, "debug", &out, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			log.WithField("url", "wss://ws.finnhub.io?token="+key).Info("dialing")
+			log.WithField("error", fmt.Errorf("dial wss://x/?token=%s: refused", key)).Warn("reconnect")
+			log.Errorf("the key is %s", key)
+			if strings.Contains(out.String(), key) {
+				t.Errorf("key in the log:\n%s", out.String())
+			}
+			if !strings.Contains(out.String(), "REDACTED") {
+				t.Errorf("nothing redacted:\n%s", out.String())
+			}
+		})
+	}
+}
+
+func TestNewLoggerRefusesAnUnknownLevel(t *testing.T) {
+	t.Parallel()
+	var ce *ConfigError
+	if _, err := NewLogger("text", "loud", &bytes.Buffer{}, ""); !errors.As(err, &ce) {
+		t.Errorf("err = %v, want a ConfigError", err)
+	}
+}
+
+func TestProducerConfigApply(t *testing.T) {
+	t.Parallel()
+	defaults := producer.Options{AggregationEnabled: true, AggregationMaxSize: 51200, Linger: 100 * time.Millisecond, RecordTTL: 30 * time.Second, MaxBufferedRecords: 200000}
+	tests := []struct {
+		name string
+		in   ProducerConfig
+		want producer.Options
+	}{
+		{
+			name: "zero knobs keep the producer defaults",
+			in:   ProducerConfig{Aggregation: true, Ordered: true},
+			want: producer.Options{AggregationEnabled: true, AggregationMaxSize: 51200, Linger: 100 * time.Millisecond, RecordTTL: 30 * time.Second, MaxBufferedRecords: 200000, Ordered: true},
+		},
+		{
+			name: "set knobs override them",
+			in:   ProducerConfig{Aggregation: false, AggregationMaxSize: 1000, Linger: time.Second, RecordTTL: time.Minute, MaxBufferedRecords: 10, FailWhenFull: true},
+			want: producer.Options{AggregationEnabled: false, AggregationMaxSize: 1000, Linger: time.Second, RecordTTL: time.Minute, MaxBufferedRecords: 10, FailWhenFull: true},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got := defaults
+			tc.in.Apply(&got)
+			if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", tc.want) {
+				t.Errorf("got  %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestStartupErrorSaysWhatToDo(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"a missing stream names the stream and the endpoint", fmt.Errorf("producer: list shards: %w", &types.ResourceNotFoundException{Message: strPtr("nope")}), `The Kinesis stream "s" was not found in us-east-1 at http://localhost:4566: create it`},
+		{"rejected credentials point at the credential variables", &smithy.GenericAPIError{Code: "UnrecognizedClientException"}, "AWS refused the credentials (UnrecognizedClientException): check AWS_ACCESS_KEY_ID"},
+		{"an unreachable endpoint points at AWS_ENDPOINT_URL", fmt.Errorf("list shards: %w", &net.OpError{Op: "dial", Err: errors.New("connection refused")}), "Cannot reach http://localhost:4566: check AWS_ENDPOINT_URL"},
+		{"anything else is passed on in one sentence", errors.New("boom"), `Cannot start the producer for stream "s": boom.`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := StartupError(tc.err, "s", "us-east-1", "http://localhost:4566")
+			var ce *ConfigError
+			if !errors.As(err, &ce) || !strings.HasPrefix(ce.Sentence, tc.want) {
+				t.Errorf("got %v\nwant prefix %s", err, tc.want)
+			}
+			if strings.Count(err.Error(), "\n") > 0 {
+				t.Errorf("more than one line: %q", err)
+			}
+		})
+	}
+}
+
+func strPtr(s string) *string { return &s }
+
+func TestStatusFields(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1000, 0)
+	prev := Snapshot{Time: t0, Trades: Counters{Received: 100, Delivered: 50}}
+	cur := Snapshot{Time: t0.Add(10 * time.Second), Trades: Counters{Received: 1100, Delivered: 850, Failed: 2, Refused: 1},
+		Producer: producer.Stats{KinesisRecordsSucceeded: 20, UserRecordsSucceeded: 850, PutRecordsCalls: 7, BufferedRecords: 248, Retries: 3}}
+	f := StatusFields(prev, cur)
+	want := map[string]any{"trades_in_per_s": 100.0, "acked_per_s": 80.0, "kinesis_records": uint64(20), "put_records_calls": uint64(7),
+		"agg_ratio": 42.5, "buffered": int64(248), "failed": uint64(2), "refused": uint64(1), "retries": uint64(3)}
+	for k, v := range want {
+		if f[k] != v {
+			t.Errorf("%s = %v (%T), want %v (%T)", k, f[k], f[k], v, v)
+		}
+	}
+	if len(f) != len(want) {
+		t.Errorf("fields %v, want exactly %v", f, want)
+	}
+}
+
+func TestSummaryFieldsCarryTheAccounting(t *testing.T) {
+	t.Parallel()
+	s := Summary{Counters: Counters{Received: 10, Accepted: 9, Refused: 1, Delivered: 8, Failed: 1, LatencySum: 80 * time.Millisecond}, ShutdownErr: errors.New("shutdown: context deadline exceeded")}
+	f := SummaryFields(s)
+	for k, v := range map[string]any{"received": uint64(10), "accepted": uint64(9), "refused": uint64(1), "delivered": uint64(8), "failed": uint64(1), "unresolved": uint64(0), "mean_latency": "10ms", "shutdown_error": "shutdown: context deadline exceeded"} {
+		if f[k] != v {
+			t.Errorf("%s = %v, want %v", k, f[k], v)
+		}
+	}
+}
