@@ -1,0 +1,183 @@
+package producer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/kplgo/kpl/aggregation"
+)
+
+func TestLimiter(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	t.Run("a full bucket passes one second of the scaled rate and no more", func(t *testing.T) {
+		l := newLimiter(100, t0)
+		sent := 0
+		for l.take(t0, 1024) {
+			sent++
+		}
+		if sent != 1000 { // records/s binds before bytes: 1000 x 1 KiB = 1000 KiB < 1 MiB
+			t.Errorf("sent %d records at once, want 1000", sent)
+		}
+		if at := l.when(t0, 1024); at.Sub(t0) < time.Millisecond || at.Sub(t0) > 3*time.Millisecond {
+			t.Errorf("next record at +%v, want about 1ms", at.Sub(t0))
+		}
+	})
+	t.Run("RateLimit scales the bytes per second", func(t *testing.T) {
+		l := newLimiter(50, t0)
+		var bytes int
+		for l.take(t0, 100<<10) {
+			bytes += 100 << 10
+		}
+		if bytes > 1<<20/2+100<<10 || bytes < 1<<20/2-100<<10 {
+			t.Errorf("passed %d bytes at once, want about 512 KiB", bytes)
+		}
+	})
+	t.Run("a record larger than the bucket passes when the bucket is full", func(t *testing.T) {
+		l := newLimiter(10, t0) // 104857 bytes per second
+		if !l.take(t0, 1<<20) {
+			t.Fatal("a 1 MiB record never passes a 10% bucket")
+		}
+		if l.take(t0.Add(time.Second), 1<<20) {
+			t.Error("the debt of the large record was not paid")
+		}
+	})
+	t.Run("throttling lowers the rate multiplicatively, once per interval", func(t *testing.T) {
+		l := newLimiter(100, t0)
+		l.throttled(t0)
+		l.throttled(t0.Add(time.Millisecond))
+		if l.factor != rateDecrease {
+			t.Errorf("factor %v after two throttles in one interval, want %v", l.factor, rateDecrease)
+		}
+		l.throttled(t0.Add(rateCutInterval + time.Millisecond))
+		if want := rateDecrease * rateDecrease; l.factor < want-1e-9 || l.factor > want+1e-9 {
+			t.Errorf("factor %v, want %v", l.factor, want)
+		}
+		if l.take(t0.Add(rateCutInterval+time.Millisecond), 1) {
+			t.Error("a throttled bucket still had tokens")
+		}
+		for i := range 100 {
+			l.throttled(t0.Add(time.Duration(i+2) * rateCutInterval * 2))
+		}
+		if l.factor != rateFloor {
+			t.Errorf("factor %v, want the floor %v", l.factor, rateFloor)
+		}
+	})
+	t.Run("success raises the rate additively back to the ceiling", func(t *testing.T) {
+		l := newLimiter(100, t0)
+		l.throttled(t0)
+		l.succeeded(t0.Add(time.Second))
+		if want := rateDecrease + rateIncreasePerSecond; l.factor < want-1e-9 || l.factor > want+1e-9 {
+			t.Errorf("factor %v after one second of success, want %v", l.factor, want)
+		}
+		l.succeeded(t0.Add(time.Hour))
+		if l.factor != 1 {
+			t.Errorf("factor %v, want 1", l.factor)
+		}
+	})
+	t.Run("a disabled limiter passes everything", func(t *testing.T) {
+		l := newLimiter(0, t0)
+		for range 100000 {
+			if !l.take(t0, 1<<20) {
+				t.Fatal("refused")
+			}
+		}
+	})
+}
+
+func TestClassify(t *testing.T) {
+	respErr := func(status int, err error) error {
+		return &awshttp.ResponseError{ResponseError: &smithyhttp.ResponseError{
+			Response: &smithyhttp.Response{Response: &http.Response{StatusCode: status}}, Err: err,
+		}}
+	}
+	op := func(err error) error { return &smithy.OperationError{ServiceID: "Kinesis", OperationName: "PutRecords", Err: err} }
+	tests := []struct {
+		name      string
+		err       error
+		code      string
+		retryable bool
+		refresh   bool
+		throttle  bool
+	}{
+		{"throttling is retried and slows the shard", op(respErr(400, &types.ProvisionedThroughputExceededException{Message: aws.String("x")})), "ProvisionedThroughputExceededException", true, false, true},
+		{"KMS throttling is retried", op(respErr(400, &types.KMSThrottlingException{})), "KMSThrottlingException", true, false, false},
+		{"a missing stream is retried after a refresh", op(respErr(400, &types.ResourceNotFoundException{})), "ResourceNotFoundException", true, true, false},
+		{"a validation error fails", op(respErr(400, &types.InvalidArgumentException{})), "InvalidArgumentException", false, false, false},
+		{"an access error fails", op(respErr(400, &types.AccessDeniedException{})), "AccessDeniedException", false, false, false},
+		{"a KMS configuration error fails", op(respErr(400, &types.KMSDisabledException{})), "KMSDisabledException", false, false, false},
+		{"an unknown 500 error is retried", op(respErr(500, &smithy.GenericAPIError{Code: "Boom"})), "Boom", true, false, false},
+		{"a 503 without a body is retried", op(respErr(503, errors.New("bad gateway"))), "HTTP503", true, false, false},
+		{"a 403 without a body fails", op(respErr(403, errors.New("forbidden"))), "HTTP403", false, false, false},
+		{"a reset connection is retried", op(fmt.Errorf("send: %w", syscall.ECONNRESET)), "NetworkError", true, false, false},
+		{"a timed-out call is retried", op(context.DeadlineExceeded), "RequestTimeout", true, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := classify(tt.err)
+			if c.code != tt.code || c.retryable != tt.retryable || c.refresh != tt.refresh || c.throttle != tt.throttle {
+				t.Errorf("classify = %+v", c)
+			}
+			if c.cause != tt.err {
+				t.Error("the cause is not kept")
+			}
+		})
+	}
+	t.Run("per-entry codes", func(t *testing.T) {
+		for code, retry := range map[string]bool{
+			"ProvisionedThroughputExceededException": true, "InternalFailure": true, "KMSThrottlingException": true,
+			"InvalidArgumentException": false, "KMSAccessDeniedException": false, "ValidationException": false,
+		} {
+			if c := classifyCode(code, ""); c.retryable != retry {
+				t.Errorf("%s: retryable %v, want %v", code, c.retryable, retry)
+			}
+		}
+	})
+}
+
+func TestBackoffHasFullJitterUnderACap(t *testing.T) {
+	p := &Producer{opts: defaultOptions()}
+	for n := 1; n <= 40; n++ {
+		window := min(p.opts.RetryBaseDelay<<min(n-1, 30), p.opts.RetryMaxDelay)
+		for range 200 {
+			if d := p.backoff(n); d <= 0 || d > window {
+				t.Fatalf("backoff(%d) = %v outside (0, %v]", n, d, window)
+			}
+		}
+	}
+}
+
+func TestShardMapFind(t *testing.T) {
+	c := newFakeClient(7)
+	p := &Producer{opts: defaultOptions()}
+	p.aggPool.New = func() any { return aggregation.NewAggregator(0, 0) }
+	infos := make([]shardInfo, 0, 7)
+	for _, s := range c.shards {
+		infos = append(infos, shardInfo{id: s.id, start: s.start, end: s.end})
+	}
+	p.install(infos, time.Now())
+	m := p.smap.Load()
+	for i := range 5000 {
+		h := aggregationHash(fmt.Sprintf("key-%d", i))
+		if got, want := m.find(h).id, c.owner(h).id; got != want {
+			t.Fatalf("key-%d routed to %s, owner %s", i, got, want)
+		}
+	}
+	for _, s := range c.shards {
+		if m.find(s.start).id != s.id || m.find(s.end).id != s.id {
+			t.Errorf("the edges of %s are routed elsewhere", s.id)
+		}
+	}
+}
+
+func aggregationHash(pk string) aggregation.HashKey { return aggregation.PartitionKeyHash(pk) }

@@ -1,0 +1,114 @@
+package metrics
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/kplgo/kpl/producer"
+)
+
+func TestCollectorExportsStats(t *testing.T) {
+	st := producer.Stats{
+		UserRecordsPut:          10,
+		UserRecordsSucceeded:    8,
+		UserRecordsFailed:       1,
+		KinesisRecordsSucceeded: 2,
+		Throttles:               3,
+		RetriesByCode:           map[string]uint64{"InternalFailure": 2, "ProvisionedThroughputExceededException": 3},
+		BufferedRecords:         1,
+		Shards:                  4,
+	}
+	c := NewStatsCollector(func() producer.Stats { return st }, "kpl")
+	want := `
+# HELP kpl_producer_buffered_records User records accepted and not yet resolved.
+# TYPE kpl_producer_buffered_records gauge
+kpl_producer_buffered_records 1
+# HELP kpl_producer_retries_total Kinesis records scheduled for another attempt, by error code.
+# TYPE kpl_producer_retries_total counter
+kpl_producer_retries_total{code="InternalFailure"} 2
+kpl_producer_retries_total{code="ProvisionedThroughputExceededException"} 3
+# HELP kpl_producer_shards Open shards in the shard map.
+# TYPE kpl_producer_shards gauge
+kpl_producer_shards 4
+# HELP kpl_producer_throttles_total Kinesis records refused for throughput.
+# TYPE kpl_producer_throttles_total counter
+kpl_producer_throttles_total 3
+# HELP kpl_producer_user_records_per_kinesis_record Average user records per stored Kinesis record.
+# TYPE kpl_producer_user_records_per_kinesis_record gauge
+kpl_producer_user_records_per_kinesis_record 4
+# HELP kpl_producer_user_records_put_total User records accepted by Put.
+# TYPE kpl_producer_user_records_put_total counter
+kpl_producer_user_records_put_total 10
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want),
+		"kpl_producer_buffered_records", "kpl_producer_retries_total", "kpl_producer_shards",
+		"kpl_producer_throttles_total", "kpl_producer_user_records_per_kinesis_record",
+		"kpl_producer_user_records_put_total"); err != nil {
+		t.Error(err)
+	}
+	if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %+v", err, problems)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(c); err != nil {
+		t.Errorf("register: %v", err)
+	}
+	if _, err := reg.Gather(); err != nil {
+		t.Errorf("gather: %v", err)
+	}
+}
+
+// oneShard is a one-shard stream that stores nothing and acknowledges all.
+type oneShard struct{}
+
+func (oneShard) ListShards(context.Context, *kinesis.ListShardsInput, ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error) {
+	return &kinesis.ListShardsOutput{Shards: []types.Shard{{
+		ShardId:      aws.String("shardId-000000000000"),
+		HashKeyRange: &types.HashKeyRange{StartingHashKey: aws.String("0"), EndingHashKey: aws.String("340282366920938463463374607431768211455")},
+	}}}, nil
+}
+
+func (oneShard) PutRecords(_ context.Context, in *kinesis.PutRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
+	out := &kinesis.PutRecordsOutput{}
+	for range in.Records {
+		out.Records = append(out.Records, types.PutRecordsResultEntry{ShardId: aws.String("shardId-000000000000"), SequenceNumber: aws.String("1")})
+	}
+	return out, nil
+}
+
+func TestCollectorFollowsAProducer(t *testing.T) {
+	ctx := context.Background()
+	p, err := producer.New(ctx, oneShard{}, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c := NewCollector(p, "app")
+	for range 5 {
+		if _, err := p.Put(ctx, "k", []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := `
+# HELP app_producer_user_records_succeeded_total User records delivered.
+# TYPE app_producer_user_records_succeeded_total counter
+app_producer_user_records_succeeded_total 5
+# HELP app_producer_kinesis_records_succeeded_total Kinesis records stored.
+# TYPE app_producer_kinesis_records_succeeded_total counter
+app_producer_kinesis_records_succeeded_total 1
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want),
+		"app_producer_user_records_succeeded_total", "app_producer_kinesis_records_succeeded_total"); err != nil {
+		t.Error(err)
+	}
+}
