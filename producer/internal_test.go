@@ -101,7 +101,9 @@ func TestClassify(t *testing.T) {
 			Response: &smithyhttp.Response{Response: &http.Response{StatusCode: status}}, Err: err,
 		}}
 	}
-	op := func(err error) error { return &smithy.OperationError{ServiceID: "Kinesis", OperationName: "PutRecords", Err: err} }
+	op := func(err error) error {
+		return &smithy.OperationError{ServiceID: "Kinesis", OperationName: "PutRecords", Err: err}
+	}
 	tests := []struct {
 		name      string
 		err       error
