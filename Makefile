@@ -28,6 +28,13 @@ $(KINESIS_LOCAL)/main.js:
 	cd $(TOOLS) && npm install --no-audit --no-fund --no-save --prefix $(TOOLS) kinesis-local@$(KINESIS_LOCAL_VERSION)
 	test -f $@
 
+# run starts kinesis-mock, a 4-shard stream, the Finnhub simulator and the
+# trade producer, and shows the producer's status lines; Ctrl-C stops them (the
+# producer first, so that it delivers what it accepted) and prints the
+# verifier's report of the stream. Binaries and logs go to out/.
+run: tools
+	GO=$(GO) bash scripts/run.sh
+
 test: tools
 	$(GO) test -race -count=1 -timeout 8m $(TESTFLAGS) ./...
 	$(MAKE) fuzz-short
