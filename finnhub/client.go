@@ -230,7 +230,9 @@ func (c *Client) Stats() Stats {
 // once ctx is done. If handle returns an error, Run closes the connection and
 // returns that error unchanged: it is the caller's fatal error. When ctx
 // ends, Run sends a close frame, waits up to a second for the server's
-// answer, and returns ctx.Err(). Run returns ErrRunning if another Run of c
+// answer (messages arriving meanwhile are discarded: handle is never called
+// after ctx is done), and returns ctx.Err(). A malformed message is dropped
+// whole, even if some of its trades were valid. Run returns ErrRunning if another Run of c
 // is in progress.
 func (c *Client) Run(ctx context.Context, handle func(context.Context, []Trade) error) error {
 	if handle == nil {
@@ -404,6 +406,11 @@ func (c *Client) session(ctx context.Context, handle func(context.Context, []Tra
 				err = fmt.Errorf("finnhub: read: %w", err)
 			}
 			return sessionResult{connected: true, healthy: healthy, err: c.redact(err)}
+		}
+		if ctx.Err() != nil {
+			// Stopping: drain until the server answers the close frame,
+			// but hand nothing more to handle.
+			continue
 		}
 		c.messages.Add(1)
 		c.lastMessageAt.Store(time.Now().UnixNano())

@@ -379,6 +379,36 @@ func TestRunStopsPromptlyOnCancelWithoutLeaks(t *testing.T) {
 	}
 }
 
+func TestRunCallsHandleNoMoreOnceCtxIsDone(t *testing.T) {
+	t.Parallel()
+	sim := feedsim.New(feedsim.Config{Token: token}) // flat out
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	defer sim.Close()
+	client, err := finnhub.NewClient(finnhub.ClientConfig{
+		URL: "ws" + strings.TrimPrefix(srv.URL, "http"), Token: token, Symbols: symbols,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	calls := 0
+	err = client.Run(ctx, func(context.Context, []finnhub.Trade) error {
+		calls++
+		if calls == 2 {
+			cancel()
+		}
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Run returned %v, want context.Canceled", err)
+	}
+	if calls != 2 {
+		t.Errorf("handle called %d times, want 2: none after cancel", calls)
+	}
+}
+
 func TestRunStopsWhileReconnecting(t *testing.T) {
 	t.Parallel()
 	// A wrong token: every dial fails with 401 and Run keeps retrying.
