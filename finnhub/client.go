@@ -247,7 +247,8 @@ func (c *Client) Run(ctx context.Context, handle func(context.Context, []Trade) 
 		malformed: rateLimiter{every: c.cfg.MalformedLogInterval},
 		unknown:   rateLimiter{every: c.cfg.MalformedLogInterval},
 	}
-	backoff := c.cfg.MinBackoff
+	bo := backoff{min: c.cfg.MinBackoff, max: c.cfg.MaxBackoff}
+	bo.reset()
 	hadConnection := false
 	for {
 		if err := ctx.Err(); err != nil {
@@ -262,16 +263,15 @@ func (c *Client) Run(ctx context.Context, handle func(context.Context, []Trade) 
 		}
 		hadConnection = hadConnection || res.connected
 		if res.healthy {
-			backoff = c.cfg.MinBackoff
+			bo.reset()
 		}
-		delay := backoff/2 + rand.N(backoff/2+1)
+		delay := bo.next()
 		entry := c.log.WithFields(logrus.Fields{"url": RedactURL(c.url), "retry_in": delay.Round(time.Millisecond)})
 		if res.connected {
 			entry.WithError(res.err).Warn("finnhub: connection lost; reconnecting")
 		} else {
 			entry.WithError(res.err).Warn("finnhub: connection failed; retrying")
 		}
-		backoff = min(2*backoff, c.cfg.MaxBackoff)
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
@@ -458,6 +458,24 @@ func (c *Client) redact(err error) error { return redactError(err, c.secret) }
 
 // redactString removes the token from s.
 func (c *Client) redactString(s string) string { return redactString(s, c.secret) }
+
+// backoff is an exponential backoff with jitter. It is used by one goroutine
+// only.
+type backoff struct {
+	min, max time.Duration
+	cur      time.Duration // the bound of the next delay
+}
+
+// reset makes the next delay the shortest again.
+func (b *backoff) reset() { b.cur = b.min }
+
+// next returns a delay drawn uniformly from [cur/2, cur] and doubles cur, up
+// to max.
+func (b *backoff) next() time.Duration {
+	d := b.cur/2 + rand.N(b.cur-b.cur/2+1)
+	b.cur = min(2*b.cur, b.max)
+	return d
+}
 
 // logLimits rate-limits the log lines about ignored messages, per kind.
 type logLimits struct{ malformed, unknown rateLimiter }
