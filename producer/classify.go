@@ -64,6 +64,8 @@ func classify(err error) errClass {
 	switch {
 	case errors.As(err, &inv):
 		c.code, c.retryable = "InvalidResponse", true
+	case isRequestError(err):
+		c.code = "InvalidRequest" // refused by the SDK before sending: sending again cannot help
 	case errors.As(err, &api):
 		c = classifyCode(api.ErrorCode(), api.ErrorMessage())
 		c.cause = err
@@ -89,4 +91,12 @@ func classify(err error) errClass {
 		}
 	}
 	return c
+}
+
+// isRequestError reports an error the SDK raises before sending: invalid
+// parameters or a request it cannot serialize.
+func isRequestError(err error) bool {
+	var inv smithy.InvalidParamsError
+	var ser *smithy.SerializationError
+	return errors.As(err, &inv) || errors.As(err, &ser)
 }

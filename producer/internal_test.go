@@ -123,6 +123,7 @@ func TestClassify(t *testing.T) {
 		{"a 403 without a body fails", op(respErr(403, errors.New("forbidden"))), "HTTP403", false, false, false},
 		{"a reset connection is retried", op(fmt.Errorf("send: %w", syscall.ECONNRESET)), "NetworkError", true, false, false},
 		{"a timed-out call is retried", op(context.DeadlineExceeded), "RequestTimeout", true, false, false},
+		{"a request the SDK refuses fails", op(fmt.Errorf("validate: %w", &smithy.SerializationError{Err: errors.New("bad")})), "InvalidRequest", false, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

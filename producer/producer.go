@@ -391,8 +391,8 @@ func (p *Producer) Shutdown(ctx context.Context) error {
 // Stats returns a snapshot of the counters. It is safe to call concurrently
 // with everything else.
 func (p *Producer) Stats() Stats {
+	p.wrongMu.Lock() // a refresh swaps the map and retires shards under it
 	m := p.smap.Load()
-	p.wrongMu.Lock()
 	puts := p.retiredPuts
 	for _, s := range m.shards {
 		s.mu.Lock()

@@ -40,6 +40,9 @@ func (k *krec) setPlain(f *Future) {
 	k.one[0] = f
 	k.recs = k.one[:]
 	k.data, k.pk, k.size = f.data, f.pk, int(f.size)
+	if k.data == nil {
+		k.data = []byte{} // the SDK refuses a nil Data
+	}
 	if f.ehk != "" {
 		k.ehk = &f.ehk
 	}
