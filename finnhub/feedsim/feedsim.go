@@ -64,8 +64,11 @@ type Config struct {
 }
 
 // Server is the simulator; it implements http.Handler at any path. All its
-// methods are safe for concurrent use. Close (or Shutdown) stops every
-// connection and joins every goroutine the Server started.
+// methods are safe for concurrent use. The fault hooks (DropConnections,
+// Silence, SendMalformed, SendOversized, SendError, SendUnknown) never block:
+// they act on, or queue a message for, the connections open at the time of
+// the call. Close (or Shutdown) stops every connection and joins every
+// goroutine the Server started.
 type Server struct {
 	cfg      Config
 	log      logrus.FieldLogger
@@ -501,7 +504,8 @@ func (s *Server) DropConnections() int {
 }
 
 // Silence stops all output on every connection, new ones included, for d:
-// no trades, no pings, no fault-hook messages, no pongs to websocket pings.
+// no trades, no pings, no pongs to websocket pings; fault-hook messages are
+// held until the silence ends.
 // Connections stay open and subscriptions are kept. Calls extend, never
 // shorten, the silence.
 func (s *Server) Silence(d time.Duration) {
@@ -531,8 +535,8 @@ func (s *Server) SendMalformed() int {
 
 // SendOversized queues one valid but n-byte message on every connection (a
 // trade message with no trades and a padding field) and returns how many
-// connections got it. For n below the size of the envelope it sends n bytes
-// of padding alone.
+// connections got it. For n below the size of the envelope it sends n zero
+// bytes instead.
 func (s *Server) SendOversized(n int) int {
 	const head, tail = `{"data":[],"pad":"`, `","type":"trade"}`
 	if n < len(head)+len(tail) {
