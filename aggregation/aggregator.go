@@ -119,7 +119,7 @@ func (a *Aggregator) Add(r Record) error {
 	// Size the record as growth does, inline: this is the hot path.
 	pkIdx, pkHash, pkFound := a.pks.lookup(r.PartitionKey)
 	n := len(r.Data)
-	inner := 2*tagSize + protowire.SizeVarint(uint64(pkIdx)) + protowire.SizeVarint(uint64(n)) + n
+	inner := 2*tagSize + sizeVarint(uint64(pkIdx)) + sizeVarint(uint64(n)) + n
 	added := 0
 	if !pkFound {
 		added = tagSize + protowire.SizeBytes(len(r.PartitionKey))
@@ -135,10 +135,10 @@ func (a *Aggregator) Add(r Record) error {
 		if !ehkFound {
 			added += tagSize + protowire.SizeBytes(len(r.ExplicitHashKey))
 		}
-		inner += tagSize + protowire.SizeVarint(uint64(ehkIdx))
+		inner += tagSize + sizeVarint(uint64(ehkIdx))
 	}
-	added += tagSize + protowire.SizeVarint(uint64(inner)) + inner
-	if a.Size()+added+len(AggregatePartitionKey) > a.maxSize {
+	recSize := tagSize + sizeVarint(uint64(inner)) + inner
+	if a.Size()+added+recSize+len(AggregatePartitionKey) > a.maxSize {
 		return ErrAggregateFull
 	}
 
@@ -147,32 +147,50 @@ func (a *Aggregator) Add(r Record) error {
 		a.pkTable = append(a.pkTable, tagPartitionKeyTable)
 		a.pkTable = protowire.AppendString(a.pkTable, r.PartitionKey)
 	}
-	b := append(a.records, tagRecords)
-	b = appendVarint(b, uint64(inner))
-	b = append(b, tagPartitionKeyIndex)
-	b = appendVarint(b, uint64(pkIdx))
-	if hasEHK {
-		if !ehkFound {
-			a.ehks.insert(r.ExplicitHashKey, ehkHash)
-			a.ehkTable = append(a.ehkTable, tagExplicitHashKeyTable)
-			a.ehkTable = protowire.AppendString(a.ehkTable, r.ExplicitHashKey)
-		}
-		b = append(b, tagExplicitHashKeyIndex)
-		b = appendVarint(b, uint64(ehkIdx))
+	if hasEHK && !ehkFound {
+		a.ehks.insert(r.ExplicitHashKey, ehkHash)
+		a.ehkTable = append(a.ehkTable, tagExplicitHashKeyTable)
+		a.ehkTable = protowire.AppendString(a.ehkTable, r.ExplicitHashKey)
 	}
-	b = append(b, tagData)
-	b = appendVarint(b, uint64(n))
-	a.records = append(b, r.Data...)
+	// Write the record in place: grow once, then fill by index.
+	b := a.records
+	i := len(b)
+	if cap(b)-i < recSize {
+		b = slices.Grow(b, recSize)
+	}
+	b = b[:i+recSize]
+	b[i] = tagRecords
+	i += 1 + putVarint(b[i+1:], uint64(inner))
+	b[i] = tagPartitionKeyIndex
+	i += 1 + putVarint(b[i+1:], uint64(pkIdx))
+	if hasEHK {
+		b[i] = tagExplicitHashKeyIndex
+		i += 1 + putVarint(b[i+1:], uint64(ehkIdx))
+	}
+	b[i] = tagData
+	i += 1 + putVarint(b[i+1:], uint64(n))
+	copy(b[i:], r.Data)
+	a.records = b
 	a.count++
 	return nil
 }
 
-// appendVarint is protowire.AppendVarint with its one-byte case inlined.
-func appendVarint(b []byte, v uint64) []byte {
+// sizeVarint is protowire.SizeVarint with its one-byte case inlined.
+func sizeVarint(v uint64) int {
 	if v < 0x80 {
-		return append(b, byte(v))
+		return 1
 	}
-	return protowire.AppendVarint(b, v)
+	return protowire.SizeVarint(v)
+}
+
+// putVarint writes v as a varint at the start of b, which has room for it,
+// and returns its length. It writes what protowire.AppendVarint appends.
+func putVarint(b []byte, v uint64) int {
+	if v < 0x80 {
+		b[0] = byte(v)
+		return 1
+	}
+	return len(protowire.AppendVarint(b[:0], v))
 }
 
 // SizeWith returns the exact encoded size the aggregate would have with r
