@@ -46,6 +46,9 @@ type ModeResult struct {
 	ShardByteLimitPct float64 `json:"shard_byte_limit_pct,omitempty"`
 
 	Sink SinkCounters `json:"kinesis"`
+	// Endpoint holds what the endpoint itself counted, when it can tell (the
+	// in-process limit endpoint).
+	Endpoint *EndpointCounters `json:"endpoint,omitempty"`
 
 	LatencyP50Ms float64 `json:"latency_p50_ms"`
 	LatencyP99Ms float64 `json:"latency_p99_ms"`
@@ -63,6 +66,18 @@ type ModeResult struct {
 	IntervalSeconds float64   `json:"interval_seconds"`
 	AckedSeries     []float64 `json:"acked_per_sec_series"`
 	OfferedSeries   []float64 `json:"offered_per_sec_series"`
+}
+
+// EndpointCounters are what an endpoint counted for one stream.
+type EndpointCounters struct {
+	Records   int64 `json:"records"`   // records accepted
+	Bytes     int64 `json:"bytes"`     // data plus partition key bytes accepted
+	Throttled int64 `json:"throttled"` // entries throttled
+	Calls     int64 `json:"calls"`     // PutRecord plus PutRecords calls
+	// BytesPerSec is Bytes over the mode's elapsed time.
+	BytesPerSec float64 `json:"bytes_per_sec"`
+	// ByteLimitPct is BytesPerSec as a percentage of the shards' byte limit.
+	ByteLimitPct float64 `json:"byte_limit_pct"`
 }
 
 // Settings are the parameters shared by every mode of a report.
@@ -119,7 +134,12 @@ func (r *Report) Finish() {
 	for i := range r.Modes {
 		m := &r.Modes[i]
 		if r.Settings.Shards > 0 {
-			m.ShardByteLimitPct = 100 * m.AckedDataBytesPerSec / float64(r.Settings.Shards*ShardBytesPerSec)
+			limit := float64(r.Settings.Shards * ShardBytesPerSec)
+			m.ShardByteLimitPct = 100 * m.AckedDataBytesPerSec / limit
+			if e := m.Endpoint; e != nil && m.ElapsedSeconds > 0 {
+				e.BytesPerSec = float64(e.Bytes) / m.ElapsedSeconds
+				e.ByteLimitPct = 100 * e.BytesPerSec / limit
+			}
 		}
 		switch m.Mode {
 		case "aggregated":
@@ -161,6 +181,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	s := r.Settings
 	fmt.Fprintf(w, "endpoint %s, stream %s, %d shards, %s per mode, rate %s, %d symbols, keys %s\n",
 		s.Endpoint, s.Stream, s.Shards, time.Duration(s.Duration*float64(time.Second)), rateString(s.Rate), s.Symbols, s.Keys)
+	if len(r.Modes) == 0 {
+		return tw.Flush()
+	}
 	row("", func(m *ModeResult) string { return m.Mode })
 	row("trades offered", func(m *ModeResult) string { return count(m.Offered) })
 	row("trades acknowledged", func(m *ModeResult) string { return count(m.Acked) })
@@ -178,6 +201,19 @@ func (r *Report) WriteTable(w io.Writer) error {
 	row("bytes sent (acked)", func(m *ModeResult) string { return count(m.Sink.Bytes) })
 	row("throttled entries", func(m *ModeResult) string { return count(m.Sink.Throttled) })
 	row("retried entries", func(m *ModeResult) string { return count(m.Sink.Retries) })
+	if r.Modes[0].Endpoint != nil {
+		ep := func(f func(e *EndpointCounters) string) func(m *ModeResult) string {
+			return func(m *ModeResult) string {
+				if m.Endpoint == nil {
+					return "-"
+				}
+				return f(m.Endpoint)
+			}
+		}
+		row("endpoint: records accepted", ep(func(e *EndpointCounters) string { return count(e.Records) }))
+		row("endpoint: entries throttled", ep(func(e *EndpointCounters) string { return count(e.Throttled) }))
+		row("endpoint: % of byte limit", ep(func(e *EndpointCounters) string { return fmt.Sprintf("%.1f%%", e.ByteLimitPct) }))
+	}
 	row("latency p50 ms", func(m *ModeResult) string { return fmt.Sprintf("%.1f", m.LatencyP50Ms) })
 	row("latency p99 ms", func(m *ModeResult) string { return fmt.Sprintf("%.1f", m.LatencyP99Ms) })
 	row("CPU s / M trades", func(m *ModeResult) string { return fmt.Sprintf("%.1f", m.CPUSecondsPerMillion) })

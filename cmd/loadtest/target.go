@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/kplgo/kpl/internal/kinesismock"
+	"github.com/kplgo/kpl/internal/loadgen"
+	"github.com/kplgo/kpl/producer"
+)
+
+// target is the endpoint a load test runs against.
+type target struct {
+	name  string     // for the report
+	cfg   aws.Config // region, credentials, endpoint
+	close func()
+	// stats reads the endpoint's own counters of a stream; nil when the
+	// endpoint cannot tell.
+	stats func(stream string) *loadgen.EndpointCounters
+}
+
+// openTarget starts or connects to the endpoint o.endpoint names.
+func openTarget(ctx context.Context, o options) (*target, error) {
+	static := credentials.NewStaticCredentialsProvider("AKIALOADTEST", "secret", "")
+	region := o.region
+	if region == "" {
+		region = "us-east-1"
+	}
+	switch o.endpoint {
+	case "":
+		url, stats, stop, err := startLimitServer(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return &target{name: "limit endpoint (in-process)", close: stop, stats: stats,
+			cfg: aws.Config{Region: region, Credentials: static, BaseEndpoint: aws.String(url)}}, nil
+	case "kinesis-mock":
+		sctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+		defer cancel()
+		s, err := kinesismock.Start(sctx, kinesismock.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("start kinesis-mock: %w", err)
+		}
+		cfg := s.Config()
+		return &target{name: "kinesis-mock", cfg: cfg, close: func() { _ = s.Close() }}, nil
+	case "aws":
+		var opts []func(*config.LoadOptions) error
+		if o.region != "" {
+			opts = append(opts, config.WithRegion(o.region))
+		}
+		cfg, err := config.LoadDefaultConfig(ctx, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("load AWS configuration: %w", err)
+		}
+		if cfg.Region == "" {
+			cfg.Region = "us-east-1"
+		}
+		name := "AWS " + cfg.Region
+		if cfg.BaseEndpoint != nil {
+			name = *cfg.BaseEndpoint
+		}
+		return &target{name: name, cfg: cfg, close: func() {}}, nil
+	default:
+		var opts []func(*config.LoadOptions) error
+		if o.region != "" {
+			opts = append(opts, config.WithRegion(o.region))
+		}
+		cfg, err := config.LoadDefaultConfig(ctx, opts...)
+		if err != nil || !hasCredentials(ctx, cfg) {
+			// A local endpoint needs signed requests but checks no credentials.
+			cfg = aws.Config{Region: region, Credentials: static}
+		}
+		if cfg.Region == "" {
+			cfg.Region = region
+		}
+		cfg.BaseEndpoint = aws.String(o.endpoint)
+		return &target{name: o.endpoint, cfg: cfg, close: func() {}}, nil
+	}
+}
+
+func hasCredentials(ctx context.Context, cfg aws.Config) bool {
+	if cfg.Credentials == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err := cfg.Credentials.Retrieve(ctx)
+	return err == nil
+}
+
+// client returns a Kinesis client for the target with a connection pool of
+// conns connections and no SDK retries: both modes retry themselves.
+func (t *target) client(conns int) *kinesis.Client {
+	hc := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		tr.MaxIdleConns = conns
+		tr.MaxIdleConnsPerHost = conns
+	})
+	return kinesis.NewFromConfig(t.cfg, func(o *kinesis.Options) {
+		o.HTTPClient = hc
+		o.RetryMaxAttempts = 1
+	})
+}
+
+// runMode prepares a stream, runs one mode against it and cleans up.
+func runMode(ctx context.Context, o options, tgt *target, mode string, progress io.Writer) (*loadgen.ModeResult, error) {
+	admin := tgt.client(4)
+	stream := o.stream
+	if o.create {
+		stream = fmt.Sprintf("%s-%s-%d", o.stream, mode, time.Now().Unix())
+		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		err := createStream(cctx, admin, stream, int32(o.shards))
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		if !o.keep {
+			defer func() {
+				dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				_ = kinesismock.DeleteStream(dctx, admin, stream)
+			}()
+		}
+	}
+
+	cfg := loadgen.RunConfig{
+		Mode: mode, Duration: o.duration, Rate: o.rate, Symbols: loadgen.DefaultSymbols(o.symbols),
+		RecordSize: o.recordSize, Seed: o.seed, Keys: loadgen.KeyMode(o.keys), DrainTimeout: o.drain,
+	}
+	if !o.quiet {
+		cfg.Progress = progressPrinter(progress)
+		defer fmt.Fprintln(progress)
+	}
+	var sink loadgen.Sink
+	var rec *loadgen.Recorder
+	switch mode {
+	case "single":
+		rec = loadgen.NewRecorder(time.Now(), time.Second)
+		sink = loadgen.NewSingleSink(tgt.client(o.workers), stream, rec, loadgen.SingleOptions{Workers: o.workers, RequestTimeout: o.reqTimeout})
+	default:
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		p, err := producer.New(pctx, tgt.client(32), stream, func(po *producer.Options) {
+			if o.rateLimit > 0 {
+				po.RateLimit = o.rateLimit
+			}
+			if o.maxBuf > 0 {
+				po.MaxBufferedRecords = o.maxBuf
+			}
+			po.RequestTimeout = o.reqTimeout
+		})
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("start the producer: %w", err)
+		}
+		rec = loadgen.NewRecorder(time.Now(), time.Second)
+		sink = loadgen.NewProducerSink(p, rec)
+	}
+	res, err := loadgen.Run(ctx, cfg, sink, rec)
+	if tgt.stats != nil {
+		res.Endpoint = tgt.stats(stream)
+	}
+	return &res, err
+}
+
+// createStream creates a stream and waits until it is active.
+func createStream(ctx context.Context, client *kinesis.Client, name string, shards int32) error {
+	_, err := client.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(name), ShardCount: aws.Int32(shards)})
+	var inUse *types.ResourceInUseException
+	if err != nil && !errors.As(err, &inUse) {
+		return fmt.Errorf("create stream %s (use -create=false for an existing stream): %w", name, err)
+	}
+	return kinesismock.WaitActive(ctx, client, name)
+}
+
+// openShards counts the open shards of an existing stream.
+func openShards(ctx context.Context, client *kinesis.Client, stream string) (int, error) {
+	n := 0
+	in := &kinesis.ListShardsInput{StreamName: aws.String(stream)}
+	for {
+		out, err := client.ListShards(ctx, in)
+		if err != nil {
+			return 0, fmt.Errorf("list the shards of %s: %w", stream, err)
+		}
+		for _, s := range out.Shards {
+			if s.SequenceNumberRange == nil || s.SequenceNumberRange.EndingSequenceNumber == nil {
+				n++
+			}
+		}
+		if out.NextToken == nil {
+			return n, nil
+		}
+		in = &kinesis.ListShardsInput{NextToken: out.NextToken}
+	}
+}
