@@ -63,7 +63,8 @@ type ClientConfig struct {
 	DeadTimeout time.Duration
 	// PingInterval is how often the client sends a websocket ping so that a
 	// quiet but healthy connection keeps proving itself. Default
-	// DeadTimeout/4; negative disables client pings.
+	// DeadTimeout/4; negative disables client pings. It must be shorter
+	// than DeadTimeout.
 	PingInterval time.Duration
 	// MaxMessageSize is the largest message accepted, in bytes. A larger
 	// frame is refused unread, the connection closed (close code 1009) and
@@ -157,6 +158,9 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	if cfg.PingInterval == 0 {
 		cfg.PingInterval = cfg.DeadTimeout / 4
+	}
+	if cfg.PingInterval >= cfg.DeadTimeout {
+		return nil, fmt.Errorf("finnhub: PingInterval %v must be shorter than DeadTimeout %v, or pongs cannot keep a quiet connection alive", cfg.PingInterval, cfg.DeadTimeout)
 	}
 	if cfg.MaxMessageSize <= 0 {
 		cfg.MaxMessageSize = DefaultMaxMessageSize

@@ -451,6 +451,7 @@ func TestNewClientValidatesAndRedacts(t *testing.T) {
 		{"an unparsable URL is an error without the token", finnhub.ClientConfig{URL: "ws://h:port/?token=" + token, Symbols: symbols}, "bad URL"},
 		{"an unparsable URL is an error without the configured token", finnhub.ClientConfig{URL: "ws://h:port/", Token: token, Symbols: symbols}, "bad URL"},
 		{"a max backoff below the min is an error", finnhub.ClientConfig{Symbols: symbols, MinBackoff: time.Second, MaxBackoff: time.Millisecond}, "MaxBackoff"},
+		{"a ping interval as long as the dead timeout is an error", finnhub.ClientConfig{Symbols: symbols, DeadTimeout: time.Second, PingInterval: time.Second}, "PingInterval"},
 		{"a valid config is accepted", finnhub.ClientConfig{Symbols: symbols, Token: token}, ""},
 	}
 	for _, tt := range tests {
