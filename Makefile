@@ -52,6 +52,22 @@ fuzz:
 bench: tools
 	$(GO) test -run '^$$' -bench . -benchmem ./aggregation ./producer ./bench
 
+# loadtest compares the aggregated producer with one PutRecord per trade, one
+# mode after the other in the same run: against the in-process limit-enforcing
+# endpoint (4 shards, the service's write limits), then against kinesis-mock.
+# kinesis-mock never throttles but absorbs only about 1 MB/s, and slows as its
+# shards fill, so that run offers a fixed 3,000 trades/s (both modes) with a
+# longer call timeout instead of going flat out.
+# Tables go to stdout; JSON and charts to out/. LOADTEST_FLAGS adds flags.
+LOADTEST_FLAGS ?=
+loadtest: tools
+	mkdir -p out
+	$(GO) build -o out/loadtest ./cmd/loadtest
+	out/loadtest -mode both -shards 4 -duration 20s \
+		-json out/loadtest-limit.json -chart out/loadtest-limit.png $(LOADTEST_FLAGS)
+	out/loadtest -endpoint kinesis-mock -mode both -shards 4 -duration 15s -rate 3000 -request-timeout 20s \
+		-json out/loadtest-kinesis-mock.json -chart out/loadtest-kinesis-mock.png $(LOADTEST_FLAGS)
+
 lint:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
