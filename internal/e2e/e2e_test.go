@@ -1,7 +1,7 @@
 // Package e2e holds the end-to-end tests of the trade pipeline: the
 // Finnhub-protocol simulator (in-process) feeds the real tradeproducer
-// binary (built into a temporary folder and run as a subprocess, so that its
-// configuration, signal handling and exit codes are exercised), which writes
+// binary (built with -race into a temporary folder and run as a subprocess,
+// so that its configuration, signal handling and exit codes are exercised), which writes
 // to a real kinesis-mock; the stream is then read back and checked with the
 // verifier's logic.
 package e2e
@@ -55,7 +55,9 @@ func runTests(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	producerBin = filepath.Join(dir, "tradeproducer")
 	verifyBin = filepath.Join(dir, "verify")
-	build := exec.Command("go", "build", "-o", dir+"/", "github.com/kplgo/kpl/cmd/tradeproducer", "github.com/kplgo/kpl/cmd/verify")
+	// Built with the race detector: a data race in the producer or the
+	// pipeline fails the test that saw it.
+	build := exec.Command("go", "build", "-race", "-o", dir+"/", "github.com/kplgo/kpl/cmd/tradeproducer", "github.com/kplgo/kpl/cmd/verify")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintf(os.Stderr, "build tradeproducer: %v\n", err)
@@ -167,6 +169,9 @@ func (p *proc) wait(t *testing.T, timeout time.Duration) int {
 		_ = p.cmd.Process.Kill()
 		<-p.done
 		t.Fatalf("tradeproducer did not exit within %v; output:\n%s", timeout, p.out.String())
+	}
+	if strings.Contains(p.out.String(), "WARNING: DATA RACE") {
+		t.Errorf("the race detector found a data race:\n%s", p.out.String())
 	}
 	var ee *exec.ExitError
 	if errors.As(p.err, &ee) {
