@@ -801,7 +801,7 @@ func TestFlush(t *testing.T) {
 
 func TestClose(t *testing.T) {
 	t.Run("Put after Close returns ErrClosed and Close is idempotent", func(t *testing.T) {
-		defer goleak.VerifyNone(t)
+		defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 		c := newFakeClient(2)
 		p, err := New(context.Background(), c, "s", fast, func(o *Options) { o.Linger = time.Hour })
 		if err != nil {
@@ -830,7 +830,7 @@ func TestClose(t *testing.T) {
 		checkDelivered(t, c, recs, true)
 	})
 	t.Run("concurrent Puts and Closes never lose a record", func(t *testing.T) {
-		defer goleak.VerifyNone(t)
+		defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 		for round := range 20 {
 			c := newFakeClient(3)
 			p, err := New(context.Background(), c, "s", fast)
@@ -886,7 +886,7 @@ func TestClose(t *testing.T) {
 		}
 	})
 	t.Run("Shutdown fails what it cannot deliver when its context ends", func(t *testing.T) {
-		defer goleak.VerifyNone(t)
+		defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 		c := newFakeClient(1)
 		c.script = func(ctx context.Context, _ int, _ *kinesis.PutRecordsInput) ([]string, error) {
 			<-ctx.Done() // a hung endpoint
