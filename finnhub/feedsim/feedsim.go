@@ -429,8 +429,13 @@ func (s *Server) release(n int) {
 	s.genMu.Unlock()
 }
 
+// maxPaceLag is how far the pacer may fall behind before it forgets the
+// debt: small delays (timer slack) are made up by sending sooner, but a pause
+// (silence, no subscribers) is not followed by a burst.
+const maxPaceLag = 100 * time.Millisecond
+
 // pace books n trades at the configured rate and returns how long to wait
-// before sending them. Unused time is not saved up: no bursts after a pause.
+// before sending them.
 func (s *Server) pace(n int) time.Duration {
 	if s.perTrade == 0 {
 		return 0
@@ -438,7 +443,7 @@ func (s *Server) pace(n int) time.Duration {
 	s.genMu.Lock()
 	defer s.genMu.Unlock()
 	now := time.Now()
-	if s.nextAt.Before(now) {
+	if now.Sub(s.nextAt) > maxPaceLag {
 		s.nextAt = now
 	}
 	at := s.nextAt

@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 const bounded = 10 * time.Second
 
 // startSim serves a simulator on a local port and returns it with its ws URL.
-func startSim(t *testing.T, cfg feedsim.Config) (*feedsim.Server, string) {
+func startSim(t testing.TB, cfg feedsim.Config) (*feedsim.Server, string) {
 	t.Helper()
 	sim := feedsim.New(cfg)
 	srv := httptest.NewServer(sim)
@@ -39,7 +39,7 @@ func startSim(t *testing.T, cfg feedsim.Config) (*feedsim.Server, string) {
 }
 
 // dial connects to url or fails the test.
-func dial(t *testing.T, url string) *websocket.Conn {
+func dial(t testing.TB, url string) *websocket.Conn {
 	t.Helper()
 	c, _, err := websocket.DefaultDialer.Dial(url, nil)
 	if err != nil {
@@ -50,7 +50,7 @@ func dial(t *testing.T, url string) *websocket.Conn {
 }
 
 // send writes a subscribe or unsubscribe request.
-func send(t *testing.T, c *websocket.Conn, typ, sym string) {
+func send(t testing.TB, c *websocket.Conn, typ, sym string) {
 	t.Helper()
 	if err := c.WriteJSON(map[string]string{"type": typ, "symbol": sym}); err != nil {
 		t.Fatalf("%s %s: %v", typ, sym, err)
@@ -58,7 +58,7 @@ func send(t *testing.T, c *websocket.Conn, typ, sym string) {
 }
 
 // read reads and parses one message within the bounded wait.
-func read(t *testing.T, c *websocket.Conn) (finnhub.Message, []byte) {
+func read(t testing.TB, c *websocket.Conn) (finnhub.Message, []byte) {
 	t.Helper()
 	c.SetReadDeadline(time.Now().Add(bounded))
 	_, b, err := c.ReadMessage()
