@@ -21,7 +21,9 @@
 //     answered before forwarding so that nothing is stored;
 //   - connection resets before forwarding (nothing stored) or after it (stored,
 //     but the client sees a network error: an ambiguous failure);
-//   - added latency;
+//   - added latency, before forwarding (a client that times out stored
+//     nothing) or after it (a client that times out has had its records
+//     stored: an ambiguous failure);
 //   - a full outage until a given time: every request fails as if the
 //     connection were refused.
 //
@@ -174,7 +176,8 @@ type RequestFault struct {
 }
 
 // AmbiguousEntry is a record the engine stored in a request that the client
-// then saw fail (ResetAfterForward).
+// then saw fail: a reset after forwarding, or a client that gave up (a
+// timeout) after the request was forwarded.
 type AmbiguousEntry struct {
 	ShardID        string
 	SequenceNumber string
@@ -191,11 +194,15 @@ type Counters struct {
 	HTTPErrors   map[int]uint64
 	ResetsBefore uint64 // requests failed with a reset before forwarding
 	ResetsAfter  uint64 // requests failed with a reset after forwarding
-	// AmbiguousEntries counts PutRecords entries stored by the engine in
-	// requests failed with a reset after forwarding.
+	// AbandonedAfterForward counts storing requests whose client gave up
+	// (its context ended) after they were forwarded: ambiguous failures.
+	AbandonedAfterForward uint64
+	// AmbiguousEntries counts records stored by the engine in requests the
+	// client saw fail: resets after forwarding and abandoned requests.
 	AmbiguousEntries uint64
 	OutageRejected   uint64 // requests refused during an outage
-	Delayed          uint64 // requests given added latency
+	Delayed          uint64 // requests given added latency before forwarding
+	ResponsesDelayed uint64 // answers given added latency after forwarding
 }
 
 // EntryFailures is the total of EntriesFailed.
@@ -213,15 +220,17 @@ func (c Counters) EntryFailures() uint64 {
 // a request sees the configuration of the moment it arrives.
 type Transport struct {
 	base http.RoundTripper
+	bg   sync.WaitGroup // forwards that outlive their client's request
 
-	mu          sync.Mutex // guards every field below
-	rng         *rand.Rand
-	entryFaults []entryFault
-	reqFaults   []RequestFault
-	latency     time.Duration
-	outageUntil time.Time
-	counters    Counters
-	ambiguous   []AmbiguousEntry
+	mu              sync.Mutex // guards every field below
+	rng             *rand.Rand
+	entryFaults     []entryFault
+	reqFaults       []RequestFault
+	latency         time.Duration
+	responseLatency time.Duration
+	outageUntil     time.Time
+	counters        Counters
+	ambiguous       []AmbiguousEntry
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -314,12 +323,22 @@ func (t *Transport) ClearRequestFaults() {
 	t.reqFaults = nil
 }
 
-// SetLatency delays every request by d before anything else happens to it;
-// zero removes the delay.
+// SetLatency delays every request by d before anything else happens to it
+// (before forwarding: a client that gives up meanwhile stored nothing); zero
+// removes the delay.
 func (t *Transport) SetLatency(d time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.latency = d
+}
+
+// SetResponseLatency delays every answer by d after the engine gave it (a
+// client that gives up meanwhile has had its records stored: an ambiguous
+// failure, recorded as such); zero removes the delay.
+func (t *Transport) SetResponseLatency(d time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.responseLatency = d
 }
 
 // OutageUntil refuses every request until the given time, as a service that
@@ -341,7 +360,7 @@ func (t *Transport) EndOutage() { t.OutageUntil(time.Time{}) }
 func (t *Transport) Clear() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.entryFaults, t.reqFaults, t.latency, t.outageUntil = nil, nil, 0, time.Time{}
+	t.entryFaults, t.reqFaults, t.latency, t.responseLatency, t.outageUntil = nil, nil, 0, 0, time.Time{}
 }
 
 // Counters returns a snapshot of the counters.
@@ -360,8 +379,9 @@ func (t *Transport) Counters() Counters {
 	return c
 }
 
-// Ambiguous returns the records stored by requests that were then failed with
-// a reset after forwarding, in the order they were stored.
+// Ambiguous returns the records stored by requests the client saw fail (a
+// reset after forwarding, a client that gave up after forwarding), in the
+// order they were recorded. Call Wait first for a complete list.
 func (t *Transport) Ambiguous() []AmbiguousEntry {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -417,35 +437,116 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, resetError(req)
 	}
 
-	var (
-		resp *http.Response
-		err  error
-	)
-	if op == "PutRecords" {
-		resp, err = t.putRecords(req)
-	} else {
-		t.count(func(c *Counters) { c.Forwarded++ })
-		resp, err = t.base.RoundTrip(req)
+	if op == "PutRecords" || op == "PutRecord" {
+		return t.forwardStoring(req, op, kind)
 	}
-	if err != nil || kind != ResetAfterForward {
-		return resp, err
+	t.count(func(c *Counters) { c.Forwarded++ })
+	resp, err := t.base.RoundTrip(req)
+	if err != nil {
+		return nil, err
 	}
+	if kind == ResetAfterForward {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		t.count(func(c *Counters) { c.ResetsAfter++ })
+		return nil, resetError(req)
+	}
+	if d := t.responseLatencyNow(); d > 0 {
+		if err := sleep(req.Context(), d); err != nil {
+			resp.Body.Close()
+			return nil, err
+		}
+	}
+	return resp, nil
+}
 
-	// The ambiguous failure: the engine has answered (and stored); the
-	// client gets a reset instead of the answer.
-	body, rerr := io.ReadAll(resp.Body)
-	resp.Body.Close()
+// forwarded is the engine's whole answer to a storing request.
+type forwarded struct {
+	resp *http.Response
+	body []byte
+	err  error
+}
+
+// forwardStoring forwards a request that stores records. The engine's work
+// is not cut short when the client gives up: the request goes on under a
+// context of its own, and what it stores after the client's context ended
+// is recorded as ambiguous, like what a reset after forwarding stores.
+func (t *Transport) forwardStoring(req *http.Request, op string, kind RequestFaultKind) (*http.Response, error) {
+	ctx := req.Context()
+	detached := req.WithContext(context.WithoutCancel(ctx))
+	done := make(chan forwarded, 1)
+	t.bg.Add(1)
+	go func() {
+		defer t.bg.Done()
+		var f forwarded
+		if op == "PutRecords" {
+			f.resp, f.err = t.putRecords(detached)
+		} else {
+			t.count(func(c *Counters) { c.Forwarded++ })
+			f.resp, f.err = t.base.RoundTrip(detached)
+		}
+		if f.err == nil {
+			f.body, f.err = io.ReadAll(f.resp.Body)
+			f.resp.Body.Close()
+		}
+		done <- f
+	}()
+
+	var f forwarded
+	select {
+	case f = <-done:
+	case <-ctx.Done():
+		t.bg.Add(1)
+		go func() {
+			defer t.bg.Done()
+			t.recordAmbiguous(op, <-done, func(c *Counters) { c.AbandonedAfterForward++ })
+		}()
+		return nil, ctx.Err()
+	}
+	if f.err != nil {
+		return nil, f.err
+	}
+	if kind == ResetAfterForward {
+		t.recordAmbiguous(op, f, func(c *Counters) { c.ResetsAfter++ })
+		return nil, resetError(req)
+	}
+	if d := t.responseLatencyNow(); d > 0 {
+		if err := sleep(ctx, d); err != nil {
+			t.recordAmbiguous(op, f, func(c *Counters) { c.AbandonedAfterForward++ })
+			return nil, err
+		}
+	}
+	f.resp.Body = io.NopCloser(bytes.NewReader(f.body))
+	return f.resp, nil
+}
+
+// recordAmbiguous records the records an answer the client never saw says
+// were stored, and counts the request with count.
+func (t *Transport) recordAmbiguous(op string, f forwarded, count func(*Counters)) {
 	var stored []AmbiguousEntry
-	if rerr == nil && resp.StatusCode == http.StatusOK {
-		stored = storedEntries(op, body)
+	if f.err == nil && f.resp.StatusCode == http.StatusOK {
+		stored = storedEntries(op, f.body)
 	}
 	t.mu.Lock()
-	t.counters.ResetsAfter++
+	defer t.mu.Unlock()
+	count(&t.counters)
 	t.counters.AmbiguousEntries += uint64(len(stored))
 	t.ambiguous = append(t.ambiguous, stored...)
-	t.mu.Unlock()
-	return nil, resetError(req)
 }
+
+func (t *Transport) responseLatencyNow() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.responseLatency > 0 {
+		t.counters.ResponsesDelayed++
+	}
+	return t.responseLatency
+}
+
+// Wait blocks until the engine has answered every storing request whose
+// client gave up, so that Ambiguous and Counters are complete. Call it when
+// no request is in flight any more.
+func (t *Transport) Wait() { t.bg.Wait() }
 
 // pickRequestFaultLocked returns the kind of the first request fault that
 // hits a request for op, or 0.

@@ -461,6 +461,28 @@ func TestLatencyDelaysButDelivers(t *testing.T) {
 	}
 }
 
+func TestResponseLatencyPastTheDeadlineIsAnAmbiguousFailure(t *testing.T) {
+	plain, stream := server.NewStream(t, 1)
+	ctx := ctxT(t)
+	tr := faultinject.New(nil)
+	tr.SetResponseLatency(time.Hour)
+	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	_, err := faultyClient(tr, 1).PutRecords(short, &kinesis.PutRecordsInput{StreamName: aws.String(stream), Records: entries("slow", 3)})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a put whose answer comes after its deadline: error %v", err)
+	}
+	tr.Wait()
+	want := []string{"slow-data-0", "slow-data-1", "slow-data-2"}
+	if got := stored(t, plain, stream); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("stored %q, want %q", got, want)
+	}
+	c := tr.Counters()
+	if len(tr.Ambiguous()) != 3 || c.AbandonedAfterForward != 1 || c.ResponsesDelayed != 1 {
+		t.Errorf("%d ambiguous entries, counters %+v; want 3 entries of one abandoned, delayed request", len(tr.Ambiguous()), c)
+	}
+}
+
 func TestProxy(t *testing.T) {
 	plain, stream := server.NewStream(t, 1)
 	ctx := ctxT(t)

@@ -49,6 +49,10 @@ type rig struct {
 	// all their user records, as after a reshard the producer did not know
 	// of yet; otherwise finish reports them.
 	allowMisrouted bool
+	// checkOrder makes finish check that the records of each partition key
+	// were stored in the order they were put (first copies; the puts must
+	// come from one goroutine).
+	checkOrder bool
 
 	mu      sync.Mutex // guards puts and refused
 	puts    []*put
@@ -198,7 +202,12 @@ type outcome struct {
 
 // finish clears the faults, checks that the producer still works with one
 // last record, flushes, waits for every result, reads the stream back and
-// checks it. It returns what it found for the scenario's own assertions.
+// checks it: every record whose Future succeeded is in the stream where its
+// Result says; no record is stored twice except by calls the producer saw
+// fail after Kinesis stored them (resets after forwarding, calls abandoned
+// by a timeout: the injector lists those records); nothing is stored that
+// was refused or never put; Stats agree with the futures. It returns what it
+// found for the scenario's own assertions.
 func (r *rig) finish() outcome {
 	t := r.t
 	t.Helper()
@@ -256,6 +265,10 @@ func (r *rig) finish() outcome {
 		t.Errorf("Stats.BufferedRecords = %d after Flush", st.BufferedRecords)
 	}
 
+	// Calls abandoned by the producer may still be storing: wait for them,
+	// so that the list of ambiguous records is complete.
+	r.tr.Wait()
+
 	// Read back.
 	shards, err := kinesisread.ReadAll(ctx, r.admin, r.stream)
 	if err != nil {
@@ -271,6 +284,7 @@ func (r *rig) finish() outcome {
 		ambiguous  bool
 	}
 	copies := map[string][]copyAt{} // copies a KCL reader sees
+	var readOrder []string          // their data, shard by shard in stream order
 	hidden := map[string]int{}      // copies inside misrouted aggregates
 	for _, sh := range shards {
 		shardID := aws.ToString(sh.Shard.ShardId)
@@ -310,8 +324,12 @@ func (r *rig) finish() outcome {
 					out.ambiguousUser++
 				}
 				copies[string(u.Data)] = append(copies[string(u.Data)], copyAt{shardID, aws.ToString(kr.SequenceNumber), u.SubSequenceNumber, amb})
+				readOrder = append(readOrder, string(u.Data))
 			}
 		}
+	}
+	if r.checkOrder {
+		r.checkKeyOrder(puts, readOrder)
 	}
 
 	known := make(map[string]bool, len(puts)+len(refused))
@@ -369,12 +387,42 @@ func (r *rig) finish() outcome {
 	return out
 }
 
+// checkKeyOrder checks that, for every partition key, the first copy of each
+// record appears in the stream in put order.
+func (r *rig) checkKeyOrder(puts []*put, readOrder []string) {
+	r.t.Helper()
+	index := make(map[string]int, len(puts))
+	for i, p := range puts {
+		index[p.data] = i
+	}
+	seen := map[string]bool{}
+	last := map[string]int{} // partition key -> put index of the last record read
+	bad := 0
+	for _, data := range readOrder {
+		if seen[data] {
+			continue
+		}
+		seen[data] = true
+		i, ok := index[data]
+		if !ok {
+			continue
+		}
+		key := puts[i].key
+		if prev, ok := last[key]; ok && prev > i && bad < 10 {
+			bad++
+			r.t.Errorf("key %s: record %d stored after record %d, out of put order", key, i, prev)
+		}
+		last[key] = max(last[key], i)
+	}
+}
+
 // close closes the producer and checks that it leaves no goroutine behind.
 func (r *rig) close() {
 	r.t.Helper()
 	if err := r.p.Close(); err != nil {
 		r.t.Errorf("Close: %v", err)
 	}
+	r.tr.Wait()
 	for _, ht := range r.httpTs {
 		ht.CloseIdleConnections()
 	}
