@@ -236,8 +236,8 @@ func (c *Client) Stats() Stats {
 // ends, Run sends a close frame, waits up to a second for the server's
 // answer (messages arriving meanwhile are discarded: handle is never called
 // after ctx is done), and returns ctx.Err(). A malformed message is dropped
-// whole, even if some of its trades were valid. Run returns ErrRunning if another Run of c
-// is in progress.
+// whole, even if some of its trades were valid. Run returns ErrRunning if
+// another Run of c is in progress.
 func (c *Client) Run(ctx context.Context, handle func(context.Context, []Trade) error) error {
 	if handle == nil {
 		return errors.New("finnhub: Run needs a handle function")

@@ -47,8 +47,11 @@ type Config struct {
 	// been sent in total (see Server.Sent); Done is then closed. 0 = no limit.
 	MaxTrades int64
 	// Seed makes prices, volumes, condition codes and symbol choice
-	// deterministic: the same seed and the same subscriptions on one
-	// connection give the same trades (trade times follow Now).
+	// deterministic: the same seed gives the same trades on one connection
+	// whose subscriptions are the same when each message is generated
+	// (each trade's symbol is drawn from what is subscribed at that moment,
+	// so subscriptions racing the first messages change the sequence).
+	// Trade times follow Now.
 	Seed int64
 	// PingInterval is how often each connection gets {"type":"ping"}.
 	// Default 10s; negative disables pings.
