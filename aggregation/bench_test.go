@@ -13,8 +13,9 @@ var benchSymbols = []string{
 	"AMD", "INTC", "BINANCE:BTCUSDT", "BINANCE:ETHUSDT", "IC MARKETS:1", "ORCL", "IBM", "CRM",
 }
 
-// benchMaxSize is the aggregate size limit of BenchmarkAggregate.
-var benchMaxSize = 51200
+// benchMaxSize is the aggregate size limit of BenchmarkAggregate: the KPL's
+// (and the producer's) default AggregationMaxSize.
+const benchMaxSize = 51200
 
 var benchSizes = []struct {
 	name string

@@ -5,7 +5,6 @@ import (
 	"crypto/md5"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
 )
@@ -306,14 +305,4 @@ func TestDeaggregateErrorNamesTheRecord(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "record 1") || !strings.Contains(err.Error(), "out of range") {
 		t.Fatalf("error %v should name record 1 and the out-of-range index", err)
 	}
-}
-
-func ExampleIsAggregated() {
-	fmt.Println(IsAggregated([]byte("plain text")))
-	a := NewAggregator(0, 0)
-	_ = a.Add(Record{PartitionKey: "k", Data: []byte("x")})
-	fmt.Println(IsAggregated(a.AppendEncoded(nil)))
-	// Output:
-	// false
-	// true
 }

@@ -90,3 +90,14 @@ func ExampleParseHashKey() {
 	// -1
 	// aggregation: invalid explicit hash key: "-1": character '-' at byte 0 is not a decimal digit
 }
+
+// ExampleIsAggregated tells aggregates from plain records.
+func ExampleIsAggregated() {
+	fmt.Println(aggregation.IsAggregated([]byte("plain text")))
+	a := aggregation.NewAggregator(0, 0)
+	_ = a.Add(aggregation.Record{PartitionKey: "k", Data: []byte("x")})
+	fmt.Println(aggregation.IsAggregated(a.AppendEncoded(nil)))
+	// Output:
+	// false
+	// true
+}
