@@ -232,14 +232,28 @@ func summarize(cfg RunConfig, rec *Recorder, kc SinkCounters, start, genEnd, fin
 	if c.Acked > 0 {
 		r.CPUSecondsPerMillion = cpu.Seconds() / float64(c.Acked) * 1e6
 	}
-	for _, v := range ackSer {
-		r.AckedSeries = append(r.AckedSeries, float64(v)/interval)
-	}
-	for _, v := range offSer {
-		r.OfferedSeries = append(r.OfferedSeries, float64(v)/interval)
-	}
+	r.AckedSeries = rates(ackSer, interval, elapsed)
+	r.OfferedSeries = rates(offSer, interval, elapsed)
 	r.SteadyAckedPerSec = steady(r.AckedSeries, int(window/interval))
 	return r
+}
+
+// rates turns counts per interval into rates per second. The last bucket,
+// cut short by the end of the run at elapsed seconds, is divided by the time
+// it covers, or left out when it covers less than half an interval.
+func rates(counts []int64, interval, elapsed float64) []float64 {
+	out := make([]float64, 0, len(counts))
+	for i, v := range counts {
+		width := interval
+		if rest := elapsed - float64(i)*interval; rest < interval {
+			if rest < interval/2 {
+				break
+			}
+			width = rest
+		}
+		out = append(out, float64(v)/width)
+	}
+	return out
 }
 
 // steady returns the median of the full buckets inside the offering window,
