@@ -99,6 +99,15 @@ done
 say "starting the Finnhub simulator on $FEED_ADDR at $FEED_RATE trades/s (log: out/feedsim.log)"
 "$OUT/feedsim" -addr "$FEED_ADDR" -rate "$FEED_RATE" -seed 1 >"$OUT/feedsim.log" 2>&1 &
 FEED_PID=$!
+for i in $(seq 1 50); do
+	grep -q 'listening on' "$OUT/feedsim.log" && break
+	if ! kill -0 "$FEED_PID" 2>/dev/null || [ "$i" = 50 ]; then
+		echo "run.sh: the simulator did not start (is $FEED_ADDR in use? set FEED_ADDR):" >&2
+		tail -n 5 "$OUT/feedsim.log" >&2
+		exit 1
+	fi
+	sleep 0.1
+done
 
 say "starting the trade producer (log: out/tradeproducer.log); press Ctrl-C to stop"
 # The producer logs to a file (a pipe could break under it on Ctrl-C); tail

@@ -300,3 +300,35 @@ func TestLogLimiterAllowsABoundedNumberPerSecond(t *testing.T) {
 		t.Errorf("the next second is not allowed")
 	}
 }
+
+func TestReportStatusLogsUntilItsContextEnds(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	var mu sync.Mutex
+	l := logrus.New()
+	l.SetOutput(writerFunc(func(b []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return out.Write(b) }))
+	p := New(&fakeSink{}, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); p.ReportStatus(ctx, l, time.Millisecond) }()
+	for {
+		mu.Lock()
+		n := strings.Count(out.String(), "msg=status")
+		mu.Unlock()
+		if n >= 2 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(out.String(), "trades_in_per_s=") || !strings.Contains(out.String(), "agg_ratio=") {
+		t.Errorf("status lines lack their fields:\n%s", out.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
