@@ -41,12 +41,27 @@
 // size limit. Sizes are exact, not estimated: Size always equals the length of
 // what AppendEncoded writes.
 //
+// # Writing
+//
+// An Aggregator collects user records until Add refuses one with
+// ErrAggregateFull (or Full reports the count limit); the caller then sends
+// AppendEncoded's bytes as one Kinesis record with partition key
+// AggregatePartitionKey, calls Reset, and adds the refused record again.
+// SingleRecordSize tells whether a record can fit an empty aggregate at all.
+// Add encodes each record into reusable buffers as it arrives and looks its
+// keys up in an allocation-free index, so a warm Aggregator makes no
+// allocations per record; AppendEncoded copies the encoding out and computes
+// its MD5 digest, which dominates the cost.
+//
 // # Reading
 //
 // Deaggregate follows the Kinesis Client Library: data that is too short,
 // lacks the magic prefix, or whose MD5 trailer does not match is not an
 // aggregate and comes back as one plain user record. Data with a valid prefix
-// and digest whose protobuf body is corrupt is an error.
+// and digest whose protobuf body is corrupt is an error wrapping
+// ErrCorruptAggregate. (The KCL passes a body that fails to parse on as one
+// plain record, and logs and truncates one with a key index out of range;
+// reporting both keeps a corrupt aggregate from being mistaken for user data.)
 //
 // The package is pure: no I/O, no goroutines, no global mutable state.
 package aggregation
