@@ -192,8 +192,19 @@ func (b *blob) UnmarshalJSON(raw []byte) error {
 		}
 		s = []byte(str)
 	}
-	if len(s)%4 != 0 {
+	n, ok := base64Len(s)
+	if !ok {
 		return fmt.Errorf("blob has %d base64 characters, not a multiple of 4", len(s))
+	}
+	*b = blob{n: n, set: true}
+	return nil
+}
+
+// base64Len returns the decoded length of padded standard base64 text, or
+// false when its length is not a multiple of 4.
+func base64Len(s []byte) (int, bool) {
+	if len(s)%4 != 0 {
+		return 0, false
 	}
 	n := len(s) / 4 * 3
 	if len(s) > 0 && s[len(s)-1] == '=' {
@@ -202,8 +213,7 @@ func (b *blob) UnmarshalJSON(raw []byte) error {
 			n--
 		}
 	}
-	*b = blob{n: n, set: true}
-	return nil
+	return n, true
 }
 
 // streamRef is the stream identifier of a request.
@@ -340,7 +350,7 @@ var routedPool = sync.Pool{New: func() any { s := make([]routed, 0, DefaultMaxRe
 // entry admitted or throttled by its shard's buckets.
 func (s *Server) putRecords(body, out []byte) ([]byte, *apiError) {
 	var in putRecordsInput
-	if err := decode(body, &in); err != nil {
+	if err := decodePutRecords(body, &in); err != nil {
 		return nil, err
 	}
 	st, lerr := s.lookup(in.streamRef)
@@ -436,7 +446,7 @@ type putRecordInput struct {
 // ProvisionedThroughputExceededException.
 func (s *Server) putRecord(body, out []byte) ([]byte, *apiError) {
 	var in putRecordInput
-	if err := decode(body, &in); err != nil {
+	if err := decodePutRecord(body, &in); err != nil {
 		return nil, err
 	}
 	st, lerr := s.lookup(in.streamRef)
