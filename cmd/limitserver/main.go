@@ -1,0 +1,206 @@
+// Command limitserver runs the limit-enforcing Kinesis endpoint
+// (internal/limitserver) as a standalone process for load tests: point an
+// SDK client, cmd/loadtest or the producer at the URL it prints.
+//
+//	limitserver -streams trades:4,other:1 -addr 127.0.0.1:4568
+//
+// It speaks the Kinesis JSON 1.1 protocol, enforces per-shard write limits
+// (1 MiB/s and 1,000 records/s by default) and the PutRecords limits, and
+// logs each stream's counters periodically and on exit. SIGINT or SIGTERM
+// shuts it down.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/kplgo/kpl/internal/limitserver"
+)
+
+// config is the parsed command line.
+type config struct {
+	addr            string
+	streams         []streamSpec
+	bytesPerSec     int64
+	recordsPerSec   int64
+	burst           time.Duration
+	latency         time.Duration
+	statsInterval   time.Duration
+	maxRecordSize   int
+	maxBytesPerCall int
+	logLevel        string
+}
+
+// streamSpec is one -streams item.
+type streamSpec struct {
+	name   string
+	shards int
+}
+
+func main() {
+	log := logrus.New()
+	cfg, err := parseFlags(os.Args[1:], os.Stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		log.WithError(err).Error("invalid command line")
+		os.Exit(2)
+	}
+	if lvl, err := logrus.ParseLevel(cfg.logLevel); err == nil {
+		log.SetLevel(lvl)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, log, os.Stdout); err != nil {
+		log.WithError(err).Error("limitserver failed")
+		os.Exit(1)
+	}
+}
+
+// parseFlags parses the command line.
+func parseFlags(args []string, out io.Writer) (config, error) {
+	var cfg config
+	var streams string
+	fs := flag.NewFlagSet("limitserver", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:4568", "listen address")
+	fs.StringVar(&streams, "streams", "", "streams to create at start, as name:shards,... (more can be created with CreateStream)")
+	fs.Int64Var(&cfg.bytesPerSec, "bytes-per-sec", limitserver.DefaultBytesPerSecond, "per-shard write limit in bytes (data + partition key) per second; negative = unlimited")
+	fs.Int64Var(&cfg.recordsPerSec, "records-per-sec", limitserver.DefaultRecordsPerSecond, "per-shard write limit in records per second; negative = unlimited")
+	fs.DurationVar(&cfg.burst, "burst", limitserver.DefaultBurst, "time's worth of capacity each shard bucket holds")
+	fs.DurationVar(&cfg.latency, "latency", 0, "latency added to every request")
+	fs.IntVar(&cfg.maxRecordSize, "max-record-size", limitserver.DefaultMaxRecordSize, "largest record, data + partition key, in bytes")
+	fs.IntVar(&cfg.maxBytesPerCall, "max-bytes-per-call", limitserver.DefaultMaxBytesPerCall, "largest PutRecords call, data + partition keys, in bytes")
+	fs.DurationVar(&cfg.statsInterval, "stats-interval", 10*time.Second, "how often to log stream counters; 0 = only at exit")
+	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level (debug, info, warn, error)")
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if cfg.bytesPerSec == 0 || cfg.recordsPerSec == 0 {
+		return config{}, errors.New("-bytes-per-sec and -records-per-sec must not be 0 (negative means unlimited)")
+	}
+	var err error
+	if cfg.streams, err = parseStreams(streams); err != nil {
+		return config{}, err
+	}
+	return cfg, nil
+}
+
+// parseStreams parses "name:shards,name:shards".
+func parseStreams(s string) ([]streamSpec, error) {
+	var out []streamSpec
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	for _, item := range strings.Split(s, ",") {
+		name, count, ok := strings.Cut(strings.TrimSpace(item), ":")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("-streams item %q is not name:shards", item)
+		}
+		n, err := strconv.Atoi(count)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-streams item %q: shard count must be a positive integer", item)
+		}
+		out = append(out, streamSpec{name: name, shards: n})
+	}
+	return out, nil
+}
+
+// run serves until ctx is done, then shuts down and logs final counters.
+// The URL goes to stdout as one line so scripts can read it.
+func run(ctx context.Context, cfg config, log logrus.FieldLogger, stdout io.Writer) error {
+	srv := limitserver.New(limitserver.Options{
+		BytesPerSecond:   cfg.bytesPerSec,
+		RecordsPerSecond: cfg.recordsPerSec,
+		Burst:            cfg.burst,
+		Latency:          cfg.latency,
+		MaxRecordSize:    cfg.maxRecordSize,
+		MaxBytesPerCall:  cfg.maxBytesPerCall,
+	})
+	for _, s := range cfg.streams {
+		if err := srv.CreateStream(s.name, s.shards); err != nil {
+			return err
+		}
+	}
+	l, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
+	}
+	url := "http://" + l.Addr().String()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+
+	o := srv.Options()
+	log.WithFields(logrus.Fields{
+		"url":             url,
+		"streams":         srv.StreamNames(),
+		"bytes_per_sec":   o.BytesPerSecond,
+		"records_per_sec": o.RecordsPerSecond,
+		"burst":           o.Burst,
+		"latency":         o.Latency,
+	}).Info("limit-enforcing Kinesis endpoint listening")
+	fmt.Fprintln(stdout, url)
+
+	var tick <-chan time.Time
+	if cfg.statsInterval > 0 {
+		t := time.NewTicker(cfg.statsInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case err := <-served:
+			return err
+		case <-tick:
+			logStats(log, srv)
+		case <-ctx.Done():
+			log.Info("shutting down")
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := srv.Shutdown(sctx); err != nil {
+				_ = srv.Close()
+			}
+			if err := <-served; err != nil {
+				return err
+			}
+			logStats(log, srv)
+			return nil
+		}
+	}
+}
+
+// logStats logs every stream's counters.
+func logStats(log logrus.FieldLogger, srv *limitserver.Server) {
+	for _, name := range srv.StreamNames() {
+		st, err := srv.Stats(name)
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		log.WithFields(logrus.Fields{
+			"stream":            name,
+			"shards":            len(st.Shards),
+			"records":           st.Records,
+			"bytes":             st.Bytes,
+			"throttled":         st.Throttled,
+			"put_record_calls":  st.PutRecordCalls,
+			"put_records_calls": st.PutRecordsCalls,
+			"rejected_calls":    st.RejectedCalls,
+		}).Info("stream counters")
+	}
+}
