@@ -12,7 +12,8 @@ type keyIndex struct {
 	// slots holds 0 for an empty slot, else the key's index+1 in the low 32
 	// bits and the high 32 bits of its hash in the high bits, so that most
 	// mismatches are rejected without comparing strings. len(slots) is 0 or
-	// a power of two, at most 3/4 full.
+	// a power of two, at most 3/4 full. Indices fit 32 bits: each key takes
+	// at least 2 encoded bytes, and aggregates are megabytes, not gigabytes.
 	slots []uint64
 	keys  []string // keys in index order; they reference the callers' strings
 
@@ -42,7 +43,8 @@ func recentSlot(key string) int {
 }
 
 // lookup returns the index of key and true, or the index key would get and
-// false. h is key's hash, for insert; it is 0 when the index is empty.
+// false. When ok is false, h is key's hash for insert (0 if the index is
+// empty: insert hashes the first key itself).
 func (k *keyIndex) lookup(key string) (idx int, h uint64, ok bool) {
 	if len(k.keys) == 0 {
 		return 0, 0, false
