@@ -530,3 +530,19 @@ func assertUserRecords(t *testing.T, got, want []UserRecord) {
 		}
 	}
 }
+
+func TestSingleRecordSizeIsTheEncodedLength(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range 300 {
+		r := randomRecord(rng)
+		a := NewAggregator(0, 0)
+		if err := a.Add(r); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := SingleRecordSize(r), len(a.AppendEncoded(nil)); got != want {
+			t.Fatalf("SingleRecordSize(%q, %q, %d bytes) = %d, encoded %d",
+				r.PartitionKey, r.ExplicitHashKey, len(r.Data), got, want)
+		}
+	}
+}
