@@ -75,7 +75,7 @@ func BenchmarkLimitEndpoint(b *testing.B) {
 				sink = loadgen.NewProducerSink(p, rec)
 			}
 			res, err := loadgen.Run(ctx, loadgen.RunConfig{
-				Mode: mode, Duration: endpointWindow, Symbols: loadgen.DefaultSymbols(50),
+				Mode: mode, Duration: endpointWindow, Symbols: loadgen.DefaultSymbols(50), RecordSize: 120,
 				Keys: loadgen.KeySpread, Seed: uint64(i + 1),
 			}, sink, rec)
 			stop()

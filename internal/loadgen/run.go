@@ -78,7 +78,7 @@ func Run(ctx context.Context, cfg RunConfig, sink Sink, rec *Recorder) (ModeResu
 		cfg.Keys = KeySymbol
 	}
 	gen := NewGenerator(cfg.Symbols, cfg.RecordSize, cfg.Seed)
-	cpu0 := cpuTime()
+	cpu0 := CPUTime()
 	start := rec.Start()
 	end := start.Add(cfg.Duration)
 
@@ -172,7 +172,7 @@ func Run(ctx context.Context, cfg RunConfig, sink Sink, rec *Recorder) (ModeResu
 	drainErr := sink.Finish(dctx)
 	cancel()
 	finished := time.Now()
-	cpu := cpuTime() - cpu0
+	cpu := CPUTime() - cpu0
 	close(stopProgress)
 	<-progressDone
 
@@ -188,8 +188,9 @@ func Run(ctx context.Context, cfg RunConfig, sink Sink, rec *Recorder) (ModeResu
 	return res, ctx.Err()
 }
 
-// cpuTime returns the user+system CPU time of this process so far.
-func cpuTime() time.Duration {
+// CPUTime returns the user+system CPU time of this process so far, from
+// getrusage(RUSAGE_SELF); 0 if it cannot be read.
+func CPUTime() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
