@@ -100,6 +100,9 @@ type Machine struct {
 	GoVersion string `json:"go_version"`
 	GOOS      string `json:"goos"`
 	GOARCH    string `json:"goarch"`
+	// LoadAverage is /proc/loadavg when the report was started: on a shared
+	// machine it says how much CPU others were using.
+	LoadAverage string `json:"load_average,omitempty"`
 }
 
 // Report is the whole result of a load test.
@@ -117,6 +120,9 @@ type Report struct {
 // ThisMachine describes the machine the process runs on.
 func ThisMachine() Machine {
 	m := Machine{NumCPU: runtime.NumCPU(), GoVersion: runtime.Version(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		m.LoadAverage = strings.TrimSpace(string(b))
+	}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
 			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
@@ -179,8 +185,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintln(tw)
 	}
 	s := r.Settings
-	fmt.Fprintf(w, "endpoint %s, stream %s, %d shards, %s per mode, rate %s, %d symbols, keys %s\n",
-		s.Endpoint, s.Stream, s.Shards, time.Duration(s.Duration*float64(time.Second)), rateString(s.Rate), s.Symbols, s.Keys)
+	fmt.Fprintf(w, "endpoint %s, stream %s, %d shards, %s per mode, rate %s, %d symbols, keys %s, %d-byte trades\n",
+		s.Endpoint, s.Stream, s.Shards, time.Duration(s.Duration*float64(time.Second)), rateString(s.Rate), s.Symbols, s.Keys, s.RecordSize)
+	if m := r.Machine; m.NumCPU > 0 {
+		fmt.Fprintf(w, "machine: %d CPUs, %s, %s, load average at start %s\n", m.NumCPU, m.CPUModel, m.GoVersion, m.LoadAverage)
+	}
 	if len(r.Modes) == 0 {
 		return tw.Flush()
 	}
