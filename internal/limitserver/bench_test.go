@@ -58,6 +58,7 @@ func BenchmarkPutRecordsSDK(b *testing.B) {
 			in := &kinesis.PutRecordsInput{StreamName: aws.String("bench"), Records: entries(shape.records, shape.dataLen, shape.explicit)}
 			b.ReportAllocs()
 			b.SetBytes(int64(shape.records * shape.dataLen))
+			b.SetParallelism(4)
 			t0 := time.Now()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -85,6 +86,7 @@ func BenchmarkPutRecordSDK(b *testing.B) {
 	c := start(b, srv)
 	data := bytes.Repeat([]byte{'t'}, 120)
 	b.ReportAllocs()
+	b.SetParallelism(8) // calls wait on the network: keep several in flight per CPU
 	t0 := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
@@ -146,4 +148,26 @@ func requestBody(n, dataLen int, explicit bool) string {
 	}
 	sb.WriteString(`],"StreamName":"bench"}`)
 	return sb.String()
+}
+
+// BenchmarkHandlerPutRecord measures the server's own work per PutRecord
+// call of a 120-byte trade, without HTTP transport or SDK.
+func BenchmarkHandlerPutRecord(b *testing.B) {
+	srv := limitserver.New(limitserver.Options{BytesPerSecond: -1, RecordsPerSecond: -1})
+	if err := srv.CreateStream("bench", 4); err != nil {
+		b.Fatal(err)
+	}
+	body := `{"Data":"` + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{'t'}, 120)) + `","PartitionKey":"AAPL","StreamName":"bench"}`
+	h := srv.Handler()
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
+		req.Header.Set("X-Amz-Target", "Kinesis_20131202.PutRecord")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
 }

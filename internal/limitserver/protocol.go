@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -54,15 +53,11 @@ func validation(format string, args ...any) *apiError {
 	return badRequest(codeValidation, validationErrorPrefix+format, args...)
 }
 
-// bufPool holds request and response buffers.
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-// respPool holds response buffers.
-var respPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
-
 // serveHTTP dispatches one API call.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("x-amzn-RequestId", s.requestID())
+	// Headers are assigned with canonical keys, skipping Header.Set's
+	// canonicalization on this hot path.
+	w.Header()["X-Amzn-Requestid"] = []string{s.requestID()}
 	if r.Method != http.MethodPost {
 		s.writeError(w, &apiError{status: http.StatusMethodNotAllowed, code: codeUnknownOperation,
 			message: "only POST is supported"})
@@ -84,9 +79,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	in := bufPool.Get().(*bytes.Buffer)
+	in := s.bodies.Get().(*bytes.Buffer)
 	in.Reset()
-	defer bufPool.Put(in)
+	defer s.bodies.Put(in)
 	if _, err := in.ReadFrom(http.MaxBytesReader(w, r.Body, maxRequestBody)); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -99,7 +94,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	body := in.Bytes()
 
-	rp := respPool.Get().(*[]byte)
+	rp := s.responses.Get().(*[]byte)
 	out := (*rp)[:0]
 	var resp []byte
 	var err *apiError
@@ -122,14 +117,14 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if cap(resp) <= 1<<20 { // keep a grown buffer for later responses
 		*rp = resp[:0]
 	}
-	defer respPool.Put(rp)
+	defer s.responses.Put(rp)
 	if err != nil {
 		s.writeError(w, err)
 		return
 	}
 	h := w.Header()
-	h.Set("Content-Type", contentType)
-	h.Set("Content-Length", strconv.Itoa(len(resp)))
+	h["Content-Type"] = []string{contentType}
+	h["Content-Length"] = []string{strconv.Itoa(len(resp))}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(resp)
 }
@@ -343,9 +338,6 @@ type routed struct {
 	dataLen int
 }
 
-// routedPool recycles the per-request routing slices.
-var routedPool = sync.Pool{New: func() any { s := make([]routed, 0, DefaultMaxRecordsPerCall); return &s }}
-
 // putRecords implements PutRecords: whole-request validation, then each
 // entry admitted or throttled by its shard's buckets.
 func (s *Server) putRecords(body, out []byte) ([]byte, *apiError) {
@@ -373,8 +365,8 @@ func (s *Server) putRecords(body, out []byte) ([]byte, *apiError) {
 	if lerr != nil {
 		return nil, lerr
 	}
-	rp := routedPool.Get().(*[]routed)
-	defer routedPool.Put(rp)
+	rp := s.routes.Get().(*[]routed)
+	defer s.routes.Put(rp)
 	routes := (*rp)[:0]
 	total := 0
 	for i := range in.Records {

@@ -1,6 +1,7 @@
 package limitserver
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -143,13 +144,16 @@ const maxShards = 10000
 // serves HTTP through Handler (for httptest or your own http.Server) or
 // through Start/Serve and Close. All methods are safe for concurrent use.
 type Server struct {
-	opts    Options
-	started time.Time
+	opts Options
 
 	mu      sync.RWMutex       // guards streams
 	streams map[string]*stream // by name
 
 	ids atomic.Uint64 // numbers requests for x-amzn-RequestId
+
+	bodies    sync.Pool // *bytes.Buffer: request bodies
+	responses sync.Pool // *[]byte: response bodies
+	routes    sync.Pool // *[]routed: PutRecords routing
 
 	httpMu  sync.Mutex   // guards httpSrv
 	httpSrv *http.Server // set by Start or Serve
@@ -159,7 +163,11 @@ type Server struct {
 // Start and Serve.
 func New(opts Options) *Server {
 	o := opts.withDefaults()
-	return &Server{opts: o, started: o.Clock.Now(), streams: make(map[string]*stream)}
+	s := &Server{opts: o, streams: make(map[string]*stream)}
+	s.bodies.New = func() any { return new(bytes.Buffer) }
+	s.responses.New = func() any { b := make([]byte, 0, 4096); return &b }
+	s.routes.New = func() any { r := make([]routed, 0, DefaultMaxRecordsPerCall); return &r }
+	return s
 }
 
 // Options returns the server's options with defaults filled in.
