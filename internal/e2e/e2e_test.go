@@ -234,6 +234,7 @@ func readBack(t *testing.T, stream string) pipeline.VerifyReport {
 }
 
 func TestEveryTradeArrivesOnceInOrderOnItsShard(t *testing.T) {
+	t.Parallel()
 	const n = 2500
 	_, stream := server.NewStream(t, 4)
 	sim, url := startSim(t, feedsim.Config{MaxTrades: n, Seed: 1, Rate: 2000, Batch: 5})
@@ -290,6 +291,7 @@ func TestEveryTradeArrivesOnceInOrderOnItsShard(t *testing.T) {
 }
 
 func TestSIGTERMDeliversOrReportsEveryAcceptedTrade(t *testing.T) {
+	t.Parallel()
 	_, stream := server.NewStream(t, 4)
 	sim, url := startSim(t, feedsim.Config{Seed: 2, Rate: 1500, Batch: 5})
 	// A long linger keeps trades buffered when the signal arrives.
@@ -345,6 +347,7 @@ func TestSIGTERMDeliversOrReportsEveryAcceptedTrade(t *testing.T) {
 }
 
 func TestSIGTERMDuringAnOutageReportsTheUndeliveredTradesFailed(t *testing.T) {
+	t.Parallel()
 	_, stream := server.NewStream(t, 2)
 	target, err := neturl.Parse(server.Endpoint)
 	if err != nil {
@@ -387,7 +390,72 @@ func TestSIGTERMDuringAnOutageReportsTheUndeliveredTradesFailed(t *testing.T) {
 	t.Logf("outage, then SIGTERM after %d trades sent: %+v", sim.Sent(), s)
 }
 
+func TestFeedFaultsLoseNoAcceptedTrade(t *testing.T) {
+	t.Parallel()
+	_, stream := server.NewStream(t, 2)
+	sim, url := startSim(t, feedsim.Config{Seed: 6, Rate: 800, Batch: 4})
+	addr := freeAddr(t)
+	p := startProducer(t, producerEnv(url, stream, ""), "-log-format", "json", "-status-interval", "0",
+		"-dead-timeout", "1s", "-metrics-addr", addr)
+	metric := func(name string) float64 {
+		for _, line := range strings.Split(httpGet("http://"+addr+"/metrics"), "\n") {
+			if v, ok := strings.CutPrefix(line, name+" "); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				return f
+			}
+		}
+		return -1
+	}
+	// After each fault the producer must be accepting trades again.
+	progress := func(fault string) {
+		t.Helper()
+		from := metric("tradeproducer_trades_accepted_total")
+		deadline := time.Now().Add(20 * time.Second)
+		for metric("tradeproducer_trades_accepted_total") < from+100 {
+			if time.Now().After(deadline) {
+				t.Fatalf("no progress after %s; output:\n%s", fault, p.out.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	progress("start")
+	sim.DropConnections()
+	progress("a dropped connection")
+	sim.SendMalformed()
+	sim.SendMalformed()
+	progress("malformed messages")
+	sim.SendOversized(2 << 20)
+	progress("an oversized frame")
+	sim.SendError("Subscribing to too many symbols")
+	progress("a Finnhub error message")
+	sim.Silence(1500 * time.Millisecond)
+	progress("a silent connection")
+
+	if got := metric("tradeproducer_feed_reconnects_total"); got < 3 {
+		t.Errorf("%v reconnects, want at least 3 (drop, oversized frame, silence)", got)
+	}
+	if got := metric("tradeproducer_feed_malformed_total"); got < 2 {
+		t.Errorf("%v malformed messages counted, want 2", got)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit code %d; output:\n%s", code, p.out.String())
+	}
+	s := finalSummary(t, p.out.String())
+	if s.Accepted != s.Received || s.Delivered != s.Accepted || s.Failed != 0 {
+		t.Errorf("summary %+v: want every received trade delivered", s)
+	}
+	rep := readBack(t, stream)
+	if err := rep.CheckExpect(int(s.Delivered), true); err != nil {
+		t.Errorf("%v (%+v)", err, rep.Total)
+	}
+	t.Logf("%d trades sent by the simulator, summary %+v", sim.Sent(), s)
+}
+
 func TestTheAPIKeyNeverAppearsInTheOutput(t *testing.T) {
+	t.Parallel()
 	const token = "e2e-Secret-Token-9f8e7d"
 	_, stream := server.NewStream(t, 1)
 	good, goodURL := startSim(t, feedsim.Config{Token: token, Rate: 200, Seed: 3})
@@ -435,6 +503,7 @@ func TestTheAPIKeyNeverAppearsInTheOutput(t *testing.T) {
 }
 
 func TestADotEnvFileConfiguresTheProducerAndTheSDK(t *testing.T) {
+	t.Parallel()
 	_, stream := server.NewStream(t, 1)
 	_, url := startSim(t, feedsim.Config{Seed: 5, Rate: 500})
 	dir := t.TempDir()
@@ -466,6 +535,7 @@ func TestADotEnvFileConfiguresTheProducerAndTheSDK(t *testing.T) {
 }
 
 func TestMisconfigurationExitsWithOneSentence(t *testing.T) {
+	t.Parallel()
 	_, stream := server.NewStream(t, 1)
 	_, url := startSim(t, feedsim.Config{})
 	base := producerEnv(url, stream, "")
