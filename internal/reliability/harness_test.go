@@ -422,6 +422,13 @@ func (r *rig) close() {
 	if err := r.p.Close(); err != nil {
 		r.t.Errorf("Close: %v", err)
 	}
+	r.verifyNoLeaks()
+}
+
+// verifyNoLeaks checks, after the producer stopped, that no goroutine was
+// left behind.
+func (r *rig) verifyNoLeaks() {
+	r.t.Helper()
 	r.tr.Wait()
 	for _, ht := range r.httpTs {
 		ht.CloseIdleConnections()

@@ -418,6 +418,46 @@ func waitAccepted(t *testing.T, r *rig, n int, done <-chan struct{}) {
 	}
 }
 
+// TestAllFaultsAtOnce mixes every fault while four goroutines put records:
+// per-entry throttling and InternalFailure, 500s, 503s, resets before and
+// after forwarding, latency, and an outage of a second and a half.
+func TestAllFaultsAtOnce(t *testing.T) {
+	// A short linger makes many small calls, so that every fault hits some.
+	r := newRig(t, 3, func(o *producer.Options) { o.Linger = 5 * time.Millisecond })
+	if err := r.tr.SetEntryFaults(
+		faultinject.EntryFault{Code: faultinject.CodeThrottled, Probability: 0.1},
+		faultinject.EntryFault{Code: faultinject.CodeInternalFailure, Probability: 0.05},
+	); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []faultinject.RequestFaultKind{faultinject.HTTP500, faultinject.HTTP503, faultinject.ResetBeforeForward, faultinject.ResetAfterForward} {
+		if err := r.tr.AddRequestFault(faultinject.RequestFault{Kind: k, Probability: 0.05, Operations: []string{"PutRecords"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.tr.SetLatency(10 * time.Millisecond)
+	ctx := testCtx(t, 90*time.Second)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() { r.putN(ctx, 400, 3*time.Millisecond, uint64(100+g)) })
+	}
+	time.Sleep(400 * time.Millisecond)
+	r.tr.StartOutage(1500 * time.Millisecond)
+	wg.Wait()
+	out := r.finish()
+	if out.failed != 0 {
+		t.Errorf("%d records failed with a 60s TTL: %v", out.failed, out.failures[0])
+	}
+	c := r.tr.Counters()
+	// kinesis-mock answers slowly enough that all senders may be waiting on
+	// it for the whole outage: the outage is not required to have refused a
+	// call (the outage scenarios cover that).
+	if c.EntryFailures() == 0 || c.HTTPErrors[500]+c.HTTPErrors[503] == 0 || c.ResetsBefore+c.ResetsAfter == 0 {
+		t.Fatalf("some fault was never injected: %+v", c)
+	}
+	r.close()
+}
+
 // TestRecordTTLExpiresDuringOutage puts records into an outage longer than
 // their TTL: each gets a failure result listing every attempt, unwrapping to
 // ErrRecordExpired, counted in Stats; none is stored; the producer works
@@ -450,9 +490,15 @@ func TestRecordTTLExpiresDuringOutage(t *testing.T) {
 		if len(recErr.Attempts) == 0 {
 			t.Fatalf("record %d expired with no attempt listed", i)
 		}
+		if len(recErr.Attempts) < 2 {
+			t.Errorf("record %d expired after %d attempt(s); the backoff allows several within the TTL", i, len(recErr.Attempts))
+		}
 		for j, a := range recErr.Attempts {
 			if a.ErrorCode == "" && a.ErrorMessage == "" {
 				t.Errorf("record %d attempt %d has no error: %+v", i, j, a)
+			}
+			if j > 0 && a.Time.Before(recErr.Attempts[j-1].Time) {
+				t.Errorf("record %d: attempt %d starts before attempt %d", i, j, j-1)
 			}
 		}
 	}
