@@ -144,7 +144,7 @@ func run(ctx context.Context, cfg config, log logrus.FieldLogger, stdout io.Writ
 	}
 	url := "http://" + l.Addr().String()
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
+	go func() { served <- srv.Serve(ctx, l) }()
 
 	o := srv.Options()
 	log.WithFields(logrus.Fields{
@@ -171,12 +171,7 @@ func run(ctx context.Context, cfg config, log logrus.FieldLogger, stdout io.Writ
 			logStats(log, srv)
 		case <-ctx.Done():
 			log.Info("shutting down")
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := srv.Shutdown(sctx); err != nil {
-				_ = srv.Close()
-			}
-			if err := <-served; err != nil {
+			if err := <-served; err != nil { // Serve shuts down when ctx ends
 				return err
 			}
 			logStats(log, srv)

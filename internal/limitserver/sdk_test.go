@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -608,5 +609,29 @@ func TestStartServesUntilClose(t *testing.T) {
 	}
 	if _, err := c.ListShards(ctxFor(t), &kinesis.ListShardsInput{StreamName: aws.String("x")}); err == nil {
 		t.Error("ListShards succeeded after Close")
+	}
+}
+
+func TestServeStopsWhenTheContextEnds(t *testing.T) {
+	t.Parallel()
+	srv := limitserver.New(limitserver.Options{})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, l) }()
+	c := newClient("http://" + l.Addr().String())
+	if _, err := c.CreateStream(ctxFor(t), &kinesis.CreateStreamInput{StreamName: aws.String("x"), ShardCount: aws.Int32(1)}); err != nil {
+		t.Fatalf("CreateStream through Serve: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Serve after cancel: %v", err)
+	}
+	if _, err := c.ListShards(ctxFor(t), &kinesis.ListShardsInput{StreamName: aws.String("x")}); err == nil {
+		t.Error("ListShards succeeded after Serve returned")
 	}
 }

@@ -177,7 +177,9 @@ func (s *Server) Options() Options { return s.opts }
 func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
 // Start listens on addr (for example "127.0.0.1:0") and serves in a new
-// goroutine until Close. It returns the base URL to give the SDK client as
+// goroutine until Close. A Server serves through Start or Serve at most
+// once (ErrServerStarted otherwise); Handler has no such limit. It returns
+// the base URL to give the SDK client as
 // BaseEndpoint, such as "http://127.0.0.1:4568".
 func (s *Server) Start(addr string) (string, error) {
 	l, err := net.Listen("tcp", addr)
@@ -193,14 +195,36 @@ func (s *Server) Start(addr string) (string, error) {
 	return "http://" + l.Addr().String(), nil
 }
 
-// Serve serves HTTP on l and blocks until Close or a listener error; it
-// returns nil after Close.
-func (s *Server) Serve(l net.Listener) error {
+// ShutdownTimeout is how long Serve waits for requests in progress after
+// its context ends before closing their connections.
+const ShutdownTimeout = 5 * time.Second
+
+// Serve serves HTTP on l and blocks until ctx is done, Close, or a listener
+// error. When ctx ends it shuts down gracefully (waiting up to
+// ShutdownTimeout for requests in progress) and returns nil; it returns nil
+// after Close too.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	srv, err := s.install()
 	if err != nil {
+		_ = l.Close()
 		return err
 	}
-	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	shutDown := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(shutDown)
+		sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+		defer cancel()
+		if srv.Shutdown(sctx) != nil {
+			_ = srv.Close()
+		}
+	})
+	err = srv.Serve(l)
+	if !stop() {
+		// The shutdown started: http.Server.Serve returns at once, so wait
+		// for requests in progress to finish.
+		<-shutDown
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("limitserver: serve: %w", err)
 	}
 	return nil
