@@ -35,10 +35,6 @@ if [ ! -f "$KINESIS_LOCAL_DIR/main.js" ]; then
 fi
 command -v node >/dev/null || { echo "run.sh: node is not on PATH: install Node.js." >&2; exit 1; }
 
-mkdir -p "$OUT"
-say "building tradeproducer, feedsim and verify into out/"
-(cd "$ROOT" && "${GO:-go}" build -o "$OUT/" ./cmd/tradeproducer ./cmd/feedsim ./cmd/verify)
-
 MOCK_PID= FEED_PID= PRODUCER_PID= TAIL_PID= STOP=
 stop_pid() { # pid signal: signal a process group and wait for it
 	local pid=$1 sig=$2
@@ -54,6 +50,12 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'STOP=1' INT TERM
+stop_requested() { [ -z "$STOP" ] || { echo "run.sh: interrupted" >&2; exit 130; }; }
+
+mkdir -p "$OUT"
+say "building tradeproducer, feedsim and verify into out/"
+(cd "$ROOT" && "${GO:-go}" build -o "$OUT/" ./cmd/tradeproducer ./cmd/feedsim ./cmd/verify)
+stop_requested
 
 # The AWS SDK in the commands talks to kinesis-mock with dummy credentials.
 export AWS_ENDPOINT_URL=http://127.0.0.1:$KINESIS_PORT
@@ -87,7 +89,7 @@ for i in $(seq 1 120); do
 		tail -n 20 "$OUT/kinesis-mock.log" >&2
 		exit 1
 	fi
-	[ -z "$STOP" ] || exit 130
+	stop_requested
 	if [ "$i" = 120 ]; then
 		echo "run.sh: kinesis-mock did not answer in 60s:" >&2
 		cat "$OUT/create.err" >&2
@@ -109,6 +111,7 @@ for i in $(seq 1 50); do
 	sleep 0.1
 done
 
+stop_requested
 say "starting the trade producer (log: out/tradeproducer.log); press Ctrl-C to stop"
 # The producer logs to a file (a pipe could break under it on Ctrl-C); tail
 # shows the file.
