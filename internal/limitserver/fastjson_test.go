@@ -76,6 +76,7 @@ type flat struct {
 	Entries   []flatEntry
 }
 
+// flatEntry is a comparable form of one decoded entry.
 type flatEntry struct {
 	N             int
 	Set           bool
@@ -83,6 +84,7 @@ type flatEntry struct {
 	HasPK, HasEHK bool
 }
 
+// normalize flattens a decoded request for comparison.
 func normalize(in putRecordsInput) flat {
 	f := flat{}
 	if in.StreamName != nil {

@@ -27,6 +27,7 @@ type fakeClock struct {
 	now time.Time
 }
 
+// newFakeClock returns a fake clock at a fixed instant.
 func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_700_000_000, 0)} }
 
 // Now returns the clock's time.
@@ -64,6 +65,7 @@ func start(t testing.TB, srv *limitserver.Server) *kinesis.Client {
 	return newClient(ts.URL)
 }
 
+// ctxFor returns a context for one call, canceled when the test ends.
 func ctxFor(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
