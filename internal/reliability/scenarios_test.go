@@ -337,8 +337,20 @@ func TestReshardingMidRun(t *testing.T) {
 	r := newRig(t, 2)
 	r.allowMisrouted = true
 	ctx := testCtx(t, 90*time.Second)
-	done := make(chan struct{})
-	go func() { defer close(done); r.putN(ctx, 1500, 3*time.Millisecond, 6) }()
+	done, stop := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		// Input goes on until a while after the merge, however long the
+		// reshards take.
+		for seed := uint64(6); ; seed++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			r.putN(ctx, 50, 5*time.Millisecond, seed)
+		}
+	}()
 
 	waitAccepted(t, r, 400, done)
 	parent := shardsOf(t, r)[0]
@@ -356,7 +368,7 @@ func TestReshardingMidRun(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	waitAccepted(t, r, 900, done)
+	waitAccepted(t, r, r.accepted()+400, done)
 	// Merge the upper child of the split with the next shard.
 	var upperChild, next types.Shard
 	for _, s := range shardsOf(t, r) {
@@ -383,6 +395,8 @@ func TestReshardingMidRun(t *testing.T) {
 	if err := kinesismock.WaitActive(ctx, r.admin, r.stream); err != nil {
 		t.Fatal(err)
 	}
+	waitAccepted(t, r, r.accepted()+400, done)
+	close(stop)
 	<-done
 
 	out := r.finish()
