@@ -56,9 +56,10 @@ bench: tools
 # mode after the other in the same run: against the in-process limit-enforcing
 # endpoint (4 shards, the service's write limits), then against kinesis-mock.
 # kinesis-mock never throttles but absorbs only about 1 MB/s and slows as its
-# shards fill: a 6s call timeout and the producer's default buffer (200,000
-# trades, minutes of kinesis-mock's capacity) make flat-out calls time out and
-# expire, so that run bounds the buffer and allows 20s per call.
+# shards fill: with a 6s call timeout and the producer's default buffer
+# (200,000 trades, half a minute of kinesis-mock's capacity) flat-out calls
+# time out and records expire, so that run bounds the buffer to 20,000 trades
+# and allows 20s per call.
 # Tables go to stdout; JSON and charts to out/. LOADTEST_FLAGS adds flags.
 LOADTEST_FLAGS ?=
 loadtest: tools
