@@ -35,12 +35,12 @@ var benchSizes = []struct {
 // alone bounds the rate at MD5 throughput / 126.4 B.
 //
 // Measured on the shared 2-core build machine (AMD EPYC, go1.26.8,
-// linux/amd64), best of 5 runs while the machine was least busy: MD5 runs at
-// 642 MB/s, a floor of 5.08 M records/s (197 ns per record);
-// BenchmarkAggregate/120B runs at 251 ns/op, 3.98 M records/s, with 0
-// allocations per record: 78% of the MD5 floor. A CPU profile of the same
-// benchmark puts 80% of the time in crypto/md5.block; the other ~50 ns are
-// Add (BenchmarkAdd: 29 ns), the copy out of AppendEncoded and the loop.
+// linux/amd64), best runs while the machine was least busy: MD5 runs at
+// 640-650 MB/s, a floor of about 5.1 M records/s (about 197 ns per record);
+// BenchmarkAggregate/120B runs at 247-251 ns/op, 3.98-4.05 M records/s, with
+// 0 allocations per record: about 79% of the MD5 floor. A CPU profile of the
+// same benchmark puts 80% of the time in crypto/md5.block; the other ~50 ns
+// are Add (BenchmarkAdd: 29 ns), the copy out of AppendEncoded and the loop.
 // Under load from other processes the wall-clock numbers drop by up to 3x.
 func BenchmarkAggregate(b *testing.B) {
 	for _, bs := range benchSizes {
