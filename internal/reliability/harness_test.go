@@ -206,7 +206,8 @@ type outcome struct {
 // Result says; no record is stored twice except by calls the producer saw
 // fail after Kinesis stored them (resets after forwarding, calls abandoned
 // by a timeout: the injector lists those records); nothing is stored that
-// was refused or never put; Stats agree with the futures. It returns what it
+// was refused or never put, and a record with a failure result was stored
+// only by such ambiguous calls, if at all; Stats agree with the futures. It returns what it
 // found for the scenario's own assertions.
 func (r *rig) finish() outcome {
 	t := r.t
@@ -357,6 +358,9 @@ func (r *rig) finish() outcome {
 		}
 		if nonAmbiguous > 1 {
 			t.Errorf("record %q is stored %d times by requests the producer saw succeed: %v", p.data, nonAmbiguous, cs)
+		}
+		if !ok[i] && nonAmbiguous > 0 {
+			t.Errorf("record %q has a failure result yet a call the producer saw succeed stored it: %v", p.data, cs)
 		}
 		if len(cs) > 1 {
 			out.duplicates += len(cs) - 1

@@ -533,3 +533,33 @@ func TestRecordTTLExpiresDuringOutage(t *testing.T) {
 	}
 	r.close()
 }
+
+// TestPartlyExpiredAggregates builds aggregates whose records were put up to
+// a second apart (a long linger), then keeps Kinesis away until the oldest
+// have outlived their TTL but not the youngest: the old records fail with
+// ErrRecordExpired and are not stored, the young ones of the same aggregates
+// are re-packed and delivered, none is lost.
+func TestPartlyExpiredAggregates(t *testing.T) {
+	const ttl = 2 * time.Second
+	r := newRig(t, 2, func(o *producer.Options) {
+		o.RecordTTL = ttl
+		o.Linger = time.Second
+	})
+	start := time.Now()
+	r.tr.StartOutage(time.Hour)
+	r.putN(testCtx(t, 30*time.Second), 100, 10*time.Millisecond, 13)
+	time.Sleep(time.Until(start.Add(ttl + 500*time.Millisecond)))
+	out := r.finish() // ends the outage
+	expired := 0
+	for _, f := range out.failures {
+		if !errors.Is(f, producer.ErrRecordExpired) {
+			t.Errorf("a record failed with %v, want ErrRecordExpired", f)
+		}
+		expired++
+	}
+	if expired == 0 || out.succeeded <= 1 {
+		t.Fatalf("%d expired and %d delivered; the scenario wants some of each", expired, out.succeeded)
+	}
+	t.Logf("%d records expired, %d delivered after the outage", expired, out.succeeded-1)
+	r.close()
+}
