@@ -230,8 +230,12 @@ func TestConnectionResets(t *testing.T) {
 			r := newRig(t, 2, func(o *producer.Options) { o.Ordered = tc.ordered })
 			r.checkOrder = tc.ordered
 			for _, k := range []faultinject.RequestFaultKind{faultinject.ResetBeforeForward, faultinject.ResetAfterForward} {
-				if err := r.tr.AddRequestFault(faultinject.RequestFault{Kind: k, Probability: 0.1, Operations: []string{"PutRecords"}}); err != nil {
-					t.Fatal(err)
+				// Two certain hits of each kind, then 10% of the calls.
+				for _, f := range []faultinject.RequestFault{{Kind: k, Count: 2}, {Kind: k, Probability: 0.1}} {
+					f.Operations = []string{"PutRecords"}
+					if err := r.tr.AddRequestFault(f); err != nil {
+						t.Fatal(err)
+					}
 				}
 			}
 			r.putN(testCtx(t, 60*time.Second), 800, 2*time.Millisecond, 4)
@@ -466,8 +470,12 @@ func TestAllFaultsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range []faultinject.RequestFaultKind{faultinject.HTTP500, faultinject.HTTP503, faultinject.ResetBeforeForward, faultinject.ResetAfterForward} {
-		if err := r.tr.AddRequestFault(faultinject.RequestFault{Kind: k, Probability: 0.05, Operations: []string{"PutRecords"}}); err != nil {
-			t.Fatal(err)
+		// One certain hit of each kind, then 5% of the calls.
+		for _, f := range []faultinject.RequestFault{{Kind: k, Count: 1}, {Kind: k, Probability: 0.05}} {
+			f.Operations = []string{"PutRecords"}
+			if err := r.tr.AddRequestFault(f); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	r.tr.SetLatency(10 * time.Millisecond)
@@ -487,7 +495,7 @@ func TestAllFaultsAtOnce(t *testing.T) {
 	// kinesis-mock answers slowly enough that all senders may be waiting on
 	// it for the whole outage: the outage is not required to have refused a
 	// call (the outage scenarios cover that).
-	if c.EntryFailures() == 0 || c.HTTPErrors[500]+c.HTTPErrors[503] == 0 || c.ResetsBefore+c.ResetsAfter == 0 {
+	if c.EntryFailures() == 0 || c.HTTPErrors[500] == 0 || c.HTTPErrors[503] == 0 || c.ResetsBefore == 0 || c.ResetsAfter == 0 {
 		t.Fatalf("some fault was never injected: %+v", c)
 	}
 	r.close()
