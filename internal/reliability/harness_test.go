@@ -41,7 +41,6 @@ type rig struct {
 	// tr is the fault injector between the producer and kinesis-mock.
 	tr     *faultinject.Transport
 	client *kinesis.Client
-	opts   producer.Options
 	p      *producer.Producer
 	leaks  []goleak.Option
 	httpTs []*http.Transport
@@ -117,14 +116,17 @@ func newRig(t *testing.T, shards int32, optFns ...func(*producer.Options)) *rig 
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	fns := append([]func(*producer.Options){testOptions}, optFns...)
-	fns = append(fns, func(o *producer.Options) { r.opts = *o })
-	p, err := producer.New(ctx, r.client, stream, fns...)
+	p, err := producer.New(ctx, r.client, stream, append([]func(*producer.Options){testOptions}, optFns...)...)
 	if err != nil {
 		t.Fatalf("producer.New: %v", err)
 	}
 	r.p = p
-	t.Cleanup(func() { _ = p.Close() }) // in case the test stops early
+	t.Cleanup(func() { // in case the test stops early; a no-op after close
+		r.tr.Clear()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = p.Shutdown(ctx)
+	})
 	return r
 }
 
