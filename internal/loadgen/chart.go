@@ -65,7 +65,7 @@ func (r *Report) WriteChart(path string) error {
 		}
 		line.Width = vg.Points(1.5)
 		p.Add(line)
-		p.Legend.Add(fmt.Sprintf("%s (%s/s steady)", m.Mode, count(int64(m.SteadyAckedPerSec))), line)
+		p.Legend.Add(fmt.Sprintf("%s (%s trades/s over the run)", m.Mode, count(int64(m.AckedPerSec))), line)
 	}
 	p.Add(plotter.NewGrid())
 	if err := p.Save(8*vg.Inch, 4*vg.Inch, path); err != nil {
