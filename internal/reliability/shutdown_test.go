@@ -106,8 +106,8 @@ func TestShutdownDeadlineDuringOutage(t *testing.T) {
 		if !errors.As(err, &recErr) || !errors.Is(err, producer.ErrClosed) {
 			t.Fatalf("record %d: %v, want a *RecordError wrapping ErrClosed", i, err)
 		}
-		if len(recErr.Attempts) == 0 {
-			t.Errorf("record %d failed at shutdown without its attempts", i)
+		if len(recErr.Attempts) == 0 || recErr.Code != "ProducerClosed" {
+			t.Errorf("record %d failed at shutdown with code %q and %d attempts; want ProducerClosed and its attempts", i, recErr.Code, len(recErr.Attempts))
 		}
 	}
 	if st := r.p.Stats(); st.UserRecordsFailed != 100 || st.BufferedRecords != 0 {
