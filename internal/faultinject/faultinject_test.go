@@ -396,7 +396,7 @@ func TestOutage(t *testing.T) {
 		return err
 	}
 
-	end := time.Now().Add(400 * time.Millisecond)
+	end := time.Now().Add(time.Second)
 	tr.OutageUntil(end)
 	for _, op := range []func() error{
 		func() error { return put("during") },
@@ -466,7 +466,7 @@ func TestResponseLatencyPastTheDeadlineIsAnAmbiguousFailure(t *testing.T) {
 	ctx := ctxT(t)
 	tr := faultinject.New(nil)
 	tr.SetResponseLatency(time.Hour)
-	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	short, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	_, err := faultyClient(tr, 1).PutRecords(short, &kinesis.PutRecordsInput{StreamName: aws.String(stream), Records: entries("slow", 3)})
 	if !errors.Is(err, context.DeadlineExceeded) {
@@ -478,8 +478,10 @@ func TestResponseLatencyPastTheDeadlineIsAnAmbiguousFailure(t *testing.T) {
 		t.Errorf("stored %q, want %q", got, want)
 	}
 	c := tr.Counters()
-	if len(tr.Ambiguous()) != 3 || c.AbandonedAfterForward != 1 || c.ResponsesDelayed != 1 {
-		t.Errorf("%d ambiguous entries, counters %+v; want 3 entries of one abandoned, delayed request", len(tr.Ambiguous()), c)
+	// (ResponsesDelayed is 0 if kinesis-mock itself took longer than the
+	// deadline: the call is abandoned all the same.)
+	if len(tr.Ambiguous()) != 3 || c.AbandonedAfterForward != 1 || c.ResponsesDelayed > 1 {
+		t.Errorf("%d ambiguous entries, counters %+v; want 3 entries of one abandoned request", len(tr.Ambiguous()), c)
 	}
 }
 
