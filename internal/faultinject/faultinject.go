@@ -179,8 +179,8 @@ type RequestFault struct {
 // then saw fail: a reset after forwarding, or a client that gave up (a
 // timeout) after the request was forwarded.
 type AmbiguousEntry struct {
-	ShardID        string
-	SequenceNumber string
+	ShardID        string // the shard that stored the record
+	SequenceNumber string // its sequence number there
 }
 
 // Counters are cumulative counts of what the transport did.
@@ -217,7 +217,9 @@ func (c Counters) EntryFailures() uint64 {
 // Transport is an http.RoundTripper that injects faults into the traffic to
 // a Kinesis engine. The zero value is not usable; call New. It is safe for
 // concurrent use, and every setter may be called while requests are in flight;
-// a request sees the configuration of the moment it arrives.
+// a request sees the configuration in force at each step it goes through
+// (latency before forwarding, then outage and request faults, then entry
+// faults, then latency after forwarding).
 type Transport struct {
 	base http.RoundTripper
 	bg   sync.WaitGroup // forwards that outlive their client's request
