@@ -143,7 +143,7 @@ func (p *Producer) dispatch() {
 		}
 		force := p.forcing.Load() > 0
 		next := now.Add(time.Hour)
-		for p.inflightCalls.Load() < int64(p.opts.MaxConnections) {
+		for p.inflightCalls.Load() < p.window.allowed() {
 			b, at := p.collect(now, force, rr)
 			rr++
 			if b == nil {
@@ -261,9 +261,13 @@ func (p *Producer) takeFrom(s *shard, b *batch, now time.Time, force, full bool)
 	if !lingerDue && !full && !(ordered && len(s.ready) > 0) {
 		return minTime(next, lingerAt)
 	}
-	if lingerDue && s.agg.Count() > 0 && (!ordered || len(s.ready) == 0) {
+	// Seal a lingering open aggregate only when nothing is ready: while
+	// sealed records wait (for the rate limiter, or for room in a call), the
+	// open one keeps filling instead of going out as a small record.
+	if lingerDue && s.agg.Count() > 0 && len(s.ready) == 0 {
 		p.seal(s)
 	}
+	limited := false
 	for len(s.ready) > 0 {
 		k := s.ready[0]
 		if !p.fits(b, k) {
@@ -272,6 +276,7 @@ func (p *Producer) takeFrom(s *shard, b *batch, now time.Time, force, full bool)
 		}
 		if !s.lim.take(now, k.size) {
 			next = minTime(next, s.lim.when(now, k.size))
+			limited = true
 			break
 		}
 		s.ready[0] = nil
@@ -292,7 +297,9 @@ func (p *Producer) takeFrom(s *shard, b *batch, now time.Time, force, full bool)
 	default:
 		s.oldest = time.Time{}
 	}
-	if !s.oldest.IsZero() && !(ordered && s.inflight > 0) {
+	// A shard held back by its rate limiter wakes when the limiter allows,
+	// not at its (past) linger time, which would spin the dispatcher.
+	if !s.oldest.IsZero() && !(ordered && s.inflight > 0) && !limited {
 		next = minTime(next, maxTime(s.oldest.Add(p.opts.Linger), now))
 	}
 	return next
@@ -379,6 +386,11 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, err error, st
 		if call.refresh {
 			p.requestRefresh()
 		}
+		if congestionSignal(call) && p.window.congested(now) {
+			p.log.Warnf("producer: endpoint congested (%s): at most %d calls in flight", call.code, p.window.allowed())
+		}
+	} else {
+		p.window.succeeded()
 	}
 	for i, k := range b.krecs {
 		var c errClass
@@ -440,6 +452,10 @@ func attemptsOf(f *Future, k *krec) []Attempt {
 // succeed completes every user record of k.
 func (p *Producer) succeed(k *krec, shardID, seq string, now time.Time, rel *release) {
 	k.resShard, k.resSeq, k.aggregated = shardID, seq, len(k.recs) > 1
+	// Count first, so that Stats read after a Future completes include it.
+	p.stats.succeeded.Add(uint64(len(k.recs)))
+	p.stats.krecsSucceeded.Add(1)
+	p.stats.bytesSucceeded.Add(uint64(k.size))
 	ns := p.nanos(now)
 	for i, f := range k.recs {
 		f.sub = uint32(i)
@@ -447,9 +463,6 @@ func (p *Producer) succeed(k *krec, shardID, seq string, now time.Time, rel *rel
 		rel.add(f)
 		f.complete(ns)
 	}
-	p.stats.succeeded.Add(uint64(len(k.recs)))
-	p.stats.krecsSucceeded.Add(1)
-	p.stats.bytesSucceeded.Add(uint64(k.size))
 	if k.ownData {
 		b := k.data[:0]
 		p.bufPool.Put(&b)
@@ -466,6 +479,11 @@ func (p *Producer) failRecs(recs []*Future, k *krec, c errClass, sentinel error,
 	if len(recs) == 0 {
 		return
 	}
+	// Count first, so that Stats read after a Future completes include it.
+	p.stats.failed.Add(uint64(len(recs)))
+	if sentinel == ErrRecordExpired {
+		p.stats.expired.Add(uint64(len(recs)))
+	}
 	ns := p.nanos(time.Now())
 	for _, f := range recs {
 		var att []Attempt
@@ -480,10 +498,6 @@ func (p *Producer) failRecs(recs []*Future, k *krec, c errClass, sentinel error,
 			sentinel: sentinel, cause: c.cause,
 		}
 		f.complete(ns)
-	}
-	p.stats.failed.Add(uint64(len(recs)))
-	if sentinel == ErrRecordExpired {
-		p.stats.expired.Add(uint64(len(recs)))
 	}
 	what := "failed"
 	if sentinel != nil {

@@ -1,0 +1,134 @@
+package producer
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
+	"github.com/kplgo/kpl/aggregation"
+)
+
+func TestCallWindow(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	tests := []struct {
+		name  string
+		steps func(w *callWindow)
+		want  int64
+	}{
+		{"a new window allows every connection", func(*callWindow) {}, 24},
+		{"a congestion signal halves it", func(w *callWindow) { w.congested(t0) }, 12},
+		{"signals within the cooldown count once", func(w *callWindow) {
+			w.congested(t0)
+			w.congested(t0.Add(time.Second))
+			w.congested(t0.Add(5 * time.Second))
+		}, 12},
+		{"signals a cooldown apart halve it again", func(w *callWindow) {
+			w.congested(t0)
+			w.congested(t0.Add(6 * time.Second))
+		}, 6},
+		{"it never falls below one call", func(w *callWindow) {
+			for i := range 10 {
+				w.congested(t0.Add(time.Duration(i) * time.Minute))
+			}
+		}, 1},
+		{"each returned call raises it by one", func(w *callWindow) {
+			w.congested(t0)
+			for range 5 {
+				w.succeeded()
+			}
+		}, 17},
+		{"it never rises above the maximum", func(w *callWindow) {
+			for range 100 {
+				w.succeeded()
+			}
+		}, 24},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newCallWindow(24, 6*time.Second)
+			tt.steps(w)
+			if got := w.allowed(); got != tt.want {
+				t.Errorf("allowed = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestTimeoutsNarrowTheCallWindowAndSuccessWidensIt(t *testing.T) {
+	c := newFakeClient(1)
+	c.script = func(ctx context.Context, n int, in *kinesis.PutRecordsInput) ([]string, error) {
+		if n == 1 {
+			<-ctx.Done() // the first call outlives its timeout
+			return nil, ctx.Err()
+		}
+		return nil, nil
+	}
+	p := newProducer(t, c, func(o *Options) {
+		o.MaxConnections = 8
+		o.RequestTimeout = 50 * time.Millisecond
+	})
+	f, err := p.Put(context.Background(), "k", []byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.Wait(context.Background())
+	if err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	if len(res.Attempts) != 2 || res.Attempts[0].ErrorCode != "RequestTimeout" {
+		t.Fatalf("attempts = %+v, want a RequestTimeout then a success", res.Attempts)
+	}
+	// The timeout halved the window to 4; the successful retry added one.
+	if got := p.Stats().CallsAllowed; got != 5 {
+		t.Errorf("CallsAllowed = %d after one timeout and one success, want 5", got)
+	}
+	for i := range 10 {
+		if _, err := p.Put(context.Background(), "k"+strconv.Itoa(i), []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := p.Stats().CallsAllowed; got != 8 {
+		t.Errorf("CallsAllowed = %d after ten more successful calls, want 8 (MaxConnections)", got)
+	}
+}
+
+// TestARateLimitedShardWaitsForItsLimiter checks the dispatcher's decision
+// for a shard whose sealed records wait for the rate limiter while its open
+// aggregate has lingered: it must neither ask to be looked at again at once
+// (which spins the dispatcher) nor seal the open aggregate early (which
+// sends ever smaller Kinesis records).
+func TestARateLimitedShardWaitsForItsLimiter(t *testing.T) {
+	opts := defaultOptions()
+	opts.Linger = 10 * time.Millisecond
+	p := &Producer{opts: opts, base: time.Now()}
+	p.aggPool.New = func() any { return aggregation.NewAggregator(opts.AggregationMaxSize, opts.AggregationMaxCount) }
+	now := p.base.Add(time.Second) // everything below lingered long ago
+	s := &shard{id: "shardId-0", agg: p.getAgg(), lim: newLimiter(opts.RateLimit, now)}
+	s.end = maxHash
+
+	for i := range 20 {
+		f := &Future{p: p, pk: "k", data: make([]byte, 100), size: 101, put: int64(i)}
+		p.add(s, f, p.base)
+		if i == 9 {
+			p.seal(s) // ten records sealed and ready, ten in the open aggregate
+		}
+	}
+	s.lim.tokB, s.lim.tokR = 0, 0 // the shard has used up its rate
+
+	next := p.takeFrom(s, &batch{}, now, false, false)
+	if !next.After(now) {
+		t.Errorf("takeFrom asks to be called again at %v, not after now: the dispatcher would spin", next.Sub(now))
+	}
+	if want := s.lim.when(now, s.ready[0].size); !next.Equal(want) {
+		t.Errorf("takeFrom wakes at +%v, want +%v, when the limiter allows", next.Sub(now), want.Sub(now))
+	}
+	if len(s.ready) != 1 || s.agg.Count() != 10 {
+		t.Errorf("ready = %d records, open aggregate %d user records; want 1 and 10 (the open aggregate keeps filling)", len(s.ready), s.agg.Count())
+	}
+}
