@@ -61,6 +61,7 @@ type Producer struct {
 	wake          chan struct{} // wakes the dispatcher; capacity 1
 	work          chan *batch   // dispatcher -> workers; capacity MaxConnections
 	inflightCalls atomic.Int64
+	window        *callWindow   // how many calls may be in flight now
 	refreshCh     chan struct{} // asks for a shard map refresh; capacity 1
 
 	retiredInflight atomic.Int64 // Kinesis records in flight from retired shards
@@ -115,6 +116,7 @@ func New(ctx context.Context, client Client, stream string, optFns ...func(*Opti
 		wake:       make(chan struct{}, 1),
 		work:       make(chan *batch, opts.MaxConnections),
 		refreshCh:  make(chan struct{}, 1),
+		window:     newCallWindow(opts.MaxConnections, opts.RequestTimeout),
 		closing:    make(chan struct{}),
 		stop:       make(chan struct{}),
 	}
@@ -422,6 +424,7 @@ func (p *Producer) Stats() Stats {
 		Shards:                  len(m.shards),
 		BufferedRecords:         p.bufRecs.Load(),
 		BufferedBytes:           p.bufBytes.Load(),
+		CallsAllowed:            int(p.window.allowed()),
 	}
 }
 

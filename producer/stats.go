@@ -57,6 +57,10 @@ type Stats struct {
 	BufferedRecords int64
 	// BufferedBytes is their data plus partition key bytes.
 	BufferedBytes int64
+	// CallsAllowed is how many PutRecords calls may be in flight now:
+	// MaxConnections, lowered while calls time out or find the service
+	// unavailable, raised again by every call that returns.
+	CallsAllowed int
 }
 
 // UserRecordsPerKinesisRecord returns the average number of user records per
