@@ -7,30 +7,44 @@ import (
 )
 
 // callWindow bounds the PutRecords calls in flight, between 1 and
-// MaxConnections, the way TCP bounds a congestion window: a call that timed
-// out or found the service unavailable halves it (at most once per request
-// timeout, since the calls in flight together are one signal), and every
-// call that returns raises it by one. Throttling is per shard and handled by
+// MaxConnections, and the bytes of one call, between one aggregate and
+// CollectionMaxSize, the way TCP bounds a congestion window: a call that
+// timed out or found the service unavailable halves both (at most once per
+// request timeout, since the calls in flight together are one signal), and
+// every call that returns raises them again (one call, a sixteenth of the
+// largest call size). Throttling is per shard and handled by
 // the shard limiters; this is for an endpoint that is slow as a whole, where
 // re-sending every timed-out call at full concurrency would pile new calls
 // onto a server still busy with the abandoned ones.
 type callWindow struct {
 	limit    atomic.Int64
 	max      int64
+	bytes    atomic.Int64 // largest call now, in bytes
+	minBytes int64
+	maxBytes int64
 	cooldown time.Duration
 
 	mu      sync.Mutex // guards lastCut
 	lastCut time.Time
 }
 
-func newCallWindow(maxCalls int, cooldown time.Duration) *callWindow {
-	w := &callWindow{max: int64(maxCalls), cooldown: cooldown}
-	w.limit.Store(int64(maxCalls))
+func newCallWindow(maxCalls int, minBytes, maxBytes int, cooldown time.Duration) *callWindow {
+	w := &callWindow{
+		max:      int64(maxCalls),
+		minBytes: int64(min(minBytes, maxBytes)),
+		maxBytes: int64(maxBytes),
+		cooldown: cooldown,
+	}
+	w.limit.Store(w.max)
+	w.bytes.Store(w.maxBytes)
 	return w
 }
 
 // allowed returns how many calls may be in flight now.
 func (w *callWindow) allowed() int64 { return w.limit.Load() }
+
+// callBytes returns the largest call allowed now, in bytes.
+func (w *callWindow) callBytes() int { return int(w.bytes.Load()) }
 
 // congested halves the window, unless it was cut within the cooldown. It
 // reports whether it cut.
@@ -42,14 +56,21 @@ func (w *callWindow) congested(now time.Time) bool {
 	}
 	w.lastCut = now
 	w.limit.Store(max(1, w.limit.Load()/2))
+	w.bytes.Store(max(w.minBytes, w.bytes.Load()/2))
 	return true
 }
 
-// succeeded raises the window by one call, up to its maximum.
+// succeeded raises the window by one call and a sixteenth of the largest
+// call size, up to their maximums.
 func (w *callWindow) succeeded() {
+	raise(&w.limit, 1, w.max)
+	raise(&w.bytes, max(1, w.maxBytes/16), w.maxBytes)
+}
+
+func raise(v *atomic.Int64, by, ceiling int64) {
 	for {
-		cur := w.limit.Load()
-		if cur >= w.max || w.limit.CompareAndSwap(cur, cur+1) {
+		cur := v.Load()
+		if cur >= ceiling || v.CompareAndSwap(cur, min(cur+by, ceiling)) {
 			return
 		}
 	}

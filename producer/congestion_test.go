@@ -14,44 +14,48 @@ import (
 func TestCallWindow(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	tests := []struct {
-		name  string
-		steps func(w *callWindow)
-		want  int64
+		name      string
+		steps     func(w *callWindow)
+		want      int64
+		wantBytes int
 	}{
-		{"a new window allows every connection", func(*callWindow) {}, 24},
-		{"a congestion signal halves it", func(w *callWindow) { w.congested(t0) }, 12},
+		{"a new window allows every connection", func(*callWindow) {}, 24, 5_000_000},
+		{"a congestion signal halves calls and call size", func(w *callWindow) { w.congested(t0) }, 12, 2_500_000},
 		{"signals within the cooldown count once", func(w *callWindow) {
 			w.congested(t0)
 			w.congested(t0.Add(time.Second))
 			w.congested(t0.Add(5 * time.Second))
-		}, 12},
+		}, 12, 2_500_000},
 		{"signals a cooldown apart halve it again", func(w *callWindow) {
 			w.congested(t0)
 			w.congested(t0.Add(6 * time.Second))
-		}, 6},
-		{"it never falls below one call", func(w *callWindow) {
+		}, 6, 1_250_000},
+		{"it never falls below one call of one aggregate", func(w *callWindow) {
 			for i := range 10 {
 				w.congested(t0.Add(time.Duration(i) * time.Minute))
 			}
-		}, 1},
-		{"each returned call raises it by one", func(w *callWindow) {
+		}, 1, 50_000},
+		{"each returned call adds a call and a sixteenth of the call size", func(w *callWindow) {
 			w.congested(t0)
 			for range 5 {
 				w.succeeded()
 			}
-		}, 17},
+		}, 17, 2_500_000 + 5*312_500},
 		{"it never rises above the maximum", func(w *callWindow) {
 			for range 100 {
 				w.succeeded()
 			}
-		}, 24},
+		}, 24, 5_000_000},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w := newCallWindow(24, 6*time.Second)
+			w := newCallWindow(24, 50_000, 5_000_000, 6*time.Second)
 			tt.steps(w)
 			if got := w.allowed(); got != tt.want {
 				t.Errorf("allowed = %d, want %d", got, tt.want)
+			}
+			if got := w.callBytes(); got != tt.wantBytes {
+				t.Errorf("callBytes = %d, want %d", got, tt.wantBytes)
 			}
 		})
 	}
@@ -107,6 +111,7 @@ func TestARateLimitedShardWaitsForItsLimiter(t *testing.T) {
 	opts := defaultOptions()
 	opts.Linger = 10 * time.Millisecond
 	p := &Producer{opts: opts, base: time.Now()}
+	p.window = newCallWindow(opts.MaxConnections, opts.AggregationMaxSize, opts.CollectionMaxSize, opts.RequestTimeout)
 	p.aggPool.New = func() any { return aggregation.NewAggregator(opts.AggregationMaxSize, opts.AggregationMaxCount) }
 	now := p.base.Add(time.Second) // everything below lingered long ago
 	s := &shard{id: "shardId-0", agg: p.getAgg(), lim: newLimiter(opts.RateLimit, now)}

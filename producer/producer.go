@@ -116,7 +116,7 @@ func New(ctx context.Context, client Client, stream string, optFns ...func(*Opti
 		wake:       make(chan struct{}, 1),
 		work:       make(chan *batch, opts.MaxConnections),
 		refreshCh:  make(chan struct{}, 1),
-		window:     newCallWindow(opts.MaxConnections, opts.RequestTimeout),
+		window:     newCallWindow(opts.MaxConnections, opts.AggregationMaxSize, opts.CollectionMaxSize, opts.RequestTimeout),
 		closing:    make(chan struct{}),
 		stop:       make(chan struct{}),
 	}
@@ -425,6 +425,7 @@ func (p *Producer) Stats() Stats {
 		BufferedRecords:         p.bufRecs.Load(),
 		BufferedBytes:           p.bufBytes.Load(),
 		CallsAllowed:            int(p.window.allowed()),
+		CallBytesAllowed:        p.window.callBytes(),
 	}
 }
 

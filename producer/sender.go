@@ -54,12 +54,15 @@ type batch struct {
 	bytes int
 }
 
+// fits reports whether k may join call b. The byte bound is the call
+// window's (CollectionMaxSize unless the endpoint is congested); the first
+// record always fits.
 func (p *Producer) fits(b *batch, k *krec) bool {
-	return len(b.krecs) < p.opts.CollectionMaxCount && (len(b.krecs) == 0 || b.bytes+k.size <= p.opts.CollectionMaxSize)
+	return len(b.krecs) < p.opts.CollectionMaxCount && (len(b.krecs) == 0 || b.bytes+k.size <= p.window.callBytes())
 }
 
 func (p *Producer) batchFull(b *batch) bool {
-	return len(b.krecs) >= p.opts.CollectionMaxCount || b.bytes >= p.opts.CollectionMaxSize
+	return len(b.krecs) >= p.opts.CollectionMaxCount || b.bytes >= p.window.callBytes()
 }
 
 // seal closes the open aggregate of s and queues it. s.mu is held. It
@@ -99,7 +102,7 @@ func (p *Producer) sealSingle(s *shard, f *Future) bool {
 func (p *Producer) addReady(k *krec) bool {
 	c := p.readyKrecs.Add(1)
 	b := p.readyBytes.Add(int64(k.size))
-	return c >= int64(p.opts.CollectionMaxCount) || b >= int64(p.opts.CollectionMaxSize)
+	return c >= int64(p.opts.CollectionMaxCount) || b >= int64(p.window.callBytes())
 }
 
 // encode turns an aggregate into bytes. The aggregate's explicit hash key is
@@ -173,7 +176,7 @@ func (p *Producer) dispatch() {
 func (p *Producer) collect(now time.Time, force bool, rr int) (*batch, time.Time) {
 	m := p.smap.Load()
 	n := len(m.shards)
-	full := force || p.readyKrecs.Load() >= int64(p.opts.CollectionMaxCount) || p.readyBytes.Load() >= int64(p.opts.CollectionMaxSize)
+	full := force || p.readyKrecs.Load() >= int64(p.opts.CollectionMaxCount) || p.readyBytes.Load() >= int64(p.window.callBytes())
 	b := &batch{}
 	next := now.Add(time.Hour)
 	for i := 0; i < n && !p.batchFull(b); i++ {
@@ -261,14 +264,18 @@ func (p *Producer) takeFrom(s *shard, b *batch, now time.Time, force, full bool)
 	if !lingerDue && !full && !(ordered && len(s.ready) > 0) {
 		return minTime(next, lingerAt)
 	}
-	// Seal a lingering open aggregate only when nothing is ready: while
-	// sealed records wait (for the rate limiter, or for room in a call), the
-	// open one keeps filling instead of going out as a small record.
-	if lingerDue && s.agg.Count() > 0 && len(s.ready) == 0 {
-		p.seal(s)
-	}
+	// A lingering open aggregate is sealed only once everything ready before
+	// it has gone into the call: while sealed records wait (for the rate
+	// limiter, or for room in a call), the open one keeps filling instead of
+	// going out as a small record.
 	limited := false
-	for len(s.ready) > 0 {
+	for {
+		if len(s.ready) == 0 {
+			if !lingerDue || s.agg.Count() == 0 {
+				break
+			}
+			p.seal(s)
+		}
 		k := s.ready[0]
 		if !p.fits(b, k) {
 			next = now

@@ -61,6 +61,9 @@ type Stats struct {
 	// MaxConnections, lowered while calls time out or find the service
 	// unavailable, raised again by every call that returns.
 	CallsAllowed int
+	// CallBytesAllowed is the largest PutRecords call allowed now, in bytes:
+	// CollectionMaxSize, lowered and raised with CallsAllowed.
+	CallBytesAllowed int
 }
 
 // UserRecordsPerKinesisRecord returns the average number of user records per

@@ -56,6 +56,7 @@ var metricDefs = []metricDef{
 	{"buffered_bytes", "Bytes of the user records accepted and not yet resolved.", prometheus.GaugeValue, nil, func(s producer.Stats) float64 { return float64(s.BufferedBytes) }},
 	{"shards", "Open shards in the shard map.", prometheus.GaugeValue, nil, func(s producer.Stats) float64 { return float64(s.Shards) }},
 	{"calls_allowed", "PutRecords calls that may be in flight now (lowered while the endpoint times out).", prometheus.GaugeValue, nil, func(s producer.Stats) float64 { return float64(s.CallsAllowed) }},
+	{"call_bytes_allowed", "Largest PutRecords call allowed now, in bytes (lowered while the endpoint times out).", prometheus.GaugeValue, nil, func(s producer.Stats) float64 { return float64(s.CallBytesAllowed) }},
 	{"user_records_per_kinesis_record", "Average user records per stored Kinesis record.", prometheus.GaugeValue, nil, producer.Stats.UserRecordsPerKinesisRecord},
 	{"retries_total", "Kinesis records scheduled for another attempt, by error code.", prometheus.CounterValue, []string{"code"}, nil},
 }
