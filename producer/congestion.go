@@ -8,14 +8,18 @@ import (
 
 // callWindow bounds the PutRecords calls in flight, between 1 and
 // MaxConnections, and the bytes of one call, between one aggregate and
-// CollectionMaxSize, the way TCP bounds a congestion window: a call that
-// timed out or found the service unavailable halves both (at most once per
-// request timeout, since the calls in flight together are one signal), and
-// every call that returns raises them again (one call, a sixteenth of the
-// largest call size). Throttling is per shard and handled by
-// the shard limiters; this is for an endpoint that is slow as a whole, where
-// re-sending every timed-out call at full concurrency would pile new calls
-// onto a server still busy with the abandoned ones.
+// CollectionMaxSize, the way TCP bounds a congestion window. It starts at one
+// call of one aggregate's size (slow start): every call that returns adds a
+// call and, until the first congestion signal, doubles the call size, so an
+// endpoint that keeps up is at full width within a few round trips. A call
+// that timed out or found the service unavailable halves both (at most once
+// per request timeout, since the calls in flight together are one signal);
+// after that, every returned call adds a call and a sixteenth of the largest
+// call size. Throttling is per shard and handled by the shard limiters; this
+// is for an endpoint that is slow as a whole (LocalStack, kinesis-mock, an
+// overloaded network path), where re-sending every timed-out call at full
+// width would pile new calls onto a server still busy with the abandoned
+// ones.
 type callWindow struct {
 	limit    atomic.Int64
 	max      int64
@@ -23,6 +27,7 @@ type callWindow struct {
 	minBytes int64
 	maxBytes int64
 	cooldown time.Duration
+	slow     atomic.Bool // slow start: no congestion signal yet
 
 	mu      sync.Mutex // guards lastCut
 	lastCut time.Time
@@ -35,8 +40,9 @@ func newCallWindow(maxCalls int, minBytes, maxBytes int, cooldown time.Duration)
 		maxBytes: int64(maxBytes),
 		cooldown: cooldown,
 	}
-	w.limit.Store(w.max)
-	w.bytes.Store(w.maxBytes)
+	w.limit.Store(1)
+	w.bytes.Store(w.minBytes)
+	w.slow.Store(true)
 	return w
 }
 
@@ -55,16 +61,21 @@ func (w *callWindow) congested(now time.Time) bool {
 		return false
 	}
 	w.lastCut = now
+	w.slow.Store(false)
 	w.limit.Store(max(1, w.limit.Load()/2))
 	w.bytes.Store(max(w.minBytes, w.bytes.Load()/2))
 	return true
 }
 
-// succeeded raises the window by one call and a sixteenth of the largest
-// call size, up to their maximums.
+// succeeded raises the window by one call and by the call size (slow start)
+// or a sixteenth of the largest call size, up to their maximums.
 func (w *callWindow) succeeded() {
 	raise(&w.limit, 1, w.max)
-	raise(&w.bytes, max(1, w.maxBytes/16), w.maxBytes)
+	if w.slow.Load() {
+		raise(&w.bytes, w.bytes.Load(), w.maxBytes)
+	} else {
+		raise(&w.bytes, max(1, w.maxBytes/16), w.maxBytes)
+	}
 }
 
 func raise(v *atomic.Int64, by, ceiling int64) {

@@ -13,38 +13,56 @@ import (
 
 func TestCallWindow(t *testing.T) {
 	t0 := time.Unix(1000, 0)
+	open := func(w *callWindow) { // slow start to full width
+		for range 100 {
+			w.succeeded()
+		}
+	}
 	tests := []struct {
 		name      string
 		steps     func(w *callWindow)
 		want      int64
 		wantBytes int
 	}{
-		{"a new window allows every connection", func(*callWindow) {}, 24, 5_000_000},
-		{"a congestion signal halves calls and call size", func(w *callWindow) { w.congested(t0) }, 12, 2_500_000},
+		{"a new window starts at one call of one aggregate", func(*callWindow) {}, 1, 50_000},
+		{"in slow start each returned call adds a call and doubles the call size", func(w *callWindow) {
+			for range 5 {
+				w.succeeded()
+			}
+		}, 6, 1_600_000},
+		{"slow start stops at the maximums", open, 24, 5_000_000},
+		{"a congestion signal halves calls and call size", func(w *callWindow) {
+			open(w)
+			w.congested(t0)
+		}, 12, 2_500_000},
 		{"signals within the cooldown count once", func(w *callWindow) {
+			open(w)
 			w.congested(t0)
 			w.congested(t0.Add(time.Second))
 			w.congested(t0.Add(5 * time.Second))
 		}, 12, 2_500_000},
 		{"signals a cooldown apart halve it again", func(w *callWindow) {
+			open(w)
 			w.congested(t0)
 			w.congested(t0.Add(6 * time.Second))
 		}, 6, 1_250_000},
 		{"it never falls below one call of one aggregate", func(w *callWindow) {
+			open(w)
 			for i := range 10 {
 				w.congested(t0.Add(time.Duration(i) * time.Minute))
 			}
 		}, 1, 50_000},
-		{"each returned call adds a call and a sixteenth of the call size", func(w *callWindow) {
+		{"after congestion each returned call adds a call and a sixteenth of the call size", func(w *callWindow) {
+			open(w)
 			w.congested(t0)
 			for range 5 {
 				w.succeeded()
 			}
 		}, 17, 2_500_000 + 5*312_500},
-		{"it never rises above the maximum", func(w *callWindow) {
-			for range 100 {
-				w.succeeded()
-			}
+		{"it never rises above the maximums", func(w *callWindow) {
+			open(w)
+			w.congested(t0)
+			open(w)
 		}, 24, 5_000_000},
 	}
 	for _, tt := range tests {
@@ -85,9 +103,10 @@ func TestTimeoutsNarrowTheCallWindowAndSuccessWidensIt(t *testing.T) {
 	if len(res.Attempts) != 2 || res.Attempts[0].ErrorCode != "RequestTimeout" {
 		t.Fatalf("attempts = %+v, want a RequestTimeout then a success", res.Attempts)
 	}
-	// The timeout halved the window to 4; the successful retry added one.
-	if got := p.Stats().CallsAllowed; got != 5 {
-		t.Errorf("CallsAllowed = %d after one timeout and one success, want 5", got)
+	// The window starts at one call; the timeout keeps it there and ends
+	// slow start; the successful retry adds one.
+	if got := p.Stats().CallsAllowed; got != 2 {
+		t.Errorf("CallsAllowed = %d after one timeout and one success, want 2", got)
 	}
 	for i := range 10 {
 		if _, err := p.Put(context.Background(), "k"+strconv.Itoa(i), []byte("x")); err != nil {

@@ -486,11 +486,17 @@ func (p *Producer) failRecs(recs []*Future, k *krec, c errClass, sentinel error,
 	if len(recs) == 0 {
 		return
 	}
-	// Count first, so that Stats read after a Future completes include it.
+	// Count and log first, so that whoever sees a Future complete finds it
+	// in Stats and the log.
 	p.stats.failed.Add(uint64(len(recs)))
 	if sentinel == ErrRecordExpired {
 		p.stats.expired.Add(uint64(len(recs)))
 	}
+	what := "failed"
+	if sentinel != nil {
+		what = sentinel.Error()
+	}
+	p.log.Warnf("producer: %d records: %s: %s %s", len(recs), what, c.code, c.message)
 	ns := p.nanos(time.Now())
 	for _, f := range recs {
 		var att []Attempt
@@ -506,11 +512,6 @@ func (p *Producer) failRecs(recs []*Future, k *krec, c errClass, sentinel error,
 		}
 		f.complete(ns)
 	}
-	what := "failed"
-	if sentinel != nil {
-		what = sentinel.Error()
-	}
-	p.log.Warnf("producer: %d records: %s: %s %s", len(recs), what, c.code, c.message)
 }
 
 // backoff returns the wait before attempt n+1 after n attempts: full jitter
