@@ -67,14 +67,30 @@ func (w *callWindow) congested(now time.Time) bool {
 	return true
 }
 
-// succeeded raises the window by one call and by the call size (slow start)
-// or a sixteenth of the largest call size, up to their maximums.
-func (w *callWindow) succeeded() {
+// succeeded raises the window after a call of size bytes returned in dur:
+// by one call, and by the call size (slow start) or a sixteenth of the
+// largest call size, up to their maximums. The call size is also held to
+// what the endpoint moves in a third of the request timeout at the rate this
+// call saw, so that calls finish well within their timeout however slow the
+// endpoint is (a 5 MiB call to an engine that absorbs 1 MB/s would time out
+// every time).
+func (w *callWindow) succeeded(size int, dur time.Duration) {
 	raise(&w.limit, 1, w.max)
 	if w.slow.Load() {
 		raise(&w.bytes, w.bytes.Load(), w.maxBytes)
 	} else {
 		raise(&w.bytes, max(1, w.maxBytes/16), w.maxBytes)
+	}
+	if dur <= 0 || size <= 0 {
+		return
+	}
+	budget := int64(float64(size) / dur.Seconds() * w.cooldown.Seconds() / 3)
+	budget = max(w.minBytes, budget)
+	for {
+		cur := w.bytes.Load()
+		if cur <= budget || w.bytes.CompareAndSwap(cur, budget) {
+			return
+		}
 	}
 }
 

@@ -397,7 +397,7 @@ func (p *Producer) handle(b *batch, out *kinesis.PutRecordsOutput, err error, st
 			p.log.Warnf("producer: endpoint congested (%s): at most %d calls in flight", call.code, p.window.allowed())
 		}
 	} else {
-		p.window.succeeded()
+		p.window.succeeded(b.bytes, dur)
 	}
 	for i, k := range b.krecs {
 		var c errClass
