@@ -18,7 +18,14 @@
 // enough is ready for a full PutRecords call (CollectionMaxCount,
 // CollectionMaxSize), or when Flush or Close asks. Each call carries at most
 // 500 Kinesis records and 5 MiB; at most MaxConnections calls are in flight,
-// each bounded by RequestTimeout. Failed entries (throttling,
+// each bounded by RequestTimeout. Within those bounds a call window, like
+// TCP's congestion window, sets how many calls may be in flight and how large
+// each may be: it starts at one call of one aggregate and widens with every
+// call that returns, halves when calls time out or find the service
+// unavailable, and keeps calls to what the endpoint moves in a third of
+// RequestTimeout (Stats.CallsAllowed, Stats.CallBytesAllowed). Against the
+// service this reaches full width within a few round trips; against a slow
+// engine (LocalStack, kinesis-mock) it keeps calls from timing out. Failed entries (throttling,
 // InternalFailure, KMS throttling, HTTP 5xx, network errors and timeouts) are
 // retried with exponential backoff and full jitter until the record's
 // RecordTTL ends; validation and access errors fail at once. A response that
