@@ -10,6 +10,7 @@
 //     limits), in one run, with the ratio.
 //
 // The aggregation encoder's own benchmarks live with it in package
-// aggregation (BenchmarkAggregator*). PERFORMANCE.md records measured
-// numbers and how to reproduce them; cmd/loadtest runs longer comparisons.
+// aggregation (BenchmarkAggregate, BenchmarkDeaggregate). The README's
+// Performance section records measured numbers and how to reproduce them;
+// cmd/loadtest runs longer comparisons.
 package bench

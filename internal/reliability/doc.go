@@ -4,5 +4,6 @@
 // record was lost, that duplicates come only from ambiguous failures, that
 // every Put got exactly one result, that memory stayed bounded and that the
 // producer still works once the fault is gone. The package has no code of
-// its own outside its tests; RELIABILITY.md sums the scenarios up.
+// its own outside its tests; the README's Reliability section sums the
+// scenarios up.
 package reliability
