@@ -29,6 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/kplgo/kpl/internal/kinesismock"
 	"github.com/kplgo/kpl/internal/kinesisread"
 	"github.com/kplgo/kpl/internal/pipeline"
 )
@@ -123,17 +124,7 @@ func createStream(ctx context.Context, client *kinesis.Client, name string, shar
 	if err != nil && !errors.As(err, &inUse) {
 		return fmt.Errorf("create stream %s: %w", name, err)
 	}
-	for {
-		out, err := client.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(name)})
-		if err == nil && out.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait for stream %s to be active: %w (last error: %v)", name, ctx.Err(), err)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	return kinesismock.WaitActive(ctx, client, name)
 }
 
 func envOr(name, def string) string {
