@@ -122,8 +122,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		"MERGE_SHARDS_DURATION="+d,
 		"UPDATE_SHARD_COUNT_DURATION="+d,
 	)
-	// Its own process group, so that Close also ends anything node spawned.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own process group, so that Close also ends anything node spawned;
+	// and killed with this process, so that a test binary that panics or is
+	// killed leaves no server behind.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	buf := &lockedBuffer{}
 	if opts.Stdout != nil {
 		cmd.Stdout, cmd.Stderr = opts.Stdout, opts.Stdout
