@@ -271,16 +271,15 @@ func (p *Producer) put(ctx context.Context, pk, ehk string, data []byte) (*Futur
 func (p *Producer) reserve(ctx context.Context, size int) error {
 	maxR, maxB := int64(p.opts.MaxBufferedRecords), int64(p.opts.MaxBufferedBytes)
 	for {
-		r := p.bufRecs.Add(1)
-		b := p.bufBytes.Add(int64(size))
-		if r <= maxR && (b <= maxB || r == 1) {
+		// Compare-and-swap, not add-then-undo, so that the counters (and
+		// Stats) never show more than the bounds, even for a moment.
+		if p.tryReserve(int64(size), maxR, maxB) {
 			if p.closed.Load() {
 				p.unreserve(size)
 				return ErrClosed
 			}
 			return nil
 		}
-		p.unreserve(size)
 		if p.opts.FailWhenFull {
 			return ErrBufferFull
 		}
@@ -292,6 +291,33 @@ func (p *Producer) reserve(ctx context.Context, size int) error {
 		}
 		if p.closed.Load() {
 			return ErrClosed
+		}
+	}
+}
+
+// tryReserve takes one record and size bytes if that keeps the buffer within
+// maxR records and maxB bytes (a record alone may exceed maxB).
+func (p *Producer) tryReserve(size, maxR, maxB int64) bool {
+	for {
+		r := p.bufRecs.Load()
+		if r >= maxR {
+			return false
+		}
+		if p.bufRecs.CompareAndSwap(r, r+1) {
+			break
+		}
+	}
+	for {
+		b := p.bufBytes.Load()
+		if b+size > maxB && b != 0 {
+			p.bufRecs.Add(-1)
+			if p.progWaiters.Load() > 0 {
+				p.broadcast()
+			}
+			return false
+		}
+		if p.bufBytes.CompareAndSwap(b, b+size) {
+			return true
 		}
 	}
 }

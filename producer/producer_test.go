@@ -757,6 +757,45 @@ func TestBackpressure(t *testing.T) {
 		}
 		close(release)
 	})
+	t.Run("the buffer never shows more than its bounds under concurrent Puts", func(t *testing.T) {
+		c := newFakeClient(2)
+		c.script = func(ctx context.Context, _ int, _ *kinesis.PutRecordsInput) ([]string, error) {
+			time.Sleep(time.Millisecond) // keep the buffer full for a while
+			return nil, nil
+		}
+		const maxRecs, maxBytes = 50, 2000
+		p := newProducer(t, c, func(o *Options) { o.MaxBufferedRecords = maxRecs; o.MaxBufferedBytes = maxBytes; o.Linger = time.Millisecond })
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for g := range 8 {
+			wg.Go(func() {
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if _, err := p.Put(context.Background(), fmt.Sprintf("g%d-%d", g, i%7), make([]byte, 30)); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		var peakRecs, peakBytes int64
+		for range 20000 {
+			st := p.Stats()
+			peakRecs, peakBytes = max(peakRecs, st.BufferedRecords), max(peakBytes, st.BufferedBytes)
+		}
+		close(stop)
+		wg.Wait()
+		if peakRecs > maxRecs || peakBytes > maxBytes {
+			t.Errorf("buffer peaked at %d records and %d bytes, bounds %d and %d", peakRecs, peakBytes, maxRecs, maxBytes)
+		}
+		if peakRecs == 0 {
+			t.Error("no record was ever buffered: the test exercised nothing")
+		}
+	})
 }
 
 func TestFlush(t *testing.T) {
