@@ -764,7 +764,11 @@ func TestBackpressure(t *testing.T) {
 			return nil, nil
 		}
 		const maxRecs, maxBytes = 50, 2000
-		p := newProducer(t, c, func(o *Options) { o.MaxBufferedRecords = maxRecs; o.MaxBufferedBytes = maxBytes; o.Linger = time.Millisecond })
+		p := newProducer(t, c, func(o *Options) {
+			o.MaxBufferedRecords = maxRecs
+			o.MaxBufferedBytes = maxBytes
+			o.Linger = time.Millisecond
+		})
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
 		for g := range 8 {
