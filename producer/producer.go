@@ -14,7 +14,9 @@ import (
 )
 
 // Client is the part of the Kinesis API the producer uses. *kinesis.Client
-// satisfies it.
+// satisfies it. The producer reuses the buffers of encoded aggregates once a
+// PutRecords call has returned successfully: an implementation must not keep
+// the entries' Data after PutRecords returns (copy it if it needs it later).
 type Client interface {
 	PutRecords(context.Context, *kinesis.PutRecordsInput, ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error)
 	ListShards(context.Context, *kinesis.ListShardsInput, ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error)
