@@ -52,21 +52,27 @@ func (p *Producer) wrongShardResult(k *krec, actual, seq string, now time.Time, 
 	p.wrongMu.Unlock()
 }
 
+// holdsAll reports whether every user record of k belongs to shard x (nil:
+// not in the map), which is what a KCL reader demands of an aggregate it
+// reads from x.
+func holdsAll(x *shard, k *krec) bool {
+	if x == nil {
+		return false
+	}
+	for _, f := range k.recs {
+		if !x.contains(f.hash) {
+			return false
+		}
+	}
+	return true
+}
+
 // resolveWrong completes w if all its user records belong to shard x, and
 // re-routes them otherwise.
 func (p *Producer) resolveWrong(w *wrongShard, x *shard, now time.Time, rel *release) {
-	if x != nil {
-		all := true
-		for _, f := range w.k.recs {
-			if !x.contains(f.hash) {
-				all = false
-				break
-			}
-		}
-		if all {
-			p.succeed(w.k, w.shardID, w.sequence, now, rel)
-			return
-		}
+	if holdsAll(x, w.k) {
+		p.succeed(w.k, w.shardID, w.sequence, now, rel)
+		return
 	}
 	p.stats.retry("WrongShard", 1, uint64(len(w.k.recs)))
 	p.reroute(p.dissolve(w.k), now, now, rel)
@@ -199,19 +205,9 @@ func (p *Producer) refresh() error {
 	// Wrong-shard records are older than anything still buffered.
 	var first []*Future
 	for _, w := range wrong {
-		x := m.byID[w.shardID]
-		if x != nil {
-			all := true
-			for _, f := range w.k.recs {
-				if !x.contains(f.hash) {
-					all = false
-					break
-				}
-			}
-			if all {
-				p.succeed(w.k, w.shardID, w.sequence, now, &rel)
-				continue
-			}
+		if holdsAll(m.byID[w.shardID], w.k) {
+			p.succeed(w.k, w.shardID, w.sequence, now, &rel)
+			continue
 		}
 		p.stats.retry("WrongShard", 1, uint64(len(w.k.recs)))
 		first = append(first, p.dissolve(w.k)...)
