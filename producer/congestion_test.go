@@ -138,33 +138,41 @@ func TestTimeoutsNarrowTheCallWindowAndSuccessWidensIt(t *testing.T) {
 // aggregate has lingered: it must neither ask to be looked at again at once
 // (which spins the dispatcher) nor seal the open aggregate early (which
 // sends ever smaller Kinesis records).
+// newTestShard returns a lone active shard over the whole hash space, with
+// its environment, for tests of the shard's own logic.
+func newTestShard(opts Options, now time.Time) *shard {
+	env := &shardEnv{opts: &opts, sched: newScheduler()}
+	env.window = newCallWindow(opts.MaxConnections, opts.AggregationMaxSize, opts.CollectionMaxSize, opts.RequestTimeout)
+	env.aggPool.New = func() any { return aggregation.NewAggregator(opts.AggregationMaxSize, opts.AggregationMaxCount) }
+	return newShard(shardInfo{id: "shardId-0", end: maxHash}, env, shardActive, now)
+}
+
 func TestARateLimitedShardWaitsForItsLimiter(t *testing.T) {
 	opts := defaultOptions()
 	opts.Linger = 10 * time.Millisecond
-	p := &Producer{opts: opts, base: time.Now()}
-	p.window = newCallWindow(opts.MaxConnections, opts.AggregationMaxSize, opts.CollectionMaxSize, opts.RequestTimeout)
-	p.aggPool.New = func() any { return aggregation.NewAggregator(opts.AggregationMaxSize, opts.AggregationMaxCount) }
-	now := p.base.Add(time.Second) // everything below lingered long ago
-	s := &shard{id: "shardId-0", agg: p.getAgg(), lim: newLimiter(opts.RateLimit, now)}
-	s.end = maxHash
+	base := time.Now()
+	p := &Producer{opts: opts, base: base}
+	now := base.Add(time.Second) // everything below lingered long ago
+	s := newTestShard(opts, now)
 
 	for i := range 20 {
 		f := &Future{p: p, pk: "k", data: make([]byte, 100), size: 101, put: int64(i)}
-		p.add(s, f, p.base)
+		s.add(f)
 		if i == 9 {
-			p.seal(s) // ten records sealed and ready, ten in the open aggregate
+			s.seal() // ten records sealed and ready, ten in the open aggregate
 		}
 	}
 	s.lim.tokB, s.lim.tokR = 0, 0 // the shard has used up its rate
 
-	next := p.takeFrom(s, &batch{}, now, false, false)
+	var out outbox
+	next := s.takeInto(&call{}, now, opts.CollectionMaxSize, &out)
 	if !next.After(now) {
-		t.Errorf("takeFrom asks to be called again at %v, not after now: the dispatcher would spin", next.Sub(now))
+		t.Errorf("takeInto asks to be called again at %v, not after now: the dispatcher would spin", next.Sub(now))
 	}
-	if want := s.lim.when(now, s.ready[0].size); !next.Equal(want) {
-		t.Errorf("takeFrom wakes at +%v, want +%v, when the limiter allows", next.Sub(now), want.Sub(now))
+	if want := s.lim.when(now, s.sealed[0].size); !next.Equal(want) {
+		t.Errorf("takeInto wakes at +%v, want +%v, when the limiter allows", next.Sub(now), want.Sub(now))
 	}
-	if len(s.ready) != 1 || s.agg.Count() != 10 {
-		t.Errorf("ready = %d records, open aggregate %d user records; want 1 and 10 (the open aggregate keeps filling)", len(s.ready), s.agg.Count())
+	if len(s.sealed) != 1 || s.agg.Count() != 10 {
+		t.Errorf("sealed = %d records, open aggregate %d user records; want 1 and 10 (the open aggregate keeps filling)", len(s.sealed), s.agg.Count())
 	}
 }

@@ -37,9 +37,13 @@ type RecordError struct {
 	// Retryable reports whether the last error was one the producer retries;
 	// a retryable error ends a record only through its TTL or a Shutdown.
 	Retryable bool
-	// Attempts lists every PutRecords attempt, oldest first. It may be shared
+	// Attempts lists the PutRecords attempts, oldest first: all of them up
+	// to eight, else the first three and the last five. It may be shared
 	// with other records of the same aggregate: do not modify it.
 	Attempts []Attempt
+	// AttemptCount is the number of attempts made, those Attempts leaves
+	// out included.
+	AttemptCount int
 
 	sentinel error // ErrRecordExpired, ErrClosed or nil
 	cause    error // the request error, when the whole call failed
@@ -53,7 +57,7 @@ func (e *RecordError) Error() string {
 		b.Reset()
 		b.WriteString(e.sentinel.Error())
 	}
-	fmt.Fprintf(&b, " after %d attempt(s)", len(e.Attempts))
+	fmt.Fprintf(&b, " after %d attempt(s)", max(e.AttemptCount, len(e.Attempts)))
 	if e.Code != "" {
 		b.WriteString(": ")
 		b.WriteString(e.Code)

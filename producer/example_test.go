@@ -26,7 +26,7 @@ func ExampleNew() {
 	p, err := producer.New(ctx, client, "trades", func(o *producer.Options) {
 		o.Linger = 50 * time.Millisecond
 		o.RecordTTL = time.Minute
-		o.Logger = logrus.StandardLogger()
+		o.Logger = producer.PrintfLogger(logrus.StandardLogger())
 	})
 	if err != nil {
 		log.Fatal(err) // e.g. a *types.ResourceNotFoundException for a missing stream

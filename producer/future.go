@@ -22,10 +22,14 @@ type Result struct {
 	SubSequenceNumber uint64
 	// Aggregated reports whether the record travelled inside an aggregate.
 	Aggregated bool
-	// Attempts lists every PutRecords attempt, the successful one last. It
-	// may be shared with other records of the same aggregate: do not modify
-	// it.
+	// Attempts lists the PutRecords attempts, the successful one last: all
+	// of them up to eight, else the first three and the last five
+	// (AttemptCount has the total). It may be shared with other records of
+	// the same aggregate: do not modify it.
 	Attempts []Attempt
+	// AttemptCount is the number of PutRecords attempts made for the
+	// record, those Attempts leaves out included.
+	AttemptCount int
 	// Latency is the time from Put to the acknowledgement.
 	Latency time.Duration
 }
@@ -50,19 +54,25 @@ type Attempt struct {
 type Future struct {
 	p *Producer
 
-	// The user record; immutable after Put. data is dropped on completion.
-	pk     string
-	ehk    string
-	data   []byte
-	hash   aggregation.HashKey
-	put    int64 // put time, nanoseconds since p.base
-	size   int32 // len(data) + len(pk)
-	bucket uint8 // flush epoch bucket
-	sub    uint32
-	// prior holds attempts made before the record was moved to another
-	// Kinesis record (re-routing, expiry of neighbours). Owned by whoever
-	// owns the record's Kinesis record until completion; read-only after.
-	prior []Attempt
+	// The user record; immutable after Put. data is the record's data
+	// while no aggregate holds a copy of it (until its aggregate is sealed,
+	// for a plain record, and again while it is re-packed), so that the
+	// producer holds the data once.
+	pk    string
+	ehk   string
+	data  []byte
+	hash  aggregation.HashKey
+	put   int64  // put time, nanoseconds since p.base
+	size  int32  // len(data) + len(pk)
+	epoch uint32 // flush epoch
+	sub   uint32
+	// prior holds the attempts made before the record was moved to
+	// another Kinesis record (re-routing, expiry of neighbours), shared
+	// with the records it moved with. Owned by whoever owns the record's
+	// Kinesis record until completion; read-only after.
+	prior *history
+	// done, when set, receives the result instead of waiters (PutAsync).
+	done func(Result, error)
 
 	// Outcome, written before state gets futureDone.
 	k   *krec // the Kinesis record that delivered it
@@ -111,10 +121,15 @@ func (f *Future) Wait(ctx context.Context) (Result, error) {
 			return Result{}, ctx.Err()
 		}
 	}
+	return f.result()
+}
+
+// result builds the outcome; the future is complete.
+func (f *Future) result() (Result, error) {
 	if f.err != nil {
 		var re *RecordError
 		if errors.As(f.err, &re) {
-			return Result{Attempts: re.Attempts, Latency: f.lat}, f.err
+			return Result{Attempts: re.Attempts, AttemptCount: re.AttemptCount, Latency: f.lat}, f.err
 		}
 		return Result{Latency: f.lat}, f.err
 	}
@@ -123,7 +138,8 @@ func (f *Future) Wait(ctx context.Context) (Result, error) {
 		ShardID:        k.resShard,
 		SequenceNumber: k.resSeq,
 		Aggregated:     k.aggregated,
-		Attempts:       attemptsOf(f, k),
+		Attempts:       attemptList(f.prior, k.hist),
+		AttemptCount:   f.prior.count() + k.hist.count(),
 		Latency:        f.lat,
 	}
 	if k.aggregated {
@@ -137,6 +153,12 @@ func (f *Future) Wait(ctx context.Context) (Result, error) {
 func (f *Future) complete(now int64) {
 	f.lat = time.Duration(now - f.put)
 	f.data = nil
+	f.p.stats.putLatency.observe(f.lat)
+	if f.done != nil {
+		f.state.Or(futureDone)
+		f.done(f.result())
+		return
+	}
 	if f.state.Or(futureDone)&futureWaited != 0 {
 		f.mu.Lock()
 		if !f.closed {

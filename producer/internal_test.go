@@ -162,14 +162,12 @@ func TestBackoffHasFullJitterUnderACap(t *testing.T) {
 
 func TestShardMapFind(t *testing.T) {
 	c := newFakeClient(7)
-	p := &Producer{opts: defaultOptions()}
-	p.aggPool.New = func() any { return aggregation.NewAggregator(0, 0) }
-	infos := make([]shardInfo, 0, 7)
+	m := &shardMap{byID: map[string]*shard{}}
 	for _, s := range c.shards {
-		infos = append(infos, shardInfo{id: s.id, start: s.start, end: s.end})
+		sh := &shard{id: s.id, start: s.start, end: s.end}
+		m.shards = append(m.shards, sh)
+		m.byID[sh.id] = sh
 	}
-	p.install(infos, time.Now())
-	m := p.smap.Load()
 	for i := range 5000 {
 		h := aggregationHash(fmt.Sprintf("key-%d", i))
 		if got, want := m.find(h).id, c.owner(h).id; got != want {

@@ -4,9 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
@@ -29,56 +34,48 @@ var _ Client = (*kinesis.Client)(nil)
 // it with Close.
 type Producer struct {
 	client     Client
-	streamName string
+	streamName *string // nil when the stream is named by ARN
+	streamARN  *string // nil when the stream is named by name
+	stream     string  // name or ARN, for errors and logs
 	opts       Options
-	log        Logger
+	log        logSink
 	callOpts   []func(*kinesis.Options)
 
-	smap     atomic.Pointer[shardMap]
-	hashes   atomic.Pointer[hashCache]
-	aggPool  sync.Pool // *aggregation.Aggregator, reset
-	bufPool  sync.Pool // *[]byte, buffers of encoded aggregates
+	env     shardEnv   // what the shards share, the scheduler among it
+	window  *callWindow
+	budget  *budget
+	hashes  *hashCache
+	bufPool sync.Pool // *[]byte, buffers of encoded aggregates
+	base    time.Time // monotonic origin of Future.put
 	closedCh chan struct{}
-	base     time.Time // monotonic origin of Future.put
 
-	// Buffer accounting. bufRecs also counts Puts in progress, which is what
-	// lets Close wait for them.
-	bufRecs  atomic.Int64
-	bufBytes atomic.Int64
-	// Flush epochs: records count in pending[epoch&1] until resolved.
-	epoch   atomic.Uint32
-	pending [2]atomic.Int64
-	flushMu sync.Mutex   // serialises epoch changes
-	forcing atomic.Int32 // > 0 while a Flush or Close wants everything sent now
+	// mapMu serialises changes of the shard map and guards the lists
+	// below. Lock order: mapMu, then a shard's lock, then the scheduler's.
+	mapMu        sync.Mutex
+	smap         atomic.Pointer[shardMap]
+	wrongPending []*wrongShard // aggregates stored on an unexpected shard
+	staleShards  []*shard      // shards marked stale since the last refresh
+	heldShards   []*shard      // new shards waiting for retiredInflight == 0
+	// retiredInflight counts Kinesis records in flight from retired
+	// shards (Ordered mode holds new shards until it is zero).
+	retiredInflight atomic.Int64
 
-	readyKrecs atomic.Int64 // sealed Kinesis records waiting in shards
-	readyBytes atomic.Int64
-
-	// Progress broadcast: closed and replaced when records resolve and
-	// someone waits (Flush, Close, a Put waiting for room).
-	progMu      sync.Mutex
-	progCh      chan struct{}
-	progWaiters atomic.Int32
-
-	wake          chan struct{} // wakes the dispatcher; capacity 1
-	work          chan *batch   // dispatcher -> workers; capacity MaxConnections
+	work          chan *call // dispatcher -> senders; capacity MaxConnections
 	inflightCalls atomic.Int64
-	window        *callWindow   // how many calls may be in flight now
-	refreshCh     chan struct{} // asks for a shard map refresh; capacity 1
+	callsMu       sync.Mutex         // guards calls
+	calls         map[*call]struct{} // calls in flight, which an abort abandons
+	refreshCh     chan struct{}      // asks for a shard map refresh; capacity 1
 
-	retiredInflight atomic.Int64 // Kinesis records in flight from retired shards
-
-	wrongMu      sync.Mutex // guards wrongPending and retiredPuts
-	wrongPending []*wrongShard
-	retiredPuts  uint64 // putCount of retired shards
-
+	puts      atomic.Uint64 // user records accepted
 	closed    atomic.Bool
 	closing   chan struct{} // closed when Close begins
-	aborting  atomic.Bool   // Shutdown's context ended: fail what is left
+	aborting  atomic.Bool   // a Shutdown's context ended: fail what is left
 	stop      chan struct{} // closed to stop the goroutines
+	stopped   chan struct{} // closed when Close has finished
 	reqCtx    context.Context
 	reqCancel context.CancelFunc
 	closeOnce sync.Once
+	closeMu   sync.Mutex // guards closeErr
 	closeErr  error
 	wg        sync.WaitGroup
 
@@ -86,7 +83,10 @@ type Producer struct {
 }
 
 // New returns a producer for stream, after loading its shard map with
-// ListShards (ctx bounds that). A missing stream gives an error wrapping
+// ListShards (ctx bounds that). stream is the stream's name or its ARN
+// ("arn:aws:kinesis:region:account:stream/name"); with an ARN every call
+// passes StreamARN, which is how a writer in another account addresses the
+// stream. A missing stream gives an error wrapping
 // *types.ResourceNotFoundException. optFns change the defaults described on
 // Options.
 //
@@ -108,35 +108,48 @@ func New(ctx context.Context, client Client, stream string, optFns ...func(*Opti
 		return nil, err
 	}
 	p := &Producer{
-		client:     client,
-		streamName: stream,
-		opts:       opts,
-		log:        opts.Logger,
-		closedCh:   make(chan struct{}),
-		base:       time.Now(),
-		progCh:     make(chan struct{}),
-		wake:       make(chan struct{}, 1),
-		work:       make(chan *batch, opts.MaxConnections),
-		refreshCh:  make(chan struct{}, 1),
-		window:     newCallWindow(opts.MaxConnections, opts.AggregationMaxSize, opts.CollectionMaxSize, opts.RequestTimeout),
-		closing:    make(chan struct{}),
-		stop:       make(chan struct{}),
+		client:    client,
+		stream:    stream,
+		opts:      opts,
+		closedCh:  make(chan struct{}),
+		base:      time.Now(),
+		refreshCh: make(chan struct{}, 1),
+		window:    newCallWindow(opts.MaxConnections, opts.AggregationMaxSize, opts.CollectionMaxSize, opts.RequestTimeout),
+		closing:   make(chan struct{}),
+		stop:      make(chan struct{}),
+		stopped:   make(chan struct{}),
+		calls:     make(map[*call]struct{}),
+		hashes:    newHashCache(opts.HashCacheSize),
 	}
-	if p.log == nil {
-		p.log = nopLogger{}
+	if isStreamARN(stream) {
+		p.streamARN = aws.String(stream)
+	} else {
+		p.streamName = aws.String(stream)
 	}
+	p.log = logSink{l: opts.Logger, stream: stream}
+	p.work = make(chan *call, opts.MaxConnections)
+	p.budget = newBudget(opts.MaxBufferedRecords, opts.MaxBufferedBytes, p.closing)
+	p.env.opts = &p.opts
+	p.env.sched = newScheduler()
+	p.env.window = p.window
+	p.env.aggPool.New = func() any { return aggregation.NewAggregator(opts.AggregationMaxSize, opts.AggregationMaxCount) }
 	if !opts.KeepClientRetries {
 		p.callOpts = []func(*kinesis.Options){ClientOptions()}
 	}
 	close(p.closedCh)
-	p.hashes.Store(&hashCache{})
-	p.aggPool.New = func() any { return aggregation.NewAggregator(opts.AggregationMaxSize, opts.AggregationMaxCount) }
 
 	infos, err := p.loadShards(ctx)
 	if err != nil {
 		return nil, err
 	}
-	p.install(infos, time.Now())
+	now := time.Now()
+	m := &shardMap{byID: make(map[string]*shard, len(infos))}
+	for _, in := range infos {
+		s := newShard(in, &p.env, shardActive, now)
+		m.shards = append(m.shards, s)
+		m.byID[s.id] = s
+	}
+	p.smap.Store(m)
 	p.stats.refreshes.Add(1)
 
 	p.reqCtx, p.reqCancel = context.WithCancel(context.Background())
@@ -146,7 +159,7 @@ func New(ctx context.Context, client Client, stream string, optFns ...func(*Opti
 	for range opts.MaxConnections {
 		go p.worker()
 	}
-	p.log.Infof("producer: stream %s, %d open shards", stream, len(infos))
+	p.log.log(slog.LevelInfo, "producer: started", "shards", len(infos))
 	return p, nil
 }
 
@@ -170,34 +183,6 @@ func (p *Producer) loadShards(ctx context.Context) ([]shardInfo, error) {
 	}
 }
 
-// install builds the first shard map.
-func (p *Producer) install(infos []shardInfo, now time.Time) {
-	m := &shardMap{byID: make(map[string]*shard, len(infos))}
-	for _, in := range infos {
-		s := p.newShard(in, now)
-		m.shards = append(m.shards, s)
-		m.byID[s.id] = s
-	}
-	p.smap.Store(m)
-}
-
-func (p *Producer) newShard(in shardInfo, now time.Time) *shard {
-	return &shard{
-		id:    in.id,
-		start: in.start,
-		end:   in.end,
-		agg:   p.getAgg(),
-		lim:   newLimiter(p.opts.RateLimit, now),
-	}
-}
-
-func (p *Producer) getAgg() *aggregation.Aggregator { return p.aggPool.Get().(*aggregation.Aggregator) }
-
-func (p *Producer) putAgg(a *aggregation.Aggregator) {
-	a.Reset()
-	p.aggPool.Put(a)
-}
-
 // Put accepts a user record for the stream and returns its Future. It blocks
 // only while the buffer is full (see Options.MaxBufferedRecords), until there
 // is room or ctx ends. The error is only for an immediate refusal: ErrClosed,
@@ -206,10 +191,10 @@ func (p *Producer) putAgg(a *aggregation.Aggregator) {
 // or ctx's error while waiting for room. Everything else, failure included,
 // arrives through the Future.
 //
-// The producer keeps data until the record's result: do not modify it after
-// Put returns.
+// The producer keeps data until the record is aggregated (or, for a record
+// sent alone, until its result): do not modify it after Put returns.
 func (p *Producer) Put(ctx context.Context, partitionKey string, data []byte) (*Future, error) {
-	return p.put(ctx, partitionKey, "", data)
+	return p.put(ctx, aggregation.Record{PartitionKey: partitionKey, Data: data}, nil)
 }
 
 // PutRecord is Put for a record that may carry an explicit hash key, which
@@ -217,14 +202,33 @@ func (p *Producer) Put(ctx context.Context, partitionKey string, data []byte) (*
 // hash key is refused with an error wrapping
 // aggregation.ErrInvalidExplicitHashKey.
 func (p *Producer) PutRecord(ctx context.Context, r aggregation.Record) (*Future, error) {
-	return p.put(ctx, r.PartitionKey, r.ExplicitHashKey, r.Data)
+	return p.put(ctx, r, nil)
 }
 
-func (p *Producer) put(ctx context.Context, pk, ehk string, data []byte) (*Future, error) {
+// PutAsync is PutRecord with a completion callback instead of a Future:
+// done is called exactly once with the record's Result or error, the same
+// values Future.Wait would return. An immediate refusal (the errors Put
+// returns) calls done on the caller's goroutine before PutAsync returns;
+// every other result calls it on one of the producer's goroutines, after the
+// producer has released its locks, in no particular order across records.
+// done must not block for long: it holds up the results of the other records
+// of its PutRecords call. It may call Put and Stats. PutAsync allocates
+// nothing beyond what Put does.
+func (p *Producer) PutAsync(ctx context.Context, r aggregation.Record, done func(Result, error)) {
+	if done == nil {
+		panic("producer: PutAsync with a nil callback")
+	}
+	if _, err := p.put(ctx, r, done); err != nil {
+		done(Result{}, err)
+	}
+}
+
+func (p *Producer) put(ctx context.Context, r aggregation.Record, done func(Result, error)) (*Future, error) {
 	if p.closed.Load() {
 		return nil, ErrClosed
 	}
-	size := len(data) + len(pk)
+	pk, ehk := r.PartitionKey, r.ExplicitHashKey
+	size := len(r.Data) + len(pk)
 	if size > aggregation.MaxRecordSize {
 		return nil, fmt.Errorf("%w: %d bytes of data and partition key, limit %d", ErrRecordTooLarge, size, aggregation.MaxRecordSize)
 	}
@@ -236,48 +240,33 @@ func (p *Producer) put(ctx context.Context, pk, ehk string, data []byte) (*Futur
 		}
 		h, err = aggregation.ParseHashKey(ehk)
 	} else {
-		h, err = p.hashOf(pk)
+		h, err = p.hashes.hashOf(pk)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if err := p.reserve(ctx, size); err != nil {
+	if err := p.reserve(ctx, int64(size)); err != nil {
 		return nil, err
 	}
-	ns := int64(time.Since(p.base))
-	now := p.base.Add(time.Duration(ns))
-	f := &Future{p: p, pk: pk, ehk: ehk, data: data, hash: h, put: ns, size: int32(size)}
-	e := p.epoch.Load() & 1
-	f.bucket = uint8(e)
-	p.pending[e].Add(1)
-	for {
-		s := p.smap.Load().find(h)
-		s.mu.Lock()
-		if s.retired {
-			s.mu.Unlock()
-			continue // a refresh published a new map before retiring s
-		}
-		s.putCount++
-		kick := p.add(s, f, now)
-		s.mu.Unlock()
-		if kick {
-			p.kick()
-		}
-		return f, nil
-	}
+	f := &Future{p: p, pk: pk, ehk: ehk, data: r.Data, hash: h, size: int32(size), done: done}
+	f.put = int64(time.Since(p.base))
+	f.epoch = p.budget.join()
+	p.puts.Add(1)
+	s := p.shardFor(f)
+	s.add(f)
+	s.mu.Unlock()
+	return f, nil
 }
 
 // reserve takes room for one record of size bytes, waiting while the buffer
-// is full. On success the record counts in bufRecs, which also tells Close
-// that a Put is in progress.
-func (p *Producer) reserve(ctx context.Context, size int) error {
-	maxR, maxB := int64(p.opts.MaxBufferedRecords), int64(p.opts.MaxBufferedBytes)
+// is full. On success the record counts in the budget, which also tells
+// Close that a Put is in progress.
+func (p *Producer) reserve(ctx context.Context, size int64) error {
+	b := p.budget
 	for {
-		// Compare-and-swap, not add-then-undo, so that the counters (and
-		// Stats) never show more than the bounds, even for a moment.
-		if p.tryReserve(int64(size), maxR, maxB) {
+		if b.tryReserve(size) {
 			if p.closed.Load() {
-				p.unreserve(size)
+				b.unreserve(size)
 				return ErrClosed
 			}
 			return nil
@@ -285,9 +274,7 @@ func (p *Producer) reserve(ctx context.Context, size int) error {
 		if p.opts.FailWhenFull {
 			return ErrBufferFull
 		}
-		err := p.waitProgress(ctx, func() bool {
-			return p.closed.Load() || (p.bufRecs.Load() < maxR && (p.bufBytes.Load()+int64(size) <= maxB || p.bufRecs.Load() == 0))
-		})
+		err := b.wait(ctx, func() bool { return p.closed.Load() || b.hasRoom(size) })
 		if err != nil {
 			return err
 		}
@@ -297,88 +284,15 @@ func (p *Producer) reserve(ctx context.Context, size int) error {
 	}
 }
 
-// tryReserve takes one record and size bytes if that keeps the buffer within
-// maxR records and maxB bytes (a record alone may exceed maxB).
-func (p *Producer) tryReserve(size, maxR, maxB int64) bool {
-	for {
-		r := p.bufRecs.Load()
-		if r >= maxR {
-			return false
-		}
-		if p.bufRecs.CompareAndSwap(r, r+1) {
-			break
-		}
-	}
-	for {
-		b := p.bufBytes.Load()
-		if b+size > maxB && b != 0 {
-			p.bufRecs.Add(-1)
-			if p.progWaiters.Load() > 0 {
-				p.broadcast()
-			}
-			return false
-		}
-		if p.bufBytes.CompareAndSwap(b, b+size) {
-			return true
-		}
-	}
-}
-
-func (p *Producer) unreserve(size int) {
-	p.bufBytes.Add(-int64(size))
-	p.bufRecs.Add(-1)
-	if p.progWaiters.Load() > 0 {
-		p.broadcast()
-	}
-}
-
-// add appends f to shard s, sealing aggregates as they fill. It reports
-// whether the dispatcher should look now. s.mu is held.
-func (p *Producer) add(s *shard, f *Future, now time.Time) bool {
-	kick := false
-	if s.oldest.IsZero() {
-		s.oldest = now
-		kick = true
-	}
-	if !p.opts.AggregationEnabled {
-		return p.sealSingle(s, f) || kick
-	}
-	err := s.agg.Add(f.record())
-	if err != nil && s.agg.Count() > 0 {
-		kick = p.seal(s) || kick
-		err = s.agg.Add(f.record())
-	}
-	if err != nil { // larger than an aggregate: goes alone
-		return p.sealSingle(s, f) || kick
-	}
-	s.aggRecs = append(s.aggRecs, f)
-	if s.agg.Full() {
-		kick = p.seal(s) || kick
-	}
-	return kick
-}
-
 // Flush sends everything buffered at once, ignoring Linger, and waits until
 // every record accepted before the call has its result, or ctx ends. Records
-// put while Flush runs are sent at once too but not waited for. Flush is safe
-// to call concurrently with Put and with other Flushes.
+// put while Flush runs linger as usual. Flush is safe to call concurrently
+// with Put and with other Flushes.
 func (p *Producer) Flush(ctx context.Context) error {
-	p.forcing.Add(1)
-	defer p.forcing.Add(-1)
-	p.kick()
-
-	p.flushMu.Lock()
-	defer p.flushMu.Unlock()
-	cur := p.epoch.Load() & 1
-	older := &p.pending[cur^1]
-	// Records of an earlier epoch (left by a Flush whose ctx ended) first:
-	// no new record joins that bucket while cur is current.
-	if err := p.waitProgress(ctx, func() bool { return older.Load() == 0 }); err != nil {
-		return err
-	}
-	p.epoch.Add(1)
-	now := &p.pending[cur]
-	return p.waitProgress(ctx, func() bool { return now.Load() == 0 })
+	return p.budget.flush(ctx, func(newEpoch uint32) {
+		p.env.forceBelow.Store(newEpoch)
+		p.env.sched.kick()
+	})
 }
 
 // Close flushes everything buffered, waits for every accepted record's result
@@ -392,47 +306,78 @@ func (p *Producer) Close() error {
 
 // Shutdown is Close with a bound: when ctx ends before every record is
 // resolved, the records left fail with a *RecordError wrapping ErrClosed
-// (code "ProducerClosed"), calls in flight are cancelled, and Shutdown
-// returns ctx's error after the goroutines stop. Later calls return the first
-// call's result.
+// (code "ProducerClosed"), calls in flight are cancelled and abandoned (a
+// response that comes later is ignored), and Shutdown returns ctx's error
+// once the producer's own goroutines have stopped; a sender stuck in a
+// client that ignores its context leaves when the client returns. Each call
+// honours its own ctx, also while another Close or Shutdown is running.
+// Later calls return the first call's result.
 func (p *Producer) Shutdown(ctx context.Context) error {
 	p.closeOnce.Do(func() {
 		p.closed.Store(true)
 		close(p.closing)
-		p.forcing.Add(1)
-		p.kick()
-		err := p.waitProgress(ctx, func() bool { return p.bufRecs.Load() == 0 })
-		if err != nil {
-			p.log.Warnf("producer: shutdown: %v; failing %d undelivered records", err, p.bufRecs.Load())
-			p.aborting.Store(true)
-			p.reqCancel()
-			p.kick()
-			_ = p.waitProgress(context.Background(), func() bool { return p.bufRecs.Load() == 0 })
-			p.closeErr = err
-		}
-		close(p.stop)
-		p.wg.Wait()
-		p.reqCancel()
-		p.log.Infof("producer: closed")
+		p.env.closing.Store(true)
+		p.env.sched.kick()
+		go p.finishClose()
 	})
+	select {
+	case <-p.stopped:
+	case <-ctx.Done():
+		p.abort(ctx.Err())
+		<-p.stopped
+	}
+	p.closeMu.Lock()
+	defer p.closeMu.Unlock()
 	return p.closeErr
 }
 
-// Stats returns a snapshot of the counters. It is safe to call concurrently
-// with everything else.
-func (p *Producer) Stats() Stats {
-	p.wrongMu.Lock() // a refresh swaps the map and retires shards under it
-	m := p.smap.Load()
-	puts := p.retiredPuts
-	for _, s := range m.shards {
-		s.mu.Lock()
-		puts += s.putCount
-		s.mu.Unlock()
+// finishClose waits until every record is resolved, then stops the
+// goroutines: the dispatcher and the refresher are joined; senders are
+// joined unless an abort abandoned their calls.
+func (p *Producer) finishClose() {
+	_ = p.budget.wait(context.Background(), func() bool { return p.budget.recs.Load() == 0 })
+	close(p.stop)
+	p.reqCancel()
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	if p.aborting.Load() {
+		// A sender may be stuck in a client that ignores its context:
+		// give it a moment, then let it leave on its own.
+		t := time.NewTimer(100 * time.Millisecond)
+		select {
+		case <-done:
+		case <-t.C:
+		}
+		t.Stop()
+	} else {
+		<-done
 	}
-	p.wrongMu.Unlock()
+	p.log.log(slog.LevelInfo, "producer: closed")
+	close(p.stopped)
+}
+
+// abort makes the producer fail everything it still holds, once.
+func (p *Producer) abort(err error) {
+	p.closeMu.Lock()
+	first := p.closeErr == nil
+	if first {
+		p.closeErr = err
+	}
+	p.closeMu.Unlock()
+	if !first || p.aborting.Swap(true) {
+		return
+	}
+	p.log.log(slog.LevelWarn, "producer: shutdown deadline: failing undelivered records", "records", p.budget.recs.Load(), "error", err)
+	p.reqCancel()
+	p.env.sched.kick()
+}
+
+// Stats returns a snapshot of the counters. It is safe to call concurrently
+// with everything else, and takes no lock the producer holds while it works.
+func (p *Producer) Stats() Stats {
 	c := &p.stats
 	return Stats{
-		UserRecordsPut:          puts,
+		UserRecordsPut:          p.puts.Load(),
 		UserRecordsSucceeded:    c.succeeded.Load(),
 		UserRecordsFailed:       c.failed.Load(),
 		UserRecordsExpired:      c.expired.Load(),
@@ -445,61 +390,18 @@ func (p *Producer) Stats() Stats {
 		BytesSucceeded:          c.bytesSucceeded.Load(),
 		Retries:                 c.retries.Load(),
 		RetriesByCode:           c.codes(),
+		FailuresByCode:          c.failureCodes(),
 		Throttles:               c.throttles.Load(),
 		WrongShard:              c.wrongShard.Load(),
 		ShardMapRefreshes:       c.refreshes.Load(),
 		ShardMapRefreshErrors:   c.refreshErr.Load(),
-		Shards:                  len(m.shards),
-		BufferedRecords:         p.bufRecs.Load(),
-		BufferedBytes:           p.bufBytes.Load(),
+		Shards:                  len(p.smap.Load().shards),
+		BufferedRecords:         p.budget.recs.Load(),
+		BufferedBytes:           p.budget.bytes.Load(),
 		CallsAllowed:            int(p.window.allowed()),
 		CallBytesAllowed:        p.window.callBytes(),
-	}
-}
-
-// kick wakes the dispatcher without blocking.
-func (p *Producer) kick() {
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
-}
-
-// broadcast wakes everyone waiting for progress.
-func (p *Producer) broadcast() {
-	p.progMu.Lock()
-	close(p.progCh)
-	p.progCh = make(chan struct{})
-	p.progMu.Unlock()
-}
-
-// waitProgress waits until cond holds or ctx ends. cond is re-checked after
-// every broadcast.
-func (p *Producer) waitProgress(ctx context.Context, cond func() bool) error {
-	p.progWaiters.Add(1)
-	defer p.progWaiters.Add(-1)
-	for {
-		p.progMu.Lock()
-		ch := p.progCh
-		p.progMu.Unlock()
-		if cond() {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-p.closing:
-			if cond() {
-				return nil
-			}
-			// Close has begun: keep waiting on broadcasts only.
-			select {
-			case <-ch:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
+		PutLatency:              c.putLatency.snapshot(),
+		CallDuration:            c.callDuration.snapshot(),
 	}
 }
 
@@ -514,5 +416,18 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// jitter returns a random duration in [d/2, d].
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
 // nanos converts t to nanoseconds since p.base.
 func (p *Producer) nanos(t time.Time) int64 { return int64(t.Sub(p.base)) }
+
+// isStreamARN reports whether stream names a stream by its ARN.
+func isStreamARN(stream string) bool {
+	return strings.HasPrefix(stream, "arn:")
+}

@@ -19,9 +19,9 @@ import (
 )
 
 var (
-	_ Logger = logrus.New()
-	_ Logger = logrus.FieldLogger(nil)
-	_ Logger = (*logrus.Entry)(nil)
+	_ Printfer = logrus.New()
+	_ Printfer = logrus.FieldLogger(nil)
+	_ Printfer = (*logrus.Entry)(nil)
 )
 
 // fast are options for unit tests: short backoffs, no rate limit.
@@ -557,7 +557,7 @@ func TestRecordTTLExpiry(t *testing.T) {
 	p := newProducer(t, c, func(o *Options) {
 		o.RecordTTL = 100 * time.Millisecond
 		o.AggregationEnabled = false
-		o.Logger = &log
+		o.Logger = PrintfLogger(&log)
 	})
 	f, err := p.Put(context.Background(), "k", []byte("doomed"))
 	if err != nil {
@@ -572,8 +572,11 @@ func TestRecordTTLExpiry(t *testing.T) {
 		t.Fatalf("%v is not a *RecordError", err)
 	}
 	calls, _ := c.counts()
-	if len(re.Attempts) != calls || len(res.Attempts) != calls || calls == 0 {
-		t.Errorf("%d attempts in the error, %d in the result, %d calls made", len(re.Attempts), len(res.Attempts), calls)
+	// The history is bounded: every attempt up to eight, else the first
+	// three and the last five, and the count of all.
+	kept := min(calls, historyFirst+historyLast)
+	if re.AttemptCount != calls || res.AttemptCount != calls || len(re.Attempts) != kept || len(res.Attempts) != kept || calls == 0 {
+		t.Errorf("%d/%d attempts in the error, %d/%d in the result, %d calls made", len(re.Attempts), re.AttemptCount, len(res.Attempts), res.AttemptCount, calls)
 	}
 	for _, a := range re.Attempts {
 		if a.ErrorCode != "ProvisionedThroughputExceededException" {

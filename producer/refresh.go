@@ -1,13 +1,15 @@
 package producer
 
 import (
+	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"time"
 )
 
-// wrongShard is a Kinesis record that the service stored on another shard
-// than the map predicted, waiting for a refreshed map to decide whether it
-// landed where its user records belong.
+// wrongShard is an aggregate that the service stored on another shard than
+// the map predicted, waiting for a refreshed map to decide whether it
+// landed where all its user records belong.
 type wrongShard struct {
 	k        *krec
 	shardID  string
@@ -22,34 +24,41 @@ func (p *Producer) requestRefresh() {
 	}
 }
 
-// wrongShardResult handles a Kinesis record stored on shard actual instead of
-// its predicted shard: the map is out of date (a reshard). A plain record was
-// routed by its own hash key, so it is where it belongs. An aggregate is
-// valid only if every user record's hash key lies in the actual shard
-// (otherwise the KCL drops it whole): then it succeeded; else its records are
-// sent again, routed by a fresh map.
-func (p *Producer) wrongShardResult(k *krec, actual, seq string, now time.Time, rel *release) {
+// wrongShardResult handles a Kinesis record stored on shard actual instead
+// of its predicted shard: the map is out of date there (a reshard). A plain
+// record was routed by its own hash key, so it is where it belongs. An
+// aggregate is valid only if every user record's hash key lies in the
+// actual shard (otherwise the KCL drops it whole): then it succeeded; else
+// its records are sent again, routed by a fresh map.
+//
+// The predicted shard is marked stale and the record queued before the
+// refresh is requested, and the shard counts k out of flight only after:
+// a refresh that runs in between finds both, and in Ordered mode the shard
+// sends nothing newer in the meantime.
+func (p *Producer) wrongShardResult(k *krec, actual, seq string, now time.Time, out *outbox) {
 	p.stats.wrongShard.Add(1)
-	p.requestRefresh()
-	p.log.Infof("producer: record predicted for shard %s stored on %s; refreshing the shard map", k.shard.id, actual)
-	if len(k.recs) == 1 {
-		p.succeed(k, actual, seq, now, rel)
-		return
-	}
-	m := p.smap.Load()
-	if x, ok := m.byID[actual]; ok {
-		p.resolveWrong(&wrongShard{k: k, shardID: actual, sequence: seq}, x, now, rel)
-		return
-	}
 	s := k.shard
+	out.logf(slog.LevelInfo, "producer: record stored on another shard than predicted; refreshing the shard map", "shard", s.id, "stored_on", actual)
+	p.mapMu.Lock()
+	m := p.smap.Load()
+	x, known := m.byID[actual]
+	switch {
+	case len(k.recs) == 1:
+		out.succeed(k, actual, seq)
+	case known && holdsAll(x, k):
+		out.succeed(k, actual, seq)
+	default:
+		p.wrongPending = append(p.wrongPending, &wrongShard{k: k, shardID: actual, sequence: seq})
+	}
 	s.mu.Lock()
-	if !s.retired {
-		s.stale = true // send nothing more from it until the map is fresh
+	if s.state == shardActive {
+		s.setState(shardStale)
+		p.staleShards = append(p.staleShards, s)
 	}
 	s.mu.Unlock()
-	p.wrongMu.Lock()
-	p.wrongPending = append(p.wrongPending, &wrongShard{k: k, shardID: actual, sequence: seq})
-	p.wrongMu.Unlock()
+	p.mapMu.Unlock()
+	p.requestRefresh()
+	p.landed(s, errClass{}, now, false)
 }
 
 // holdsAll reports whether every user record of k belongs to shard x (nil:
@@ -67,15 +76,63 @@ func holdsAll(x *shard, k *krec) bool {
 	return true
 }
 
-// resolveWrong completes w if all its user records belong to shard x, and
-// re-routes them otherwise.
-func (p *Producer) resolveWrong(w *wrongShard, x *shard, now time.Time, rel *release) {
-	if holdsAll(x, w.k) {
-		p.succeed(w.k, w.shardID, w.sequence, now, rel)
+// reroute routes user records (each with its data) through the current
+// shard map into new Kinesis records at the front of their shards, in
+// order, to be sent from notBefore on.
+func (p *Producer) reroute(recs []*Future, notBefore time.Time, out *outbox) {
+	if len(recs) == 0 {
 		return
 	}
-	p.stats.retry("WrongShard", 1, uint64(len(w.k.recs)))
-	p.reroute(p.dissolve(w.k), now, now, rel)
+	p.mapMu.Lock()
+	p.rerouteLocked(p.smap.Load(), recs, notBefore)
+	p.mapMu.Unlock()
+}
+
+// rerouteLocked is reroute into map m; p.mapMu is held, so the map cannot
+// change under it.
+func (p *Producer) rerouteLocked(m *shardMap, recs []*Future, notBefore time.Time) {
+	var order []*shard
+	groups := make(map[*shard][]*Future)
+	for _, f := range recs {
+		s := m.find(f.hash)
+		if _, ok := groups[s]; !ok {
+			order = append(order, s)
+		}
+		groups[s] = append(groups[s], f)
+	}
+	for _, s := range order {
+		s.mu.Lock()
+		s.pushFront(pack(s, groups[s], notBefore, &p.env))
+		s.mu.Unlock()
+	}
+}
+
+// retiredLanded counts one Kinesis record of a retired shard out of flight;
+// the last one opens the shards that wait for it (Ordered mode).
+func (p *Producer) retiredLanded() {
+	if p.retiredInflight.Add(-1) != 0 {
+		return
+	}
+	p.mapMu.Lock()
+	defer p.mapMu.Unlock()
+	p.openHeldLocked()
+}
+
+// openHeldLocked makes the held shards active once nothing of the retired
+// shards is in flight. p.mapMu is held.
+func (p *Producer) openHeldLocked() {
+	if p.retiredInflight.Load() != 0 {
+		return
+	}
+	for _, s := range p.heldShards {
+		s.mu.Lock()
+		if s.state == shardHeld {
+			s.setState(shardActive)
+		}
+		s.mu.Unlock()
+		p.env.sched.makeDue(s)
+	}
+	p.heldShards = nil
 }
 
 // refresher reloads the shard map when asked (and periodically if
@@ -102,7 +159,8 @@ func (p *Producer) refresher() {
 				break
 			}
 			p.stats.refreshErr.Add(1)
-			p.log.Warnf("producer: shard map refresh failed (retrying in up to %v): %v", delay, err)
+			p.log.log(slog.LevelWarn, "producer: shard map refresh failed", "retry_in", delay, "error", err)
+			p.expireWrongPending(time.Now())
 			if !p.pause(delay/2 + rand.N(delay/2+1)) {
 				return
 			}
@@ -126,9 +184,32 @@ func (p *Producer) pause(d time.Duration) bool {
 	}
 }
 
+// expireWrongPending fails the wrong-shard records whose TTL has ended while
+// refreshes fail.
+func (p *Producer) expireWrongPending(now time.Time) {
+	out := outbox{stats: &p.stats}
+	c := errClass{code: "RecordExpired", message: "record TTL ended while the shard map was refreshed", retryable: true}
+	p.mapMu.Lock()
+	kept := p.wrongPending[:0]
+	for _, w := range p.wrongPending {
+		if w.k.deadline.After(now) {
+			kept = append(kept, w)
+			continue
+		}
+		out.fail(w.k.dissolve(p.env.putAgg), nil, c, ErrRecordExpired)
+	}
+	clear(p.wrongPending[len(kept):])
+	p.wrongPending = kept
+	p.mapMu.Unlock()
+	p.deliver(&out)
+}
+
 // refresh loads the open shards and installs them. Shards that stay keep
-// their buffers and rate; shards that left are retired and their records
-// re-routed, ahead of newer records, through the new map.
+// their buffers and rate. Shards that left are retired; their records, and
+// the aggregates that landed on the wrong shard, are re-routed into the new
+// shards before the new map is published, so that in Ordered mode nothing
+// put later can go ahead of them; new shards send nothing until the calls
+// in flight from retired shards have landed.
 func (p *Producer) refresh() error {
 	infos, err := p.listShards(p.reqCtx)
 	if err != nil {
@@ -136,83 +217,112 @@ func (p *Producer) refresh() error {
 	}
 	p.stats.refreshes.Add(1)
 	now := time.Now()
-	var rel release
-	defer p.apply(&rel)
+	out := outbox{stats: &p.stats}
+	defer p.deliver(&out)
 
-	p.wrongMu.Lock()
+	p.mapMu.Lock()
+	defer p.mapMu.Unlock()
 	wrong := p.wrongPending
 	p.wrongPending = nil
-	p.wrongMu.Unlock()
-
+	stale := p.staleShards
+	p.staleShards = nil
 	old := p.smap.Load()
+
 	if sameShards(old, infos) {
-		for _, s := range old.shards {
-			s.mu.Lock()
-			s.stale = false
-			s.mu.Unlock()
-		}
+		// The map was right after all (another refresh fixed it): send
+		// again what did not land where it belongs, then let the stale
+		// shards go on.
+		var again []*Future
 		for _, w := range wrong {
-			p.resolveWrong(w, old.byID[w.shardID], now, &rel)
+			if holdsAll(old.byID[w.shardID], w.k) {
+				out.succeed(w.k, w.shardID, w.sequence)
+				continue
+			}
+			p.stats.retry("WrongShard", 1, uint64(len(w.k.recs)))
+			again = append(again, w.k.dissolve(p.env.putAgg)...)
 		}
-		p.kick()
+		p.rerouteLocked(old, again, now)
+		p.reopen(stale)
 		return nil
 	}
 
 	m := &shardMap{byID: make(map[string]*shard, len(infos))}
+	var fresh []*shard
 	for _, in := range infos {
 		s, ok := old.byID[in.id]
-		if ok && s.start == in.start && s.end == in.end {
-			s.mu.Lock()
-			s.stale = false
-			s.mu.Unlock()
-		} else {
-			s = p.newShard(in, now)
-			s.afterRetired = p.opts.Ordered
+		if !ok || s.start != in.start || s.end != in.end {
+			s = newShard(in, &p.env, shardHeld, now)
+			fresh = append(fresh, s)
 		}
 		m.shards = append(m.shards, s)
 		m.byID[s.id] = s
 	}
-	// Publish first, then retire: a Put that finds its shard retired reloads
-	// the map and finds the new one.
-	p.wrongMu.Lock()
-	p.smap.Store(m)
+	// Retire the shards that left. A Put that finds one retired waits for
+	// the new map.
 	var moved []*Future
+	retired := 0
 	for _, s := range old.shards {
 		if m.byID[s.id] == s {
 			continue
 		}
 		s.mu.Lock()
-		s.retired = true
 		p.retiredInflight.Add(int64(s.inflight))
-		p.retiredPuts += s.putCount
-		for _, k := range s.front {
-			moved = append(moved, p.dissolve(k)...)
-		}
-		for _, k := range s.ready {
-			p.readyKrecs.Add(-1)
-			p.readyBytes.Add(-int64(k.size))
-			moved = append(moved, p.dissolve(k)...)
-		}
-		moved = append(moved, s.aggRecs...)
-		p.putAgg(s.agg)
-		s.agg, s.aggRecs, s.front, s.ready, s.oldest = nil, nil, nil, nil, time.Time{}
+		moved = append(moved, s.retire()...)
 		s.mu.Unlock()
+		p.env.sched.forget(s)
+		retired++
 	}
-	p.wrongMu.Unlock()
-	p.log.Infof("producer: shard map of %s now has %d open shards (was %d); %d buffered records re-routed",
-		p.streamName, len(m.shards), len(old.shards), len(moved))
-
 	// Wrong-shard records are older than anything still buffered.
 	var first []*Future
 	for _, w := range wrong {
 		if holdsAll(m.byID[w.shardID], w.k) {
-			p.succeed(w.k, w.shardID, w.sequence, now, &rel)
+			out.succeed(w.k, w.shardID, w.sequence)
 			continue
 		}
 		p.stats.retry("WrongShard", 1, uint64(len(w.k.recs)))
-		first = append(first, p.dissolve(w.k)...)
+		first = append(first, w.k.dissolve(p.env.putAgg)...)
 	}
-	p.reroute(append(first, moved...), now, now, &rel)
-	p.kick()
+	p.rerouteLocked(m, append(first, moved...), now)
+	p.smap.Store(m)
+	p.reopen(stale)
+	if p.opts.Ordered {
+		p.heldShards = append(p.heldShards, fresh...)
+		p.openHeldLocked()
+	} else {
+		for _, s := range fresh {
+			s.mu.Lock()
+			s.setState(shardActive)
+			s.mu.Unlock()
+			p.env.sched.makeDue(s)
+		}
+	}
+	out.logf(slog.LevelInfo, "producer: shard map changed", "shards", len(m.shards), "was", len(old.shards), "retired", retired, "rerouted", len(first)+len(moved))
 	return nil
+}
+
+// reopen makes stale shards that are still in the map active again.
+// p.mapMu is held.
+func (p *Producer) reopen(stale []*shard) {
+	for _, s := range stale {
+		s.mu.Lock()
+		if s.state == shardStale {
+			s.setState(shardActive)
+		}
+		s.mu.Unlock()
+		p.env.sched.makeDue(s)
+	}
+}
+
+// shardFor returns the active (or stale or held) shard for hash key h with
+// its lock held, waiting for a refresh that is retiring the one it finds.
+func (p *Producer) shardFor(f *Future) *shard {
+	for {
+		s := p.smap.Load().find(f.hash)
+		s.mu.Lock()
+		if s.state != shardRetired {
+			return s
+		}
+		s.mu.Unlock()
+		runtime.Gosched() // a refresh is about to publish the new map
+	}
 }

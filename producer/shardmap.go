@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -14,36 +11,6 @@ import (
 
 	"github.com/kplgo/kpl/aggregation"
 )
-
-// shard is one open shard: its hash key range, its buffers and its rate
-// limiter.
-type shard struct {
-	id         string
-	start, end aggregation.HashKey
-
-	mu sync.Mutex // guards every field below
-	// retired: the shard left the map; its content moved to other shards.
-	retired bool
-	// stale: a response showed the map is out of date for this shard;
-	// nothing is sent from it until the next refresh.
-	stale bool
-	// afterRetired: created by a refresh that retired shards (Ordered mode
-	// waits for their in-flight calls before sending from this shard).
-	afterRetired bool
-	agg          *aggregation.Aggregator // the open aggregate
-	aggRecs      []*Future               // its user records, in order
-	front        []*krec                 // retries and re-routed records, oldest first
-	ready        []*krec                 // sealed Kinesis records, oldest first
-	oldest       time.Time               // put time of the oldest record in ready/agg; zero if none
-	inflight     int                     // Kinesis records of this shard in flight
-	lim          limiter
-	putCount     uint64 // user records added to this shard
-}
-
-// contains reports whether h is in the shard's hash key range.
-func (s *shard) contains(h aggregation.HashKey) bool {
-	return s.start.Cmp(h) <= 0 && h.Cmp(s.end) <= 0
-}
 
 // shardMap is an immutable, sorted view of the open shards.
 type shardMap struct {
@@ -80,7 +47,8 @@ type shardInfo struct {
 // starting hash key.
 func (p *Producer) listShards(ctx context.Context) ([]shardInfo, error) {
 	in := &kinesis.ListShardsInput{
-		StreamName:  aws.String(p.streamName),
+		StreamName:  p.streamName,
+		StreamARN:   p.streamARN,
 		ShardFilter: &types.ShardFilter{Type: types.ShardFilterTypeAtLatest},
 	}
 	var infos []shardInfo
@@ -89,7 +57,7 @@ func (p *Producer) listShards(ctx context.Context) ([]shardInfo, error) {
 		out, err := p.client.ListShards(cctx, in, p.callOpts...)
 		cancel()
 		if err != nil {
-			return nil, fmt.Errorf("producer: list shards of %s: %w", p.streamName, err)
+			return nil, fmt.Errorf("producer: list shards of %s: %w", p.stream, err)
 		}
 		for _, sh := range out.Shards {
 			if sh.SequenceNumberRange != nil && sh.SequenceNumberRange.EndingSequenceNumber != nil {
@@ -114,7 +82,7 @@ func (p *Producer) listShards(ctx context.Context) ([]shardInfo, error) {
 		in = &kinesis.ListShardsInput{NextToken: out.NextToken}
 	}
 	if len(infos) == 0 {
-		return nil, fmt.Errorf("producer: stream %s has no open shards", p.streamName)
+		return nil, fmt.Errorf("producer: stream %s has no open shards", p.stream)
 	}
 	slices.SortFunc(infos, func(a, b shardInfo) int { return a.start.Cmp(b.start) })
 	return infos, nil
@@ -134,28 +102,3 @@ func sameShards(m *shardMap, infos []shardInfo) bool {
 	return true
 }
 
-// hashCache maps partition keys to their hash keys. Lookups do not lock; when
-// it holds more than its bound it is replaced by an empty one.
-type hashCache struct {
-	m sync.Map // string -> aggregation.HashKey
-	n atomic.Int64
-}
-
-// hashOf returns the hash key of a partition key, validating keys it has not
-// seen (a cached key is known to be valid).
-func (p *Producer) hashOf(pk string) (aggregation.HashKey, error) {
-	c := p.hashes.Load()
-	if v, ok := c.m.Load(pk); ok {
-		return v.(aggregation.HashKey), nil
-	}
-	if err := aggregation.ValidatePartitionKey(pk); err != nil {
-		return aggregation.HashKey{}, err
-	}
-	h := aggregation.PartitionKeyHash(pk)
-	if c.n.Add(1) > int64(p.opts.HashCacheSize) {
-		p.hashes.CompareAndSwap(c, &hashCache{})
-		return h, nil
-	}
-	c.m.Store(pk, h)
-	return h, nil
-}

@@ -39,6 +39,10 @@ type Stats struct {
 	Retries uint64
 	// RetriesByCode splits Retries by error code.
 	RetriesByCode map[string]uint64
+	// FailuresByCode splits UserRecordsFailed by the error code of the
+	// last attempt ("RecordExpired" for a record that expired before any
+	// attempt, "ProducerClosed" for a Shutdown that gave up).
+	FailuresByCode map[string]uint64
 	// Throttles counts Kinesis records refused with
 	// ProvisionedThroughputExceededException (or a throttled call).
 	Throttles uint64
@@ -64,6 +68,11 @@ type Stats struct {
 	// CallBytesAllowed is the largest PutRecords call allowed now, in bytes:
 	// CollectionMaxSize, lowered and raised with CallsAllowed.
 	CallBytesAllowed int
+	// PutLatency is the histogram of the time from Put to each record's
+	// result, success or failure.
+	PutLatency Histogram
+	// CallDuration is the histogram of PutRecords call durations.
+	CallDuration Histogram
 }
 
 // UserRecordsPerKinesisRecord returns the average number of user records per
@@ -92,8 +101,31 @@ type counters struct {
 	bytesSent, bytesSucceeded, retries           atomic.Uint64
 	throttles, wrongShard, refreshes, refreshErr atomic.Uint64
 
-	mu     sync.Mutex        // guards byCode
-	byCode map[string]uint64 // retries by error code
+	putLatency, callDuration latencyHistogram
+
+	mu       sync.Mutex        // guards byCode and failures
+	byCode   map[string]uint64 // retries by error code
+	failures map[string]uint64 // failed user records by error code
+}
+
+// outcome counts n user records that failed with code.
+func (c *counters) outcome(code string, n int) {
+	c.mu.Lock()
+	if c.failures == nil {
+		c.failures = make(map[string]uint64)
+	}
+	c.failures[code] += uint64(n)
+	c.mu.Unlock()
+}
+
+func (c *counters) failureCodes() map[string]uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := maps.Clone(c.failures)
+	if m == nil {
+		m = map[string]uint64{}
+	}
+	return m
 }
 
 func (c *counters) retry(code string, krecs, users uint64) {

@@ -88,7 +88,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 
 	startCtx, cancelStart := context.WithTimeout(ctx, 30*time.Second)
-	prod, err := producer.New(startCtx, client, cfg.Stream, cfg.Producer.Apply, func(o *producer.Options) { o.Logger = log })
+	prod, err := producer.New(startCtx, client, cfg.Stream, cfg.Producer.Apply, func(o *producer.Options) { o.Logger = producer.PrintfLogger(log) })
 	cancelStart()
 	if err != nil {
 		if ctx.Err() != nil {

@@ -14,7 +14,7 @@ type captureLogger struct {
 	lines []string // guarded by mu
 }
 
-var _ producer.Logger = (*captureLogger)(nil)
+var _ producer.Printfer = (*captureLogger)(nil)
 
 func (l *captureLogger) Debugf(string, ...any)             {}
 func (l *captureLogger) Infof(string, ...any)              {}

@@ -510,7 +510,7 @@ func TestRecordTTLExpiresDuringOutage(t *testing.T) {
 	logs := &captureLogger{}
 	r := newRig(t, 2, func(o *producer.Options) {
 		o.RecordTTL = ttl
-		o.Logger = logs
+		o.Logger = producer.PrintfLogger(logs)
 	})
 	r.tr.StartOutage(time.Hour)
 	ctx := testCtx(t, 60*time.Second)

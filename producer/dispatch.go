@@ -1,0 +1,131 @@
+package producer
+
+import (
+	"time"
+)
+
+// dispatch is the one goroutine that builds PutRecords calls. It visits only
+// the shards the scheduler names (due now, or whose deadline has passed), so
+// its cost per call grows with the shards in the call, not with the shards
+// in the map.
+func (p *Producer) dispatch() {
+	defer p.wg.Done()
+	defer close(p.work)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	var out outbox
+	out.stats = &p.stats
+	// What the last pass saw of Flush and Close, from their initial
+	// values: a Flush before the first pass still counts as a change.
+	var lastForce uint32
+	wasClosing := false
+	for {
+		if p.aborting.Load() {
+			p.abortAll()
+		}
+		now := time.Now()
+		force := p.env.forceBelow.Load()
+		closing := p.env.closing.Load()
+		all := force != lastForce || (closing && !wasClosing)
+		lastForce, wasClosing = force, closing
+		next := p.env.sched.promote(now, p.env.sealedFull(), all)
+		for p.inflightCalls.Load() < p.window.allowed() {
+			c := p.collect(now, &out)
+			if c == nil {
+				break
+			}
+			p.startCall(c)
+		}
+		p.deliver(&out)
+		if next.IsZero() {
+			next = now.Add(time.Hour)
+		}
+		timer.Reset(max(next.Sub(now), 0))
+		select {
+		case <-p.env.sched.wake:
+		case <-timer.C:
+		case <-p.stop:
+			return
+		}
+	}
+}
+
+// collect builds one call from the due shards; nil when nothing is
+// sendable now. A shard with more than the call could take stays first in
+// line for the next call.
+func (p *Producer) collect(now time.Time, out *outbox) *call {
+	q := p.env.sched
+	callBytes := p.window.callBytes()
+	c := &call{}
+	for !c.full(&p.opts, callBytes) {
+		s := q.next()
+		if s == nil {
+			break
+		}
+		s.mu.Lock()
+		var at time.Time
+		if s.state != shardRetired {
+			at = s.takeInto(c, now, callBytes, out)
+		}
+		s.mu.Unlock()
+		switch {
+		case at.IsZero():
+		case !at.After(now):
+			q.pushFront(s)
+		default:
+			q.at(s, at)
+		}
+		if !at.IsZero() && !at.After(now) {
+			break // the call is full for this shard
+		}
+	}
+	if len(c.krecs) == 0 {
+		return nil
+	}
+	return c
+}
+
+// startCall hands c to a sender.
+func (p *Producer) startCall(c *call) {
+	p.inflightCalls.Add(1)
+	p.work <- c // never blocks: capacity MaxConnections
+}
+
+// abortAll fails everything the producer still holds: Shutdown's context
+// ended. Calls in flight are abandoned: their records fail now, and their
+// responses, if they ever come, are ignored.
+func (p *Producer) abortAll() {
+	c := errClass{code: "ProducerClosed", message: "the producer shut down before the record was delivered"}
+	out := outbox{stats: &p.stats}
+	p.mapMu.Lock()
+	m := p.smap.Load()
+	for _, s := range m.shards {
+		s.mu.Lock()
+		ks := s.drainAll()
+		s.mu.Unlock()
+		for _, k := range ks {
+			out.fail(k.dissolve(p.env.putAgg), nil, c, ErrClosed)
+		}
+	}
+	for _, w := range p.wrongPending {
+		out.fail(w.k.dissolve(p.env.putAgg), nil, c, ErrClosed)
+	}
+	p.wrongPending = nil
+	p.mapMu.Unlock()
+
+	p.callsMu.Lock()
+	var abandoned []*call
+	for cl := range p.calls {
+		if cl.state.CompareAndSwap(callInFlight, callAbandoned) {
+			abandoned = append(abandoned, cl)
+			delete(p.calls, cl)
+		}
+	}
+	p.callsMu.Unlock()
+	for _, cl := range abandoned {
+		for _, k := range cl.krecs {
+			out.fail(k.dissolve(p.env.putAgg), nil, c, ErrClosed)
+		}
+	}
+	p.deliver(&out)
+}

@@ -1,0 +1,125 @@
+package producer
+
+import (
+	"log/slog"
+	"time"
+)
+
+// outbox collects what one step of the producer resolved (futures to
+// complete, buffer room to give back, buffers to reuse, log lines) while
+// locks are held, and delivers it after they are released: results and log
+// lines never reach user code under a producer lock.
+type outbox struct {
+	done  []*Future
+	rel   release
+	bufs  [][]byte
+	logs  []logLine
+	stats *counters
+}
+
+// logLine is a deferred log call.
+type logLine struct {
+	level slog.Level
+	msg   string
+	attrs []any
+}
+
+// release counts the records resolved in one step, applied to the buffer in
+// one go after their futures are complete.
+type release struct {
+	recs, bytes int64
+	buckets     [2]int64
+}
+
+func (r *release) add(f *Future) {
+	r.recs++
+	r.bytes += int64(f.size)
+	r.buckets[f.epoch&1]++
+}
+
+// succeed resolves every user record of k, stored on shard shardID at
+// sequence number seq.
+func (o *outbox) succeed(k *krec, shardID, seq string) {
+	k.state = krecDone
+	k.resShard, k.resSeq, k.aggregated = shardID, seq, len(k.recs) > 1
+	// Count first, so that Stats read after a Future completes include it.
+	o.stats.succeeded.Add(uint64(len(k.recs)))
+	o.stats.krecsSucceeded.Add(1)
+	o.stats.bytesSucceeded.Add(uint64(k.size))
+	for i, f := range k.recs {
+		f.sub = uint32(i)
+		f.k = k
+		f.data = nil
+		o.rel.add(f)
+		o.done = append(o.done, f)
+	}
+	if k.ownData {
+		o.freeBuf(k.data)
+	}
+	k.recs, k.one, k.data = nil, [1]*Future{}, nil // futures keep k: drop what they do not need
+}
+
+// fail resolves recs with an error: the last attempt's class c, and
+// sentinel (ErrRecordExpired, ErrClosed or nil). hist, when not nil, holds
+// the attempts of the Kinesis record that carried them, after each record's
+// prior ones.
+func (o *outbox) fail(recs []*Future, hist *history, c errClass, sentinel error) {
+	if len(recs) == 0 {
+		return
+	}
+	o.stats.failed.Add(uint64(len(recs)))
+	if sentinel == ErrRecordExpired {
+		o.stats.expired.Add(uint64(len(recs)))
+	}
+	o.stats.outcome(c.code, len(recs))
+	what := "failed"
+	if sentinel != nil {
+		what = sentinel.Error()
+	}
+	o.logf(slog.LevelWarn, "producer: records "+what, "records", len(recs), "code", c.code, "message", c.message)
+	// Records that share a prior history share one attempt list.
+	var atts []Attempt
+	var attsOf *history
+	for i, f := range recs {
+		if i == 0 || f.prior != attsOf {
+			atts, attsOf = attemptList(f.prior, hist), f.prior
+		}
+		o.rel.add(f)
+		f.err = &RecordError{
+			Code: c.code, Message: c.message, Retryable: c.retryable,
+			Attempts:     atts,
+			AttemptCount: f.prior.count() + hist.count(),
+			sentinel:     sentinel, cause: c.cause,
+		}
+		o.done = append(o.done, f)
+	}
+}
+
+// freeBuf gives an encoded aggregate's buffer back for reuse.
+func (o *outbox) freeBuf(b []byte) { o.bufs = append(o.bufs, b[:0]) }
+
+func (o *outbox) logf(level slog.Level, msg string, attrs ...any) {
+	o.logs = append(o.logs, logLine{level: level, msg: msg, attrs: attrs})
+}
+
+// deliver completes the futures, gives back the buffer room, reuses the
+// buffers and writes the log lines. No lock may be held.
+func (p *Producer) deliver(o *outbox) {
+	for _, l := range o.logs {
+		p.log.log(l.level, l.msg, l.attrs...)
+	}
+	if len(o.done) > 0 {
+		ns := p.nanos(time.Now())
+		for _, f := range o.done {
+			f.complete(ns)
+		}
+	}
+	for _, b := range o.bufs {
+		b := b
+		p.bufPool.Put(&b)
+	}
+	p.budget.release(&o.rel)
+	clear(o.done)
+	clear(o.bufs)
+	o.done, o.bufs, o.logs = o.done[:0], o.bufs[:0], nil
+}

@@ -1,0 +1,224 @@
+package producer
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+)
+
+// worker sends the calls the dispatcher builds.
+func (p *Producer) worker() {
+	defer p.wg.Done()
+	var out outbox
+	out.stats = &p.stats
+	for c := range p.work {
+		p.send(c, &out)
+		p.inflightCalls.Add(-1)
+		p.env.sched.kick()
+	}
+}
+
+// send encodes the Kinesis records of c, makes the PutRecords call and
+// applies its outcome.
+func (p *Producer) send(c *call, out *outbox) {
+	entries := make([]types.PutRecordsRequestEntry, len(c.krecs))
+	for i, k := range c.krecs {
+		k.encode(p.getBuf(k), p.env.putAgg)
+		entries[i] = types.PutRecordsRequestEntry{Data: k.data, PartitionKey: &k.pk, ExplicitHashKey: k.ehk}
+	}
+	// Register the call so that an abort can abandon it; after the abort
+	// has begun no call starts.
+	p.callsMu.Lock()
+	if p.aborting.Load() {
+		p.callsMu.Unlock()
+		cl := errClass{code: "ProducerClosed", message: "the producer shut down before the record was delivered"}
+		for _, k := range c.krecs {
+			out.fail(k.dissolve(p.env.putAgg), nil, cl, ErrClosed)
+		}
+		p.deliver(out)
+		return
+	}
+	p.calls[c] = struct{}{}
+	p.callsMu.Unlock()
+	p.stats.calls.Add(1)
+	p.stats.krecsSent.Add(uint64(len(entries)))
+	p.stats.bytesSent.Add(uint64(c.bytes))
+
+	ctx, cancel := context.WithTimeout(p.reqCtx, p.opts.RequestTimeout)
+	start := time.Now()
+	res, err := p.client.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: p.streamName, StreamARN: p.streamARN, Records: entries}, p.callOpts...)
+	dur := time.Since(start)
+	cancel()
+	p.stats.callDuration.observe(dur)
+	if !c.state.CompareAndSwap(callInFlight, callHandled) {
+		return // abandoned by Shutdown: its records have failed already
+	}
+	p.callsMu.Lock()
+	delete(p.calls, c)
+	p.callsMu.Unlock()
+	if err == nil && (res == nil || len(res.Records) != len(entries)) {
+		n := 0
+		if res != nil {
+			n = len(res.Records)
+		}
+		err = &invalidResponseError{msg: fmt.Sprintf("PutRecords returned %d results for %d records", n, len(entries))}
+	}
+	p.handle(c, res, err, start, dur, out)
+	p.deliver(out)
+}
+
+// getBuf returns a buffer for encoding k, from the pool when one is large
+// enough.
+func (p *Producer) getBuf(k *krec) []byte {
+	if k.agg == nil {
+		return nil
+	}
+	if b, ok := p.bufPool.Get().(*[]byte); ok && cap(*b) >= k.agg.Size() {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, max(k.agg.Size(), p.opts.AggregationMaxSize))
+}
+
+// outcome is what one entry of a response says of its Kinesis record.
+type outcome uint8
+
+const (
+	outStored     outcome = iota // stored on its predicted shard
+	outWrongShard                // stored, on another shard
+	outRetry                     // failed, retryable
+	outFatal                     // failed, not retryable
+)
+
+// handle applies the result of call c to each of its Kinesis records.
+func (p *Producer) handle(c *call, res *kinesis.PutRecordsOutput, err error, start time.Time, dur time.Duration, out *outbox) {
+	now := time.Now()
+	var whole errClass
+	if err != nil {
+		whole = classify(err)
+		p.stats.callErrors.Add(1)
+		out.logf(slog.LevelWarn, "producer: PutRecords failed", "records", len(c.krecs), "code", whole.code, "message", whole.message)
+		if whole.refresh {
+			p.requestRefresh()
+		}
+		if congestionSignal(whole) && p.window.congested(now) {
+			out.logf(slog.LevelWarn, "producer: endpoint congested: fewer calls in flight", "code", whole.code, "calls", p.window.allowed())
+		}
+	} else {
+		p.window.succeeded(c.bytes, dur)
+	}
+	for i, k := range c.krecs {
+		cl, shardID, seq := whole, "", ""
+		if err == nil {
+			e := res.Records[i]
+			switch code := aws.ToString(e.ErrorCode); {
+			case code != "":
+				cl = classifyCode(code, aws.ToString(e.ErrorMessage))
+			case aws.ToString(e.ShardId) == "" || aws.ToString(e.SequenceNumber) == "":
+				// Neither an error nor where it was stored: the
+				// record may or may not be stored; like a timeout,
+				// only sending it again can deliver it.
+				cl = errClass{code: "InvalidResponse", message: "a PutRecords result entry has no error code, shard id or sequence number", retryable: true}
+			default:
+				shardID, seq = aws.ToString(e.ShardId), aws.ToString(e.SequenceNumber)
+			}
+		}
+		if k.hist == nil {
+			k.hist = &history{}
+		}
+		k.hist.add(Attempt{Time: start, Duration: dur, ErrorCode: cl.code, ErrorMessage: cl.message})
+		var o outcome
+		switch {
+		case cl.code == "" && shardID == k.shard.id:
+			o = outStored
+		case cl.code == "":
+			o = outWrongShard
+		case cl.retryable && !p.aborting.Load():
+			o = outRetry
+		default:
+			o = outFatal
+		}
+		if cl.throttle {
+			p.stats.throttles.Add(1)
+		}
+		p.apply(k, o, cl, shardID, seq, now, out)
+	}
+}
+
+// apply carries out one outcome for Kinesis record k, which was in flight,
+// and counts it out of its shard's flight, in that order: in Ordered mode
+// the shard must not send anything newer before a retry of k is back at its
+// front.
+func (p *Producer) apply(k *krec, o outcome, cl errClass, shardID, seq string, now time.Time, out *outbox) {
+	s := k.shard
+	switch o {
+	case outStored:
+		out.succeed(k, shardID, seq)
+		p.landed(s, cl, now, false)
+	case outFatal:
+		sentinel := error(nil)
+		if cl.retryable { // only Shutdown ends a retryable record early
+			sentinel = ErrClosed
+			cl = errClass{code: "ProducerClosed", message: "the producer shut down before the record was delivered: " + cl.message, cause: cl.cause}
+		}
+		out.fail(k.dissolve(p.env.putAgg), nil, cl, sentinel)
+		p.landed(s, cl, now, false)
+	case outWrongShard:
+		p.wrongShardResult(k, shardID, seq, now, out)
+	case outRetry:
+		p.stats.retry(cl.code, 1, uint64(len(k.recs)))
+		at := now.Add(p.backoff(k.hist.count()))
+		s.mu.Lock()
+		if s.state != shardRetired && at.Before(k.deadline) {
+			k.notBefore = at
+			s.requeue(k)
+			s.mu.Unlock()
+			p.landed(s, cl, now, true)
+			return
+		}
+		s.mu.Unlock()
+		// Part of k expires before its next attempt, or its shard is
+		// gone: its live records are packed again, through the map.
+		live := expireRecs(k, at, &p.env, out)
+		p.reroute(live, at, out)
+		p.landed(s, cl, now, false)
+	}
+}
+
+// landed counts a Kinesis record of s out of flight and feeds its outcome
+// to the shard's rate limiter. A shard that may now send more is visited.
+func (p *Producer) landed(s *shard, cl errClass, now time.Time, requeued bool) {
+	s.mu.Lock()
+	s.inflight--
+	retired := s.state == shardRetired
+	if cl.throttle {
+		s.lim.throttled(now)
+	} else if cl.code == "" {
+		s.lim.succeeded(now)
+	}
+	wake := !retired && p.opts.Ordered && s.inflight == 0 && !requeued
+	s.mu.Unlock()
+	if retired {
+		p.retiredLanded()
+	}
+	if wake {
+		p.env.sched.makeDue(s)
+	}
+}
+
+// backoff returns the wait before attempt n+1 after n attempts: full jitter
+// over an exponentially growing window.
+func (p *Producer) backoff(n int) time.Duration {
+	d := p.opts.RetryMaxDelay
+	if n-1 < 30 {
+		if w := p.opts.RetryBaseDelay << (n - 1); w > 0 && w < d {
+			d = w
+		}
+	}
+	return rand.N(d) + 1
+}
