@@ -2,6 +2,7 @@ package producer
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -40,7 +41,8 @@ type Options struct {
 	// alone. The default is 51200 (the KPL's); at most 1 MiB.
 	AggregationMaxSize int
 	// AggregationMaxCount bounds the user records of one aggregate. The
-	// default is 4294967295 (the KPL's).
+	// default is 4294967295 (the KPL's), or the largest int where int has
+	// 32 bits.
 	AggregationMaxCount int
 	// CollectionMaxCount bounds the Kinesis records of one PutRecords call.
 	// The default is 500, the service's limit.
@@ -112,12 +114,16 @@ type Options struct {
 	KeepClientRetries bool
 }
 
+// kplMaxCount is the KPL's AggregationMaxCount, 4294967295, held to the
+// range of int (so that the package builds for 32-bit platforms).
+const kplMaxCount = int(min(uint64(4294967295), uint64(math.MaxInt)))
+
 // defaultOptions returns the documented defaults.
 func defaultOptions() Options {
 	return Options{
 		AggregationEnabled:  true,
 		AggregationMaxSize:  51200,
-		AggregationMaxCount: 4294967295,
+		AggregationMaxCount: kplMaxCount,
 		CollectionMaxCount:  MaxPutRecordsCount,
 		CollectionMaxSize:   MaxPutRecordsSize,
 		Linger:              100 * time.Millisecond,
