@@ -1,5 +1,5 @@
 // Command limitserver runs the limit-enforcing Kinesis endpoint
-// (internal/limitserver) as a standalone process for load tests: point an
+// (kinesistest/limitserver) as a standalone process for load tests: point an
 // SDK client, cmd/loadtest or the producer at the URL it prints.
 //
 //	limitserver -streams trades:4,other:1 -addr 127.0.0.1:4568
@@ -26,7 +26,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/kplgo/kpl/internal/limitserver"
+	"github.com/kplgo/kpl/kinesistest/limitserver"
 )
 
 // config is the parsed command line.

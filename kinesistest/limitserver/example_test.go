@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
-	"github.com/kplgo/kpl/internal/limitserver"
+	"github.com/kplgo/kpl/kinesistest/limitserver"
 )
 
 // Example serves the endpoint with httptest, puts through the unmodified SDK

@@ -3,7 +3,7 @@ package faultinject_test
 import (
 	"testing"
 
-	"github.com/kplgo/kpl/internal/faultinject"
+	"github.com/kplgo/kpl/kinesistest/faultinject"
 )
 
 func TestInvalidFaultsAreRefused(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
-	"github.com/kplgo/kpl/internal/faultinject"
+	"github.com/kplgo/kpl/kinesistest/faultinject"
 )
 
 // A Kinesis client whose calls go through the injector.
