@@ -627,8 +627,8 @@ func (s *Server) describeStreamSummary(body, out []byte) ([]byte, *apiError) {
 
 // createStreamInput is the CreateStream request.
 type createStreamInput struct {
-	StreamName        *string
-	ShardCount        *int
+	StreamName         *string
+	ShardCount         *int
 	StreamModeDetails  *struct{ StreamMode string }
 	MaxRecordSizeInKiB *int
 }
