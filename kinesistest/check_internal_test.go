@@ -59,7 +59,9 @@ func aggregate(t *testing.T, recs ...aggregation.Record) types.Record {
 func TestCompareCountsEachKindOfProblem(t *testing.T) {
 	t.Parallel()
 	a, b := keyOn(0), keyOn(1) // keys on shard 0 and shard 1
-	rec := func(pk, data string) aggregation.Record { return aggregation.Record{PartitionKey: pk, Data: []byte(data)} }
+	rec := func(pk, data string) aggregation.Record {
+		return aggregation.Record{PartitionKey: pk, Data: []byte(data)}
+	}
 	want := []aggregation.Record{rec(a, "a1"), rec(a, "a2"), rec(a, "a3"), rec(b, "b1"), rec(b, "b2")}
 	read := func(s0, s1 []types.Record) []kinesisread.Shard {
 		sh := twoShards()
@@ -115,7 +117,7 @@ func TestCompareCountsEachKindOfProblem(t *testing.T) {
 			want: Report{Expected: 5, Read: 5, Corrupt: 1},
 		},
 		{
-			name: "an identity function makes copies with different data one record",
+			name:   "an identity function makes copies with different data one record",
 			shards: read([]types.Record{plain(a, "a1"), plain(a, "a2#retry"), plain(a, "a3")}, []types.Record{plain(b, "b1"), plain(b, "b2")}),
 			opts: CheckOptions{Identity: func(r aggregation.Record) string {
 				return string(r.Data[:2])
