@@ -173,6 +173,8 @@ type RequestFault struct {
 	// Operations, if not empty, limits the fault to these operations (e.g.
 	// "PutRecords"); empty means every operation.
 	Operations []string
+	// Name, if set, lets RemoveRequestFaults remove the fault again.
+	Name string
 }
 
 // AmbiguousEntry is a record the engine stored in a request that the client
@@ -316,6 +318,20 @@ func (t *Transport) AddRequestFault(f RequestFault) error {
 	defer t.mu.Unlock()
 	t.reqFaults = append(t.reqFaults, f)
 	return nil
+}
+
+// RemoveRequestFaults removes the whole-request faults with that Name that
+// are not spent yet.
+func (t *Transport) RemoveRequestFaults(name string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	kept := t.reqFaults[:0:0]
+	for _, f := range t.reqFaults {
+		if f.Name != name {
+			kept = append(kept, f)
+		}
+	}
+	t.reqFaults = kept
 }
 
 // ClearRequestFaults removes every whole-request fault.
