@@ -1,6 +1,7 @@
 package faultinject_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -8,9 +9,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/kplgo/kpl/kinesistest/faultinject"
+	"github.com/kplgo/kpl/kinesistest/limitserver"
 )
 
 // A Kinesis client whose calls go through the injector.
@@ -44,4 +48,60 @@ func ExampleNewProxy() {
 	fmt.Println("point the process at", proxy.URL)
 
 	_ = tr.AddRequestFault(faultinject.RequestFault{Kind: faultinject.HTTP503, Probability: 0.1})
+}
+
+// Example throttles every entry of one shard in front of the in-process
+// limit endpoint: the throttled entries are reported as the service would
+// report them, and the endpoint never stored them.
+func Example() {
+	srv := limitserver.New(limitserver.Options{KeepData: true})
+	if err := srv.CreateStream("trades", 2); err != nil {
+		panic(err)
+	}
+	engine := httptest.NewServer(srv.Handler())
+	defer engine.Close()
+
+	tr := faultinject.New(nil)
+	client := kinesis.NewFromConfig(aws.Config{
+		Region:      "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
+	}, func(o *kinesis.Options) {
+		o.BaseEndpoint = aws.String(engine.URL)
+		o.HTTPClient = &http.Client{Transport: tr}
+	})
+	ctx := context.Background()
+	shards, err := client.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String("trades")})
+	if err != nil {
+		panic(err)
+	}
+	second := shards.Shards[1]
+	if err := tr.SetEntryFaults(faultinject.EntryFault{HashRanges: []faultinject.HashRange{faultinject.RangeOf(second)}}); err != nil {
+		panic(err)
+	}
+
+	var entries []types.PutRecordsRequestEntry
+	for _, sym := range []string{"AAPL", "MSFT", "AMZN", "GOOG", "TSLA", "NVDA"} {
+		entries = append(entries, types.PutRecordsRequestEntry{PartitionKey: aws.String(sym), Data: []byte(sym)})
+	}
+	out, err := client.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String("trades"), Records: entries})
+	if err != nil {
+		panic(err)
+	}
+	throttled := 0
+	for i, r := range out.Records {
+		if r.ErrorCode != nil {
+			throttled++
+			fmt.Println(aws.ToString(entries[i].PartitionKey), aws.ToString(r.ErrorCode))
+		}
+	}
+	stored, _ := srv.Records("trades")
+	fmt.Println("throttled:", throttled, "stored on the second shard:", len(stored[1]))
+	fmt.Println("injected:", tr.Counters().EntryFailures())
+	// Output:
+	// AAPL ProvisionedThroughputExceededException
+	// MSFT ProvisionedThroughputExceededException
+	// GOOG ProvisionedThroughputExceededException
+	// TSLA ProvisionedThroughputExceededException
+	// throttled: 4 stored on the second shard: 0
+	// injected: 4
 }

@@ -1,6 +1,7 @@
 // Package kinesismock starts and stops a real kinesis-mock server (the Kinesis
-// engine inside LocalStack, from the npm package kinesis-local) for tests and
-// local runs, and creates streams on it.
+// engine inside LocalStack, from the npm package kinesis-local) for
+// integration tests and local runs, and creates streams on it. It needs node
+// on PATH and the npm package installed (npm install kinesis-local).
 //
 // The package is found through the KINESIS_LOCAL_DIR environment variable or,
 // failing that, in .tools/node_modules/kinesis-local of an enclosing folder
