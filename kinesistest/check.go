@@ -37,6 +37,13 @@ type CheckOptions struct {
 	// aggregation format's record id when the reader fills it) should
 	// return that id here.
 	Identity func(aggregation.Record) string
+	// AsKCL counts what a KCL reader delivers: it drops a whole aggregate
+	// when one of its records is outside the hash key range of the shard it
+	// was read from, so every record of such an aggregate counts as
+	// Misrouted and none as read (a producer that re-sends them after a
+	// reshard then shows no duplicates). By default Check counts what the
+	// stream holds, and only the misrouted records themselves.
+	AsKCL bool
 }
 
 // Report is what Check found. Counts are of user records (the records of
@@ -51,8 +58,8 @@ type Report struct {
 	// Duplicated counts extra copies: a record read three times counts two.
 	Duplicated int
 	// Misrouted counts records read from a shard whose hash key range does
-	// not hold their hash key (the KCL drops a whole aggregate for one such
-	// record).
+	// not hold their hash key (with CheckOptions.AsKCL: every record of an
+	// aggregate holding one).
 	Misrouted int
 	// OutOfOrder counts records read after a record of the same key that
 	// was expected after them (first copies only).
@@ -174,6 +181,17 @@ func compare(want []aggregation.Record, shards []kinesisread.Shard, opts CheckOp
 				rep.Corrupt++
 				continue
 			}
+			if opts.AsKCL && rangeOK && len(users) > 0 && users[0].Aggregated && anyOutside(users, start, end) {
+				for _, u := range users {
+					rep.Misrouted++
+					k := keyOf(u.Record)
+					if e := exp[idOf(u.Record)]; e != nil {
+						k = e.key
+					}
+					key(k).Misrouted++
+				}
+				continue
+			}
 			for _, u := range users {
 				rep.Read++
 				id := idOf(u.Record)
@@ -239,4 +257,16 @@ func shardRange(sh types.Shard) (start, end aggregation.HashKey, ok bool) {
 	start, err1 := aggregation.ParseHashKey(aws.ToString(sh.HashKeyRange.StartingHashKey))
 	end, err2 := aggregation.ParseHashKey(aws.ToString(sh.HashKeyRange.EndingHashKey))
 	return start, end, err1 == nil && err2 == nil
+}
+
+// anyOutside reports whether a user record's hash key is outside
+// [start, end]; a malformed explicit hash key counts as outside.
+func anyOutside(users []aggregation.UserRecord, start, end aggregation.HashKey) bool {
+	for _, u := range users {
+		hk, err := u.HashKey()
+		if err != nil || hk.Cmp(start) < 0 || hk.Cmp(end) > 0 {
+			return true
+		}
+	}
+	return false
 }

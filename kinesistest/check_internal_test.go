@@ -106,6 +106,13 @@ func TestCompareCountsEachKindOfProblem(t *testing.T) {
 			want: Report{Expected: 5, Read: 5, Misrouted: 2},
 		},
 		{
+			name: "as a KCL reads, an aggregate holding a misrouted record is dropped whole",
+			shards: read([]types.Record{aggregate(t, rec(a, "a1"), rec(a, "a2"), rec(b, "b1")), plain(a, "a3")},
+				[]types.Record{plain(b, "b1"), plain(b, "b2"), aggregate(t, rec(b, "b2"))}),
+			opts: CheckOptions{AsKCL: true},
+			want: Report{Expected: 5, Read: 4, Lost: 2, Duplicated: 1, Misrouted: 3},
+		},
+		{
 			name:   "a record nobody put is unexpected",
 			shards: read([]types.Record{plain(a, "a1"), plain(a, "a2"), plain(a, "a3"), plain(a, "zz")}, []types.Record{plain(b, "b1"), plain(b, "b2")}),
 			want:   Report{Expected: 5, Read: 6, Unexpected: 1}, key: a,

@@ -77,6 +77,16 @@ func TestProducerFollowsASplitOfTheLimitEndpoint(t *testing.T) {
 	if report.Lost != 0 || report.Unexpected != 0 || report.Corrupt != 0 {
 		t.Errorf("after the split: %v", report)
 	}
+	// A KCL reader drops the aggregates that landed on the wrong child; the
+	// producer re-sent their records, so such a reader misses nothing.
+	kcl, err := kinesistest.Check(ctx, client, "s", want, kinesistest.CheckOptions{AsKCL: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("as a KCL reads: %v", kcl)
+	if kcl.Lost != 0 || kcl.Duplicated != 0 || kcl.Unexpected != 0 {
+		t.Errorf("as a KCL reads, after the split: %v", kcl)
+	}
 	var children uint64
 	st, _ := srv.Stats("s")
 	for _, sh := range st.Shards {
