@@ -3,6 +3,7 @@ package limitserver_test
 import (
 	"fmt"
 	"math/big"
+	"runtime"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -253,5 +254,90 @@ func TestReshardAndReadErrors(t *testing.T) {
 				t.Errorf("got %v, want %s", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestReshardingWhileWritingLosesAndMisroutesNothing(t *testing.T) {
+	t.Parallel()
+	srv := limitserver.New(limitserver.Options{KeepData: true, BytesPerSecond: -1, RecordsPerSecond: -1})
+	c := start(t, srv)
+	if err := srv.CreateStream("w", 2); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	accepted := make(chan []string, 2)
+	for w := range 2 {
+		go func() {
+			var ok []string
+			defer func() { accepted <- ok }()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var entries []types.PutRecordsRequestEntry
+				for i := range 20 {
+					entries = append(entries, types.PutRecordsRequestEntry{PartitionKey: aws.String(fmt.Sprintf("k%d", i)), Data: fmt.Appendf(nil, "%d/%d/%d", w, n, i)})
+				}
+				out, err := c.PutRecords(ctxFor(t), &kinesis.PutRecordsInput{StreamName: aws.String("w"), Records: entries})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for i, r := range out.Records {
+					if r.ErrorCode == nil {
+						ok = append(ok, string(entries[i].Data))
+					}
+				}
+			}
+		}()
+	}
+	quarter := new(big.Int).Rsh(two128, 2)
+	threeQuarters := new(big.Int).Mul(quarter, big.NewInt(3))
+	steps := []func() error{
+		func() error { return srv.SplitShard("w", "shardId-000000000000", quarter.String()) },
+		func() error { return srv.SplitShard("w", "shardId-000000000001", threeQuarters.String()) },
+		func() error { return srv.MergeShards("w", "shardId-000000000003", "shardId-000000000004") },
+		func() error { return srv.MergeShards("w", "shardId-000000000002", "shardId-000000000006") },
+	}
+	// Between reshards, wait until the writers have stored two more calls.
+	stored := func() uint64 { st, _ := srv.Stats("w"); return st.Records }
+	for _, step := range steps {
+		for before := stored(); stored() < before+40; {
+			runtime.Gosched()
+		}
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	var want []string
+	for range 2 {
+		want = append(want, <-accepted...)
+	}
+
+	shards, err := kinesisread.ReadAll(ctxFor(t), c, "w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, sh := range shards {
+		lo, _ := new(big.Int).SetString(aws.ToString(sh.Shard.HashKeyRange.StartingHashKey), 10)
+		hi, _ := new(big.Int).SetString(aws.ToString(sh.Shard.HashKeyRange.EndingHashKey), 10)
+		for _, r := range sh.Records {
+			seen[string(r.Data)]++
+			if k := md5Key(aws.ToString(r.PartitionKey)); k.Cmp(lo) < 0 || k.Cmp(hi) > 0 {
+				t.Errorf("record %s is on %s, outside its range", r.Data, aws.ToString(sh.Shard.ShardId))
+			}
+		}
+	}
+	if len(want) == 0 || len(seen) != len(want) {
+		t.Errorf("read %d distinct records, %d were accepted", len(seen), len(want))
+	}
+	for _, d := range want {
+		if seen[d] != 1 {
+			t.Errorf("accepted record %s read %d times", d, seen[d])
+		}
 	}
 }
