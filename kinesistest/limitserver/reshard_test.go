@@ -5,6 +5,7 @@ import (
 	"math/big"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -304,7 +305,11 @@ func TestReshardingWhileWritingLosesAndMisroutesNothing(t *testing.T) {
 	// Between reshards, wait until the writers have stored two more calls.
 	stored := func() uint64 { st, _ := srv.Stats("w"); return st.Records }
 	for _, step := range steps {
+		deadline := time.Now().Add(20 * time.Second)
 		for before := stored(); stored() < before+40; {
+			if time.Now().After(deadline) {
+				t.Fatal("the writers stopped storing")
+			}
 			runtime.Gosched()
 		}
 		if err := step(); err != nil {
