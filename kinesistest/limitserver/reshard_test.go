@@ -308,6 +308,7 @@ func TestReshardingWhileWritingLosesAndMisroutesNothing(t *testing.T) {
 		deadline := time.Now().Add(20 * time.Second)
 		for before := stored(); stored() < before+40; {
 			if time.Now().After(deadline) {
+				close(stop)
 				t.Fatal("the writers stopped storing")
 			}
 			runtime.Gosched()
