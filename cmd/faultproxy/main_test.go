@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -243,5 +245,25 @@ func TestParseFlagsErrors(t *testing.T) {
 				t.Error("accepted")
 			}
 		})
+	}
+}
+
+func TestRulesComeFromTheConfigFileThenTheFlags(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "rules.txt")
+	if err := os.WriteFile(path, []byte("# faults\nthrottle shard=2 from=10s to=20s\n\noutage from=30s to=35s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := parseFlags([]string{"-target", "http://127.0.0.1:4566", "-stream", "trades", "-config", path, "-fault", "http-503 p=0.01"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range cfg.rules {
+		got = append(got, r.text)
+	}
+	want := []string{"throttle shard=2 from=10s to=20s", "outage from=30s to=35s", "http-503 p=0.01"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("rules %q, want %q", got, want)
 	}
 }
