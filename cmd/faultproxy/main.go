@@ -30,7 +30,8 @@
 //
 // and every rule takes from= and to= (durations since the start; default: the
 // whole run). shard= needs -stream: the proxy asks the target for the shard's
-// hash key range (ListShards) when the rule starts.
+// hash key range (ListShards) when the rule starts, and keeps that range for
+// the rule's window even if the stream reshards meanwhile.
 //
 // It prints what it will inject on start and each change of the schedule
 // while it runs, serves its counters in the Prometheus text format at
@@ -112,7 +113,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	var rules ruleFlags
 	fs := flag.NewFlagSet("faultproxy", flag.ContinueOnError)
 	fs.SetOutput(out)
-	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:4568", "listen address of the proxy and of /metrics")
+	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:4569", "listen address of the proxy and of /metrics")
 	fs.StringVar(&target, "target", "", "base URL of the Kinesis endpoint to forward to (required), e.g. http://127.0.0.1:4566")
 	fs.StringVar(&cfg.stream, "stream", "", "stream whose shards shard= rules name")
 	fs.StringVar(&cfg.region, "region", "us-east-1", "region of the target, for the proxy's own ListShards calls")
