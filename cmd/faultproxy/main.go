@@ -193,11 +193,11 @@ func run(ctx context.Context, cfg config, out io.Writer, ready func(string)) err
 	}
 
 	start := time.Now()
-	sched.apply(ctx, 0)
+	pending := sched.apply(ctx, 0)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
 	schedDone := make(chan struct{})
-	go func() { defer close(schedDone); sched.run(ctx, start) }()
+	go func() { defer close(schedDone); sched.run(ctx, start, pending) }()
 	if ready != nil {
 		ready(base)
 	}

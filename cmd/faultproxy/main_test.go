@@ -267,3 +267,22 @@ func TestRulesComeFromTheConfigFileThenTheFlags(t *testing.T) {
 		t.Errorf("rules %q, want %q", got, want)
 	}
 }
+
+func TestAShardRuleWaitsForItsStream(t *testing.T) {
+	t.Parallel()
+	srv, target := limitEndpoint(t)
+	base, out, _ := proxy(t, target, "late", "throttle shard=0")
+	out.waitFor(t, `rule "throttle shard=0" waits for its shard`)
+	if err := srv.CreateStream("late", 1); err != nil {
+		t.Fatal(err)
+	}
+	out.waitFor(t, "on: throttle shard=0")
+	res, err := sdkClient(base).PutRecords(ctxT(t), &kinesis.PutRecordsInput{StreamName: aws.String("late"),
+		Records: []types.PutRecordsRequestEntry{{PartitionKey: aws.String("k"), Data: []byte("x")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToInt32(res.FailedRecordCount) != 1 {
+		t.Errorf("the entry was not throttled: %+v", res.Records)
+	}
+}

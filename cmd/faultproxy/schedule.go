@@ -52,24 +52,51 @@ func (s *scheduler) activeCount() int {
 	return n
 }
 
+// retryResolve is how often a rule whose shard could not be resolved is
+// tried again.
+const retryResolve = time.Second
+
 // run applies the schedule's later changes, timed from start, until ctx
-// ends; the caller applied the rules of instant 0.
-func (s *scheduler) run(ctx context.Context, start time.Time) {
-	for _, at := range changePoints(s.rules) {
-		t := time.NewTimer(time.Until(start.Add(at)))
+// ends; the caller applied the rules of instant 0. While a shard rule could
+// not be resolved, the rules in force are applied again every second.
+func (s *scheduler) run(ctx context.Context, start time.Time, pending bool) {
+	points := changePoints(s.rules)
+	for {
+		var wait time.Duration
+		var at time.Duration
+		switch {
+		case len(points) > 0:
+			at = points[0]
+			wait = time.Until(start.Add(at))
+			if pending && wait > retryResolve {
+				wait, at = retryResolve, -1
+			}
+		case pending:
+			wait, at = retryResolve, -1
+		default:
+			<-ctx.Done()
+			return
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-t.C:
 		}
-		s.apply(ctx, at)
+		if at < 0 { // a retry: the instant is now
+			pending = s.apply(ctx, time.Since(start).Truncate(time.Millisecond))
+			continue
+		}
+		points = points[1:]
+		pending = s.apply(ctx, at)
 	}
 }
 
 // apply puts the rules active at t after the start in force, then prints
-// the changes.
-func (s *scheduler) apply(ctx context.Context, t time.Duration) {
+// the changes. It reports whether a shard rule that should be in force could
+// not be resolved (it stays off until a later apply resolves it).
+func (s *scheduler) apply(ctx context.Context, t time.Duration) (pending bool) {
 	var changes []string
 	defer func() {
 		for _, c := range changes {
@@ -79,8 +106,17 @@ func (s *scheduler) apply(ctx context.Context, t time.Duration) {
 	var entries []faultinject.EntryFault
 	var latency, respLatency time.Duration
 	outage := false
+	ranges := map[int]faultinject.HashRange{}
 	for i, r := range s.rules {
 		on := r.activeAt(t)
+		if on && r.shard != "" {
+			hr, err := s.shardRange(ctx, r.shard)
+			if err != nil {
+				changes = append(changes, fmt.Sprintf("faultproxy: at %s: rule %q waits for its shard: %v", t, r.text, err))
+				on, pending = false, true
+			}
+			ranges[i] = hr
+		}
 		s.mu.Lock()
 		was := s.active[i]
 		s.active[i] = on
@@ -114,12 +150,7 @@ func (s *scheduler) apply(ctx context.Context, t time.Duration) {
 				f.Code = faultinject.CodeInternalFailure
 			}
 			if r.shard != "" {
-				hr, err := s.shardRange(ctx, r.shard)
-				if err != nil {
-					fmt.Fprintf(s.out, "faultproxy: rule %q is not applied: %v\n", r.text, err)
-					continue
-				}
-				f.HashRanges = []faultinject.HashRange{hr}
+				f.HashRanges = []faultinject.HashRange{ranges[i]}
 			}
 			entries = append(entries, f)
 		case kindLatency:
@@ -140,6 +171,7 @@ func (s *scheduler) apply(ctx context.Context, t time.Duration) {
 	} else {
 		s.tr.EndOutage()
 	}
+	return pending
 }
 
 // prob is a request rule's probability: 1 when it has neither count nor p.
