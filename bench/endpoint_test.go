@@ -13,8 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
-	"github.com/kplgo/kpl/internal/limitserver"
 	"github.com/kplgo/kpl/internal/loadgen"
+	"github.com/kplgo/kpl/kinesistest/limitserver"
 	"github.com/kplgo/kpl/producer"
 )
 

@@ -13,8 +13,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/kplgo/kpl/aggregation"
-	"github.com/kplgo/kpl/internal/kinesismock"
 	"github.com/kplgo/kpl/internal/kinesisread"
+	"github.com/kplgo/kpl/kinesistest/kinesismock"
 )
 
 var server *kinesismock.TestServer

@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
-	"github.com/kplgo/kpl/internal/limitserver"
+	"github.com/kplgo/kpl/kinesistest/limitserver"
 )
 
 // BenchmarkLimitEndpoint puts 120-byte trades flat out for a few seconds

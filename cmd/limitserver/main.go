@@ -1,11 +1,12 @@
 // Command limitserver runs the limit-enforcing Kinesis endpoint
-// (internal/limitserver) as a standalone process for load tests: point an
+// (kinesistest/limitserver) as a standalone process for load tests: point an
 // SDK client, cmd/loadtest or the producer at the URL it prints.
 //
 //	limitserver -streams trades:4,other:1 -addr 127.0.0.1:4568
 //
 // It speaks the Kinesis JSON 1.1 protocol, enforces per-shard write limits
-// (1 MiB/s and 1,000 records/s by default) and the PutRecords limits, and
+// (1 MiB/s and 1,000 records/s by default) and the PutRecords limits,
+// reshards, serves reads with -keep-data, and
 // logs each stream's counters periodically and on exit. SIGINT or SIGTERM
 // shuts it down.
 package main
@@ -26,7 +27,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/kplgo/kpl/internal/limitserver"
+	"github.com/kplgo/kpl/kinesistest/limitserver"
 )
 
 // config is the parsed command line.
@@ -40,6 +41,7 @@ type config struct {
 	statsInterval   time.Duration
 	maxRecordSize   int
 	maxBytesPerCall int
+	keepData        bool
 	logLevel        string
 }
 
@@ -83,7 +85,8 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.DurationVar(&cfg.burst, "burst", limitserver.DefaultBurst, "time's worth of capacity each shard bucket holds")
 	fs.DurationVar(&cfg.latency, "latency", 0, "latency added to every request")
 	fs.IntVar(&cfg.maxRecordSize, "max-record-size", limitserver.DefaultMaxRecordSize, "largest record, data + partition key, in bytes")
-	fs.IntVar(&cfg.maxBytesPerCall, "max-bytes-per-call", limitserver.DefaultMaxBytesPerCall, "largest PutRecords call, data + partition keys, in bytes")
+	fs.IntVar(&cfg.maxBytesPerCall, "max-bytes-per-call", 0, "largest PutRecords call, data + partition keys, in bytes; 0 = the service's (5 MiB, 10 MiB for streams with records above 1 MiB)")
+	fs.BoolVar(&cfg.keepData, "keep-data", false, "keep record data so that GetShardIterator and GetRecords can read it back")
 	fs.DurationVar(&cfg.statsInterval, "stats-interval", 10*time.Second, "how often to log stream counters; 0 = only at exit")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level (debug, info, warn, error)")
 	if err := fs.Parse(args); err != nil {
@@ -132,6 +135,7 @@ func run(ctx context.Context, cfg config, log logrus.FieldLogger, stdout io.Writ
 		Latency:          cfg.latency,
 		MaxRecordSize:    cfg.maxRecordSize,
 		MaxBytesPerCall:  cfg.maxBytesPerCall,
+		KeepData:         cfg.keepData,
 	})
 	for _, s := range cfg.streams {
 		if err := srv.CreateStream(s.name, s.shards); err != nil {

@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/kplgo/kpl/internal/limitserver"
 	"github.com/kplgo/kpl/internal/loadgen"
+	"github.com/kplgo/kpl/kinesistest/limitserver"
 )
 
 // startLimitServer starts the limit-enforcing endpoint in-process on a free

@@ -15,8 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
-	"github.com/kplgo/kpl/internal/kinesismock"
 	"github.com/kplgo/kpl/internal/loadgen"
+	"github.com/kplgo/kpl/kinesistest/kinesismock"
 	"github.com/kplgo/kpl/producer"
 )
 

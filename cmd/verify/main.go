@@ -29,9 +29,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
-	"github.com/kplgo/kpl/internal/kinesismock"
 	"github.com/kplgo/kpl/internal/kinesisread"
 	"github.com/kplgo/kpl/internal/pipeline"
+	"github.com/kplgo/kpl/kinesistest/kinesismock"
 )
 
 func main() {

@@ -29,10 +29,10 @@ import (
 	"time"
 
 	"github.com/kplgo/kpl/finnhub/feedsim"
-	"github.com/kplgo/kpl/internal/faultinject"
-	"github.com/kplgo/kpl/internal/kinesismock"
 	"github.com/kplgo/kpl/internal/kinesisread"
 	"github.com/kplgo/kpl/internal/pipeline"
+	"github.com/kplgo/kpl/kinesistest/faultinject"
+	"github.com/kplgo/kpl/kinesistest/kinesismock"
 )
 
 var (

@@ -52,12 +52,16 @@ func ListAllShards(ctx context.Context, client API, stream string) ([]types.Shar
 }
 
 // ReadAll reads every shard of the stream from its trim horizon until it has
-// caught up (an empty read at the tip, or the end of a closed shard).
+// caught up (an empty read at the tip, or the end of a closed shard). Shards
+// come parents first (see ParentsFirst), so that a key's records, read in
+// the order of the result, are in the order the stream holds them across
+// splits and merges.
 func ReadAll(ctx context.Context, client API, stream string) ([]Shard, error) {
 	shards, err := ListAllShards(ctx, client, stream)
 	if err != nil {
 		return nil, err
 	}
+	shards = ParentsFirst(shards)
 	out := make([]Shard, 0, len(shards))
 	for _, sh := range shards {
 		recs, err := ReadShard(ctx, client, stream, aws.ToString(sh.ShardId))
@@ -67,6 +71,41 @@ func ReadAll(ctx context.Context, client API, stream string) ([]Shard, error) {
 		out = append(out, Shard{Shard: sh, Records: recs})
 	}
 	return out, nil
+}
+
+// ParentsFirst orders shards so that each comes after its parent and
+// adjacent parent when those are listed, and otherwise by shard id.
+func ParentsFirst(shards []types.Shard) []types.Shard {
+	sorted := append([]types.Shard(nil), shards...)
+	sort.SliceStable(sorted, func(i, j int) bool { return aws.ToString(sorted[i].ShardId) < aws.ToString(sorted[j].ShardId) })
+	listed := make(map[string]bool, len(sorted))
+	for _, sh := range sorted {
+		listed[aws.ToString(sh.ShardId)] = true
+	}
+	done := make(map[string]bool, len(sorted))
+	ready := func(id *string) bool { return id == nil || !listed[*id] || done[*id] }
+	out := make([]types.Shard, 0, len(sorted))
+	for len(out) < len(sorted) {
+		progress := false
+		for _, sh := range sorted {
+			id := aws.ToString(sh.ShardId)
+			if done[id] || !ready(sh.ParentShardId) || !ready(sh.AdjacentParentShardId) {
+				continue
+			}
+			done[id] = true
+			out = append(out, sh)
+			progress = true
+		}
+		if !progress { // a cycle, which no stream has: keep the rest by id
+			for _, sh := range sorted {
+				if !done[aws.ToString(sh.ShardId)] {
+					done[aws.ToString(sh.ShardId)] = true
+					out = append(out, sh)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // ReadShard reads one shard from its trim horizon until it has caught up.

@@ -16,9 +16,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/kplgo/kpl/aggregation"
-	"github.com/kplgo/kpl/internal/faultinject"
-	"github.com/kplgo/kpl/internal/kinesismock"
 	"github.com/kplgo/kpl/internal/kinesisread"
+	"github.com/kplgo/kpl/kinesistest/faultinject"
+	"github.com/kplgo/kpl/kinesistest/kinesismock"
 	"github.com/kplgo/kpl/producer"
 )
 

@@ -1,10 +1,12 @@
 // Package kinesismock starts and stops a real kinesis-mock server (the Kinesis
-// engine inside LocalStack, from the npm package kinesis-local) for tests and
-// local runs, and creates streams on it.
+// engine inside LocalStack, from the npm package kinesis-local) for
+// integration tests and local runs, and creates streams on it. It needs node
+// on PATH and the npm package installed (npm install kinesis-local).
 //
 // The package is found through the KINESIS_LOCAL_DIR environment variable or,
-// failing that, in .tools/node_modules/kinesis-local of an enclosing folder
-// (where `make tools` installs the pinned version).
+// failing that, in .tools/node_modules/kinesis-local (where this module's
+// `make tools` installs the pinned version) or node_modules/kinesis-local of
+// the working directory or an enclosing folder.
 package kinesismock
 
 import (
@@ -59,9 +61,13 @@ func PackageDir() (string, error) {
 		return "", err
 	}
 	for dir := wd; ; dir = filepath.Dir(dir) {
-		candidate := filepath.Join(dir, ".tools", "node_modules", "kinesis-local")
-		if _, err := os.Stat(filepath.Join(candidate, "main.js")); err == nil {
-			return candidate, nil
+		for _, candidate := range []string{
+			filepath.Join(dir, ".tools", "node_modules", "kinesis-local"),
+			filepath.Join(dir, "node_modules", "kinesis-local"),
+		} {
+			if _, err := os.Stat(filepath.Join(candidate, "main.js")); err == nil {
+				return candidate, nil
+			}
 		}
 		if parent := filepath.Dir(dir); parent == dir {
 			break

@@ -98,3 +98,15 @@ func shardRanges(n int) (starts, ends []hashKey) {
 	}
 	return starts, ends
 }
+
+// plusOne returns h+1 (wrapping at 2^128).
+func (h hashKey) plusOne() hashKey {
+	lo, carry := bits.Add64(h.lo, 1, 0)
+	return hashKey{hi: h.hi + carry, lo: lo}
+}
+
+// minusOne returns h-1 (wrapping at 0).
+func (h hashKey) minusOne() hashKey {
+	lo, borrow := bits.Sub64(h.lo, 1, 0)
+	return hashKey{hi: h.hi - borrow, lo: lo}
+}

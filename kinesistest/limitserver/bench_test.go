@@ -15,7 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
-	"github.com/kplgo/kpl/internal/limitserver"
+	"github.com/kplgo/kpl/kinesistest/limitserver"
 )
 
 // batchShapes are PutRecords calls as the load test sends them: 500 single

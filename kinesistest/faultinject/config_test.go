@@ -1,9 +1,18 @@
 package faultinject_test
 
 import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
-	"github.com/kplgo/kpl/internal/faultinject"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/kplgo/kpl/kinesistest/faultinject"
+	"github.com/kplgo/kpl/kinesistest/limitserver"
 )
 
 func TestInvalidFaultsAreRefused(t *testing.T) {
@@ -62,5 +71,56 @@ func TestHashRangeHolds(t *testing.T) {
 				t.Errorf("Holds(%q, %q) = %v", tc.pk, tc.ehk, got)
 			}
 		})
+	}
+}
+
+func TestRemoveRequestFaultsRemovesOnlyThatName(t *testing.T) {
+	srv := limitserver.New(limitserver.Options{})
+	if err := srv.CreateStream("rm", 1); err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	tr := faultinject.New(nil)
+	client := kinesis.NewFromConfig(aws.Config{
+		Region:      "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
+	}, func(o *kinesis.Options) {
+		o.BaseEndpoint = aws.String(ts.URL)
+		o.HTTPClient = &http.Client{Transport: tr}
+		o.RetryMaxAttempts = 1
+	})
+	list := func() error {
+		_, err := client.ListShards(ctxT(t), &kinesis.ListShardsInput{StreamName: aws.String("rm")})
+		return err
+	}
+	for _, f := range []faultinject.RequestFault{
+		{Kind: faultinject.HTTP503, Probability: 1, Name: "a"},
+		{Kind: faultinject.HTTP500, Probability: 1, Operations: []string{"ListShards"}, Name: "b"},
+	} {
+		if err := tr.AddRequestFault(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	steps := []struct {
+		remove string
+		status int // 0: the call succeeds
+	}{
+		{status: 503},
+		{remove: "a", status: 500},
+		{remove: "b"},
+	}
+	for _, s := range steps {
+		if s.remove != "" {
+			tr.RemoveRequestFaults(s.remove)
+		}
+		err := list()
+		var re *smithyhttp.ResponseError
+		switch {
+		case s.status == 0 && err != nil:
+			t.Errorf("after removing %q: %v, want success", s.remove, err)
+		case s.status != 0 && (!errors.As(err, &re) || re.HTTPStatusCode() != s.status):
+			t.Errorf("after removing %q: %v, want HTTP %d", s.remove, err, s.status)
+		}
 	}
 }

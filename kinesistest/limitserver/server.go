@@ -25,8 +25,22 @@ const (
 	// hold: one second, so a shard idle for a while takes 1 MiB or 1,000
 	// records at once and then its sustained rate.
 	DefaultBurst = time.Second
-	// DefaultMaxRecordSize is the largest record (data plus partition key).
+	// DefaultMaxRecordSize is the largest record (data plus partition key)
+	// of a stream whose limit was not raised: 1 MiB.
 	DefaultMaxRecordSize = 1 << 20
+	// MinMaxRecordSizeKiB and MaxMaxRecordSizeKiB bound a stream's record
+	// size limit in KiB, as CreateStream and UpdateMaxRecordSize take it
+	// (1 MiB to 10 MiB).
+	MinMaxRecordSizeKiB = 1024
+	MaxMaxRecordSizeKiB = 10240
+	// DefaultMaxBytesPerLargeCall is the most bytes (data plus partition
+	// keys) of one PutRecords call to a stream whose record size limit is
+	// above 1 MiB: 10 MiB.
+	DefaultMaxBytesPerLargeCall = 10 << 20
+	// DefaultLargeRecordBurst is the byte capacity of each shard's bucket on
+	// a stream whose record size limit is above 1 MiB: 10 MiB, refilling at
+	// the shard's 1 MiB/s, as the KPL 1.0.6 models the service's burst.
+	DefaultLargeRecordBurst = 10 << 20
 	// DefaultMaxRecordsPerCall is the most entries of one PutRecords call.
 	DefaultMaxRecordsPerCall = 500
 	// DefaultMaxBytesPerCall is the most bytes (data plus partition keys) of
@@ -38,8 +52,8 @@ const (
 	// MaxPartitionKeyLength is the longest partition key in Unicode characters.
 	MaxPartitionKeyLength = 256
 	// maxRequestBody bounds the HTTP body read; the service answers larger
-	// bodies with 413. 5 MiB of data is about 7 MiB of base64.
-	maxRequestBody = 16 << 20
+	// bodies with 413. 10 MiB of data is about 14 MiB of base64.
+	maxRequestBody = 24 << 20
 )
 
 // Options configures a Server. The zero value models the real service.
@@ -55,16 +69,25 @@ type Options struct {
 	// byte or record). 0 means DefaultBurst (1s). A record larger than the
 	// byte bucket's capacity is always throttled.
 	Burst time.Duration
-	// MaxRecordSize is the largest record, data plus partition key. 0 means
-	// DefaultMaxRecordSize (1 MiB). Data alone above it is a
+	// MaxRecordSize is the record size limit (data plus partition key) of a
+	// stream created without one; a stream's own limit, set by CreateStream's
+	// MaxRecordSizeInKiB or UpdateMaxRecordSize, replaces it. 0 means
+	// DefaultMaxRecordSize (1 MiB). Data alone above the limit is a
 	// ValidationException, data plus key above it an InvalidArgumentException.
 	MaxRecordSize int
+	// LargeRecordBurst is the byte capacity of each shard's bucket on a
+	// stream whose record limit is above 1 MiB, when more than Burst gives:
+	// such a shard absorbs a large record at once and then refills at
+	// BytesPerSecond. 0 means DefaultLargeRecordBurst (10 MiB).
+	LargeRecordBurst int64
 	// MaxRecordsPerCall is the most entries of a PutRecords call; more is a
 	// ValidationException. 0 means DefaultMaxRecordsPerCall (500).
 	MaxRecordsPerCall int
 	// MaxBytesPerCall is the most data plus partition key bytes of a
 	// PutRecords call; more is an InvalidArgumentException. 0 means
-	// DefaultMaxBytesPerCall (5 MiB).
+	// DefaultMaxBytesPerCall (5 MiB), or DefaultMaxBytesPerLargeCall
+	// (10 MiB) for a stream whose record limit is above 1 MiB; a value set
+	// here applies to every stream.
 	MaxBytesPerCall int
 	// Latency is added to every request before it is processed (it ends
 	// early when the client goes away). 0 means none.
@@ -102,6 +125,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxBytesPerCall <= 0 {
 		o.MaxBytesPerCall = DefaultMaxBytesPerCall
 	}
+	if o.LargeRecordBurst <= 0 {
+		o.LargeRecordBurst = DefaultLargeRecordBurst
+	}
 	if o.Clock == nil {
 		o.Clock = systemClock{}
 	}
@@ -130,6 +156,11 @@ var (
 	ErrStreamExists = errors.New("limitserver: stream already exists")
 	// ErrInvalidStream: a bad stream name or shard count.
 	ErrInvalidStream = errors.New("limitserver: invalid stream")
+	// ErrShardNotFound: no shard of the stream has that id.
+	ErrShardNotFound = errors.New("limitserver: shard not found")
+	// ErrInvalidReshard: a split or merge the service refuses (a closed
+	// shard, a hash key outside the shard, shards that are not adjacent).
+	ErrInvalidReshard = errors.New("limitserver: invalid reshard")
 	// ErrServerStarted: Start or Serve called twice.
 	ErrServerStarted = errors.New("limitserver: already serving")
 )
@@ -144,7 +175,8 @@ const maxShards = 10000
 // serves HTTP through Handler (for httptest or your own http.Server) or
 // through Start/Serve and Close. All methods are safe for concurrent use.
 type Server struct {
-	opts Options
+	opts         Options
+	callBytesSet bool // Options.MaxBytesPerCall was given
 
 	mu      sync.RWMutex       // guards streams
 	streams map[string]*stream // by name
@@ -163,7 +195,7 @@ type Server struct {
 // Start and Serve.
 func New(opts Options) *Server {
 	o := opts.withDefaults()
-	s := &Server{opts: o, streams: make(map[string]*stream)}
+	s := &Server{opts: o, callBytesSet: opts.MaxBytesPerCall > 0, streams: make(map[string]*stream)}
 	s.bodies.New = func() any { return new(bytes.Buffer) }
 	s.responses.New = func() any { b := make([]byte, 0, 4096); return &b }
 	s.routes.New = func() any { r := make([]routed, 0, DefaultMaxRecordsPerCall); return &r }
@@ -272,16 +304,43 @@ func (s *Server) Close() error {
 }
 
 // CreateStream creates an ACTIVE stream with the given number of shards
-// (1 to 10,000), splitting the hash key space evenly. Its buckets start full.
+// (1 to 10,000), splitting the hash key space evenly, with the record size
+// limit of Options.MaxRecordSize. Its buckets start full.
 // Errors wrap ErrStreamExists or ErrInvalidStream.
 func (s *Server) CreateStream(name string, shards int) error {
+	return s.createStreamSized(name, shards, s.opts.MaxRecordSize)
+}
+
+// UpdateMaxRecordSize sets a stream's record size limit (data plus
+// partition key) to kib KiB, 1024 to 10240, as the service's
+// UpdateMaxRecordSize does. Above 1024 KiB the stream takes PutRecords
+// calls of up to 10 MiB and its shards' byte buckets grow to
+// Options.LargeRecordBurst (filling at the shard's rate). Errors wrap
+// ErrStreamNotFound or ErrInvalidStream.
+func (s *Server) UpdateMaxRecordSize(name string, kib int) error {
+	if kib < MinMaxRecordSizeKiB || kib > MaxMaxRecordSizeKiB {
+		return fmt.Errorf("%w: max record size %d KiB is not in [%d, %d]", ErrInvalidStream, kib, MinMaxRecordSizeKiB, MaxMaxRecordSizeKiB)
+	}
+	st := s.stream(name)
+	if st == nil {
+		return fmt.Errorf("%w: %s", ErrStreamNotFound, name)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.setMaxRecordSize(s, kib<<10)
+	return nil
+}
+
+// createStreamSized creates a stream whose records may be up to
+// maxRecordSize bytes.
+func (s *Server) createStreamSized(name string, shards, maxRecordSize int) error {
 	if !streamNamePattern.MatchString(name) {
 		return fmt.Errorf("%w: name %q does not match [a-zA-Z0-9_.-]{1,128}", ErrInvalidStream, name)
 	}
 	if shards < 1 || shards > maxShards {
 		return fmt.Errorf("%w: shard count %d is not in [1, %d]", ErrInvalidStream, shards, maxShards)
 	}
-	st := s.newStream(name, shards)
+	st := s.newStream(name, shards, maxRecordSize)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.streams[name]; ok {
@@ -332,16 +391,19 @@ func (s *Server) Stats(name string) (StreamStats, error) {
 	return st.stats(), nil
 }
 
-// Records returns the records a stream accepted, per shard in shard order and
-// in sequence order within a shard. It needs Options.KeepData; without it the
+// Records returns the records a stream accepted, per shard in the order of
+// StreamStats.Shards and in sequence order within a shard. It needs Options.KeepData; without it the
 // slices are empty. Errors wrap ErrStreamNotFound.
 func (s *Server) Records(name string) ([][]Record, error) {
 	st := s.stream(name)
 	if st == nil {
 		return nil, fmt.Errorf("%w: %s", ErrStreamNotFound, name)
 	}
-	out := make([][]Record, len(st.shards))
-	for i, sh := range st.shards {
+	st.mu.RLock()
+	shards := st.shards
+	st.mu.RUnlock()
+	out := make([][]Record, len(shards))
+	for i, sh := range shards {
 		sh.mu.Lock()
 		out[i] = append([]Record(nil), sh.kept...)
 		sh.mu.Unlock()

@@ -1,6 +1,7 @@
 package limitserver
 
 import (
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,13 @@ type ShardStats struct {
 	ShardID         string
 	StartingHashKey string // decimal, inclusive
 	EndingHashKey   string // decimal, inclusive
+	// ParentShardID and AdjacentParentShardID name the shards this one was
+	// split or merged from ("" for a shard of CreateStream).
+	ParentShardID         string
+	AdjacentParentShardID string
+	// Closed is true once the shard was split or merged: it takes no more
+	// records and is still read.
+	Closed bool
 	// Records and Bytes are the accepted Kinesis records and their data plus
 	// partition key bytes (what the shard limits count); DataBytes is the
 	// data alone (the payload).
@@ -38,8 +46,14 @@ type ShardStats struct {
 // StreamStats is a snapshot of a stream's counters. Records, Bytes,
 // DataBytes, Throttled and ThrottledBytes are the sums over Shards.
 type StreamStats struct {
-	Name   string
+	Name string
+	// Shards holds every shard, open and closed, in the order they were
+	// created (CreateStream's in hash key order, then the children of each
+	// SplitShard and MergeShards).
 	Shards []ShardStats
+	// MaxRecordSize is the stream's record size limit in bytes (data plus
+	// partition key), as CreateStream or UpdateMaxRecordSize set it.
+	MaxRecordSize int
 
 	Records        uint64
 	Bytes          uint64
@@ -63,12 +77,20 @@ type StreamStats struct {
 	RejectedCalls uint64
 }
 
-// stream is one stream: immutable shard layout plus counters.
+// stream is one stream: its shard layout, limits and counters.
 type stream struct {
 	name    string
 	arn     string
 	created time.Time
-	shards  []*shard // in hash key order
+
+	// mu guards the layout and limits below. Writes hold it for reading
+	// from routing to admission, so that a reshard never races a put into
+	// the shard it closes.
+	mu            sync.RWMutex
+	shards        []*shard // every shard, by index (creation order)
+	open          []*shard // the open shards, in hash key order
+	maxRecordSize int      // data plus partition key, bytes
+	maxCallBytes  int      // data plus partition keys of one PutRecords call
 
 	putRecordCalls    atomic.Uint64
 	putRecordsCalls   atomic.Uint64
@@ -84,8 +106,11 @@ type shard struct {
 	start    hashKey
 	end      hashKey
 	startSeq string
+	parent   string // "" for a shard of CreateStream
+	adjacent string // the second parent of a merged shard
 
 	mu             sync.Mutex // guards everything below
+	closed         bool       // split or merged: takes no more records
 	bytes          bucket
 	recs           bucket
 	seq            uint64 // last sequence counter handed out
@@ -97,23 +122,73 @@ type shard struct {
 	kept           []Record // when Options.KeepData
 }
 
-// newStream builds a stream with n shards and full buckets.
-func (s *Server) newStream(name string, n int) *stream {
+// newStream builds a stream with n shards and full buckets, whose records
+// may be up to maxRecordSize bytes.
+func (s *Server) newStream(name string, n, maxRecordSize int) *stream {
 	now := s.opts.Clock.Now()
 	starts, ends := shardRanges(n)
-	st := &stream{name: name, arn: s.arn(name), created: now, shards: make([]*shard, n)}
+	st := &stream{name: name, arn: s.arn(name), created: now}
+	st.setMaxRecordSize(s, maxRecordSize)
 	for i := range n {
-		st.shards[i] = &shard{
-			id:       shardID(i),
-			index:    i,
-			start:    starts[i],
-			end:      ends[i],
-			startSeq: sequenceNumber(i, 0),
-			bytes:    newBucket(rate(s.opts.BytesPerSecond), s.opts.Burst, now),
-			recs:     newBucket(rate(s.opts.RecordsPerSecond), s.opts.Burst, now),
-		}
+		st.addShard(s, starts[i], ends[i], "", "", now)
 	}
 	return st
+}
+
+// addShard appends a new open shard with full buckets; the caller keeps
+// st.open sorted (or holds st.mu when the stream is shared).
+func (st *stream) addShard(s *Server, start, end hashKey, parent, adjacent string, now time.Time) *shard {
+	i := len(st.shards)
+	sh := &shard{
+		id:       shardID(i),
+		index:    i,
+		start:    start,
+		end:      end,
+		startSeq: sequenceNumber(i, 0),
+		parent:   parent,
+		adjacent: adjacent,
+		bytes:    newBucket(rate(s.opts.BytesPerSecond), s.opts.Burst, now),
+		recs:     newBucket(rate(s.opts.RecordsPerSecond), s.opts.Burst, now),
+	}
+	sh.bytes.setCapacity(st.byteCapacity(s), true)
+	st.shards = append(st.shards, sh)
+	st.open = append(st.open, sh)
+	slices.SortFunc(st.open, func(a, b *shard) int {
+		if a.start.less(b.start) {
+			return -1
+		}
+		return 1
+	})
+	return sh
+}
+
+// setMaxRecordSize sets the stream's record limit and the limits that
+// follow from it: a stream taking records above 1 MiB takes PutRecords
+// calls of up to 10 MiB and gives its shards' byte buckets the large-record
+// burst. The caller holds st.mu or owns st.
+func (st *stream) setMaxRecordSize(s *Server, n int) {
+	st.maxRecordSize = n
+	st.maxCallBytes = s.opts.MaxBytesPerCall
+	if !s.callBytesSet && n > DefaultMaxRecordSize {
+		st.maxCallBytes = DefaultMaxBytesPerLargeCall
+	}
+	c := st.byteCapacity(s)
+	for _, sh := range st.open {
+		sh.mu.Lock()
+		sh.bytes.setCapacity(c, false)
+		sh.mu.Unlock()
+	}
+}
+
+// byteCapacity is the byte bucket capacity of the stream's shards: the
+// options' burst, raised to Options.LargeRecordBurst when the stream takes
+// records above 1 MiB.
+func (st *stream) byteCapacity(s *Server) uint64 {
+	c := scale(rate(s.opts.BytesPerSecond), s.opts.Burst)
+	if st.maxRecordSize > DefaultMaxRecordSize && uint64(s.opts.LargeRecordBurst) > c {
+		c = uint64(s.opts.LargeRecordBurst)
+	}
+	return c
 }
 
 // shardID formats the service's shard id, shardId-000000000000.
@@ -141,18 +216,19 @@ func putPadded(dst []byte, v uint64) {
 	}
 }
 
-// route returns the shard owning hash key k.
+// route returns the open shard owning hash key k. The caller holds st.mu
+// for reading.
 func (st *stream) route(k hashKey) *shard {
-	lo, hi := 0, len(st.shards) // find the last shard whose start <= k
+	lo, hi := 0, len(st.open) // find the last shard whose start <= k
 	for hi-lo > 1 {
 		mid := (lo + hi) / 2
-		if k.less(st.shards[mid].start) {
+		if k.less(st.open[mid].start) {
 			hi = mid
 		} else {
 			lo = mid
 		}
 	}
-	return st.shards[lo]
+	return st.open[lo]
 }
 
 // put admits one record of size bytes (data plus key) into sh at time now
@@ -188,24 +264,32 @@ func (sh *shard) put(now time.Time, size, dataLen int, keep *Record) (uint64, bo
 
 // stats snapshots the stream's counters.
 func (st *stream) stats() StreamStats {
+	st.mu.RLock()
+	shards := st.shards
+	maxRecordSize := st.maxRecordSize
+	st.mu.RUnlock()
 	out := StreamStats{
 		Name:              st.name,
-		Shards:            make([]ShardStats, len(st.shards)),
+		Shards:            make([]ShardStats, len(shards)),
+		MaxRecordSize:     maxRecordSize,
 		PutRecordCalls:    st.putRecordCalls.Load(),
 		PutRecordsCalls:   st.putRecordsCalls.Load(),
 		PutRecordsEntries: st.putRecordsEntries.Load(),
 		ThrottledCalls:    st.throttledCalls.Load(),
 		RejectedCalls:     st.rejectedCalls.Load(),
 	}
-	for i, sh := range st.shards {
+	for i, sh := range shards {
 		sh.mu.Lock()
 		ss := ShardStats{
-			ShardID:        sh.id,
-			Records:        sh.records,
-			Bytes:          sh.byteCount,
-			DataBytes:      sh.dataBytes,
-			Throttled:      sh.throttled,
-			ThrottledBytes: sh.throttledBytes,
+			ShardID:               sh.id,
+			ParentShardID:         sh.parent,
+			AdjacentParentShardID: sh.adjacent,
+			Closed:                sh.closed,
+			Records:               sh.records,
+			Bytes:                 sh.byteCount,
+			DataBytes:             sh.dataBytes,
+			Throttled:             sh.throttled,
+			ThrottledBytes:        sh.throttledBytes,
 		}
 		sh.mu.Unlock()
 		ss.StartingHashKey = sh.start.String()

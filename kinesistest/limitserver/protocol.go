@@ -111,6 +111,16 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		resp, err = s.createStream(body)
 	case "DeleteStream":
 		resp, err = s.deleteStream(body)
+	case "UpdateMaxRecordSize":
+		resp, err = s.updateMaxRecordSize(body)
+	case "SplitShard":
+		resp, err = s.splitShard(body)
+	case "MergeShards":
+		resp, err = s.mergeShards(body)
+	case "GetShardIterator":
+		resp, err = s.getShardIterator(body, out)
+	case "GetRecords":
+		resp, err = s.getRecords(body, out)
 	default:
 		err = badRequest(codeUnknownOperation, "operation %s is not supported by this endpoint", op)
 	}
@@ -267,12 +277,13 @@ func memberPath(index int) string {
 // and returns its hash key and size (data plus partition key). index is the
 // entry's position in PutRecords, -1 for PutRecord. It allocates only for
 // errors.
-func (s *Server) entryCheck(data blob, pk, ehk *string, index int) (hashKey, int, *apiError) {
+// maxSize is the stream's record size limit.
+func (s *Server) entryCheck(data blob, pk, ehk *string, index, maxSize int) (hashKey, int, *apiError) {
 	if !data.set {
 		return hashKey{}, 0, validation("Value null at '%sdata' failed to satisfy constraint: Member must not be null", memberPath(index))
 	}
-	if data.n > s.opts.MaxRecordSize {
-		return hashKey{}, 0, validation("Value at '%sdata' failed to satisfy constraint: Member must have length less than or equal to %d", memberPath(index), s.opts.MaxRecordSize)
+	if data.n > maxSize {
+		return hashKey{}, 0, validation("Value at '%sdata' failed to satisfy constraint: Member must have length less than or equal to %d", memberPath(index), maxSize)
 	}
 	if pk == nil {
 		return hashKey{}, 0, validation("Value null at '%spartitionKey' failed to satisfy constraint: Member must not be null", memberPath(index))
@@ -298,9 +309,9 @@ func (s *Server) entryCheck(data blob, pk, ehk *string, index int) (hashKey, int
 		k = partitionKeyHash(*pk)
 	}
 	size := data.n + len(*pk)
-	if size > s.opts.MaxRecordSize {
+	if size > maxSize {
 		return hashKey{}, 0, badRequest(codeInvalidArgument,
-			"Record size (data %d bytes + partition key %d bytes) exceeds the limit of %d bytes", data.n, len(*pk), s.opts.MaxRecordSize)
+			"Record size (data %d bytes + partition key %d bytes) exceeds the limit of %d bytes", data.n, len(*pk), maxSize)
 	}
 	return k, size, nil
 }
@@ -365,13 +376,15 @@ func (s *Server) putRecords(body, out []byte) ([]byte, *apiError) {
 	if lerr != nil {
 		return nil, lerr
 	}
+	st.mu.RLock() // no reshard between routing and admission
+	defer st.mu.RUnlock()
 	rp := s.routes.Get().(*[]routed)
 	defer s.routes.Put(rp)
 	routes := (*rp)[:0]
 	total := 0
 	for i := range in.Records {
 		e := &in.Records[i]
-		k, size, err := s.entryCheck(e.Data, e.PartitionKey, e.ExplicitHashKey, i)
+		k, size, err := s.entryCheck(e.Data, e.PartitionKey, e.ExplicitHashKey, i, st.maxRecordSize)
 		if err != nil {
 			return reject(err)
 		}
@@ -379,8 +392,8 @@ func (s *Server) putRecords(body, out []byte) ([]byte, *apiError) {
 		routes = append(routes, routed{shard: st.route(k), size: size, dataLen: e.Data.n})
 	}
 	*rp = routes[:0]
-	if total > s.opts.MaxBytesPerCall {
-		return reject(badRequest(codeInvalidArgument, "Records size exceeds %d MB limit", s.opts.MaxBytesPerCall>>20))
+	if total > st.maxCallBytes {
+		return reject(badRequest(codeInvalidArgument, "Records size exceeds %d MB limit", st.maxCallBytes>>20))
 	}
 	var kept []keptEntry
 	if s.opts.KeepData {
@@ -442,10 +455,14 @@ func (s *Server) putRecord(body, out []byte) ([]byte, *apiError) {
 		return nil, err
 	}
 	st, lerr := s.lookup(in.streamRef)
+	maxSize := s.opts.MaxRecordSize
 	if st != nil {
 		st.putRecordCalls.Add(1)
+		st.mu.RLock() // no reshard between routing and admission
+		defer st.mu.RUnlock()
+		maxSize = st.maxRecordSize
 	}
-	k, size, err := s.entryCheck(in.Data, in.PartitionKey, in.ExplicitHashKey, -1)
+	k, size, err := s.entryCheck(in.Data, in.PartitionKey, in.ExplicitHashKey, -1, maxSize)
 	if err != nil {
 		if st != nil {
 			st.rejectedCalls.Add(1)
@@ -488,14 +505,23 @@ func appendSequence(b []byte, shardIndex int, n uint64) []byte {
 	return b
 }
 
-// listShardsInput is the ListShards request; pagination and filters are
-// ignored: every shard is open and all are returned at once.
+// listShardsInput is the ListShards request. Every matching shard is
+// returned in one page; MaxResults is ignored.
 type listShardsInput struct {
 	streamRef
-	NextToken *string
+	NextToken             *string
+	ExclusiveStartShardId *string
+	ShardFilter           *struct {
+		Type    string
+		ShardId *string
+	}
 }
 
-// listShards implements ListShards.
+// listShards implements ListShards: every shard in creation order, closed
+// ones with their EndingSequenceNumber, children with their parents. The
+// filter AT_LATEST keeps the open shards, AFTER_SHARD_ID (like
+// ExclusiveStartShardId) the shards created after the one named; the other
+// filter types keep every shard, since nothing expires here.
 func (s *Server) listShards(body, out []byte) ([]byte, *apiError) {
 	var in listShardsInput
 	if err := decode(body, &in); err != nil {
@@ -511,19 +537,61 @@ func (s *Server) listShards(body, out []byte) ([]byte, *apiError) {
 	if err != nil {
 		return nil, err
 	}
+	after := ""
+	if in.ExclusiveStartShardId != nil {
+		after = *in.ExclusiveStartShardId
+	}
+	openOnly := false
+	if f := in.ShardFilter; f != nil {
+		switch f.Type {
+		case "AT_LATEST":
+			openOnly = true
+		case "AFTER_SHARD_ID":
+			if f.ShardId == nil {
+				return nil, badRequest(codeInvalidArgument, "ShardFilter AFTER_SHARD_ID needs a ShardId")
+			}
+			after = *f.ShardId
+		case "AT_TRIM_HORIZON", "FROM_TRIM_HORIZON", "AT_TIMESTAMP", "FROM_TIMESTAMP":
+		default:
+			return nil, validation("Value '%s' at 'shardFilter.type' failed to satisfy constraint: Member must satisfy enum value set", f.Type)
+		}
+	}
+	st.mu.RLock()
+	shards := st.shards
+	st.mu.RUnlock()
 	b := append(out, `{"Shards":[`...)
-	for i, sh := range st.shards {
-		if i > 0 {
+	first := true
+	for _, sh := range shards {
+		sh.mu.Lock()
+		closed, last := sh.closed, sh.seq
+		sh.mu.Unlock()
+		if (openOnly && closed) || (after != "" && sh.id <= after) {
+			continue
+		}
+		if !first {
 			b = append(b, ',')
 		}
+		first = false
 		b = append(b, `{"ShardId":"`...)
 		b = append(b, sh.id...)
+		if sh.parent != "" {
+			b = append(b, `","ParentShardId":"`...)
+			b = append(b, sh.parent...)
+		}
+		if sh.adjacent != "" {
+			b = append(b, `","AdjacentParentShardId":"`...)
+			b = append(b, sh.adjacent...)
+		}
 		b = append(b, `","HashKeyRange":{"StartingHashKey":"`...)
 		b = append(b, sh.start.String()...)
 		b = append(b, `","EndingHashKey":"`...)
 		b = append(b, sh.end.String()...)
 		b = append(b, `"},"SequenceNumberRange":{"StartingSequenceNumber":"`...)
 		b = append(b, sh.startSeq...)
+		if closed {
+			b = append(b, `","EndingSequenceNumber":"`...)
+			b = appendSequence(b, sh.index, last)
+		}
 		b = append(b, `"}}`...)
 	}
 	b = append(b, `]}`...)
@@ -546,17 +614,23 @@ func (s *Server) describeStreamSummary(body, out []byte) ([]byte, *apiError) {
 	b = appendString(b, st.arn)
 	b = append(b, `,"StreamStatus":"ACTIVE","StreamModeDetails":{"StreamMode":"PROVISIONED"},"RetentionPeriodHours":24,"StreamCreationTimestamp":`...)
 	b = strconv.AppendFloat(b, float64(st.created.UnixMilli())/1000, 'f', 3, 64)
+	st.mu.RLock()
+	open, maxSize := len(st.open), st.maxRecordSize
+	st.mu.RUnlock()
 	b = append(b, `,"EnhancedMonitoring":[{"ShardLevelMetrics":[]}],"EncryptionType":"NONE","OpenShardCount":`...)
-	b = strconv.AppendInt(b, int64(len(st.shards)), 10)
+	b = strconv.AppendInt(b, int64(open), 10)
+	b = append(b, `,"MaxRecordSizeInKiB":`...)
+	b = strconv.AppendInt(b, int64(maxSize>>10), 10)
 	b = append(b, `,"ConsumerCount":0}}`...)
 	return b, nil
 }
 
 // createStreamInput is the CreateStream request.
 type createStreamInput struct {
-	StreamName        *string
-	ShardCount        *int
-	StreamModeDetails *struct{ StreamMode string }
+	StreamName         *string
+	ShardCount         *int
+	StreamModeDetails  *struct{ StreamMode string }
+	MaxRecordSizeInKiB *int
 }
 
 // createStream implements CreateStream; the stream is ACTIVE at once.
@@ -574,7 +648,14 @@ func (s *Server) createStream(body []byte) ([]byte, *apiError) {
 	} else if in.StreamModeDetails == nil || in.StreamModeDetails.StreamMode != "ON_DEMAND" {
 		return nil, badRequest(codeInvalidArgument, "ShardCount is required for a PROVISIONED stream")
 	}
-	if err := s.CreateStream(*in.StreamName, shards); err != nil {
+	maxSize := s.opts.MaxRecordSize
+	if k := in.MaxRecordSizeInKiB; k != nil {
+		if *k < MinMaxRecordSizeKiB || *k > MaxMaxRecordSizeKiB {
+			return nil, validation("Value '%d' at 'maxRecordSizeInKiB' failed to satisfy constraint: Member must have value between %d and %d", *k, MinMaxRecordSizeKiB, MaxMaxRecordSizeKiB)
+		}
+		maxSize = *k << 10
+	}
+	if err := s.createStreamSized(*in.StreamName, shards, maxSize); err != nil {
 		if errors.Is(err, ErrStreamExists) {
 			return nil, badRequest(codeResourceInUse, "Stream %s under account %s already exists.", *in.StreamName, s.opts.AccountID)
 		}

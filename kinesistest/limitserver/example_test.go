@@ -2,6 +2,7 @@ package limitserver_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"time"
@@ -11,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
-	"github.com/kplgo/kpl/internal/limitserver"
+	"github.com/kplgo/kpl/kinesistest/limitserver"
 )
 
 // Example serves the endpoint with httptest, puts through the unmodified SDK
@@ -53,4 +54,40 @@ func Example() {
 	// Output:
 	// failed: 2 ProvisionedThroughputExceededException
 	// accepted: 3 throttled: 2 calls: 1
+}
+
+// A stream raised to 10 MiB records takes a 5 MiB record at once from its
+// shard's burst bucket, which then refills at 1 MiB/s; a default stream
+// refuses the record outright.
+func ExampleServer_UpdateMaxRecordSize() {
+	srv := limitserver.New(limitserver.Options{})
+	for _, name := range []string{"large", "default"} {
+		if err := srv.CreateStream(name, 1); err != nil {
+			panic(err)
+		}
+	}
+	if err := srv.UpdateMaxRecordSize("large", 10240); err != nil {
+		panic(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	client := kinesis.NewFromConfig(aws.Config{
+		Region:      "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
+	}, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(ts.URL); o.RetryMaxAttempts = 1 })
+
+	ctx := context.Background()
+	for _, name := range []string{"large", "default"} {
+		d, err := client.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(name)})
+		if err != nil {
+			panic(err)
+		}
+		_, err = client.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String(name), PartitionKey: aws.String("k"), Data: make([]byte, 5<<20)})
+		var tooBig *types.ValidationException
+		fmt.Printf("%s: MaxRecordSizeInKiB %d, 5 MiB record refused: %v\n",
+			name, aws.ToInt32(d.StreamDescriptionSummary.MaxRecordSizeInKiB), errors.As(err, &tooBig))
+	}
+	// Output:
+	// large: MaxRecordSizeInKiB 10240, 5 MiB record refused: false
+	// default: MaxRecordSizeInKiB 1024, 5 MiB record refused: true
 }

@@ -86,3 +86,16 @@ func (b *bucket) take(n uint64) {
 		b.tokens -= n
 	}
 }
+
+// setCapacity changes the bucket's capacity to c (at least one unit); a
+// lower capacity drops the tokens above it. fill also fills the bucket.
+// An unlimited bucket stays unlimited.
+func (b *bucket) setCapacity(c uint64, fill bool) {
+	if b.rate == 0 {
+		return
+	}
+	b.capacity = max(c, 1)
+	if fill || b.tokens > b.capacity {
+		b.tokens = b.capacity
+	}
+}

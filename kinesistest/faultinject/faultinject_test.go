@@ -20,9 +20,9 @@ import (
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
-	"github.com/kplgo/kpl/internal/faultinject"
-	"github.com/kplgo/kpl/internal/kinesismock"
 	"github.com/kplgo/kpl/internal/kinesisread"
+	"github.com/kplgo/kpl/kinesistest/faultinject"
+	"github.com/kplgo/kpl/kinesistest/kinesismock"
 )
 
 var server *kinesismock.TestServer

@@ -1,7 +1,9 @@
 // Package faultinject injects the faults of the real Kinesis service into the
-// traffic between a client and a real Kinesis engine (kinesis-mock). It never
-// answers in the engine's place: every request that is not failed outright is
-// forwarded, and what the client sees is the engine's answer, edited.
+// traffic between a client and a Kinesis engine (kinesis-mock, LocalStack,
+// or the in-process endpoint of kinesistest/limitserver). It never answers
+// in the engine's place: every request that is not failed outright is
+// forwarded, and what the client sees is the engine's answer, edited. The
+// command cmd/faultproxy runs it as a standalone proxy with a schedule.
 //
 // A Transport is an http.RoundTripper. Give it to the SDK as
 //
@@ -30,9 +32,10 @@
 // The wire format is the one aws-sdk-go-v2's kinesis client speaks: AWS JSON
 // 1.1 (Content-Type application/x-amz-json-1.1, X-Amz-Target
 // Kinesis_20131202.<Operation>), record data as base64 strings. Editing the
-// body invalidates the SigV4 payload hash of the request; kinesis-mock checks
-// that a request is signed but not the signature, so the edited request is
-// forwarded with its original headers (the transport sets the new length).
+// body invalidates the SigV4 payload hash of the request; the local engines
+// check that a request is signed but not the signature, so the edited request
+// is forwarded with its original headers (the transport sets the new length).
+// A real AWS endpoint would refuse it: this is a tool for local engines.
 package faultinject
 
 import (
@@ -173,6 +176,8 @@ type RequestFault struct {
 	// Operations, if not empty, limits the fault to these operations (e.g.
 	// "PutRecords"); empty means every operation.
 	Operations []string
+	// Name, if set, lets RemoveRequestFaults remove the fault again.
+	Name string
 }
 
 // AmbiguousEntry is a record the engine stored in a request that the client
@@ -316,6 +321,20 @@ func (t *Transport) AddRequestFault(f RequestFault) error {
 	defer t.mu.Unlock()
 	t.reqFaults = append(t.reqFaults, f)
 	return nil
+}
+
+// RemoveRequestFaults removes the whole-request faults with that Name that
+// are not spent yet.
+func (t *Transport) RemoveRequestFaults(name string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	kept := t.reqFaults[:0:0]
+	for _, f := range t.reqFaults {
+		if f.Name != name {
+			kept = append(kept, f)
+		}
+	}
+	t.reqFaults = kept
 }
 
 // ClearRequestFaults removes every whole-request fault.

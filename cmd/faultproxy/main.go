@@ -1,0 +1,239 @@
+// Command faultproxy is a reverse proxy for the Kinesis JSON protocol that
+// sits in front of any Kinesis endpoint (LocalStack, kinesis-mock, the
+// limit endpoint of kinesistest/limitserver) and injects the faults of the
+// real service into the traffic, on a schedule:
+//
+//	faultproxy -target http://127.0.0.1:4566 -listen 127.0.0.1:4567 -stream trades \
+//		-fault 'throttle shard=2 from=10s to=20s' \
+//		-fault 'http-503 p=0.02' \
+//		-fault 'outage from=30s to=35s'
+//
+// Point the code under test at the proxy's address instead of the target's.
+// Rules come from -fault flags and from a file (-config, one rule per line,
+// # comments). A rule is a kind and key=value settings:
+//
+//	throttle          fail entries with ProvisionedThroughputExceededException
+//	internal-failure  fail entries with InternalFailure
+//	                  (both: p=share of matching entries, shard=N or shardId-...,
+//	                  key=pk1,pk2; the failed entries are removed from the
+//	                  request, so they are really not stored, and the failure is
+//	                  spliced into the answer at their index)
+//	http-500, http-503               answer without forwarding
+//	reset-before, reset-after        reset the connection before forwarding
+//	                                 (nothing stored) or after it (stored, but
+//	                                 the client sees an error)
+//	                  (all four: p=share of requests or count=next N requests,
+//	                  op=PutRecords,ListShards,...)
+//	latency d=300ms           delay requests before forwarding
+//	response-latency d=300ms  delay answers after forwarding
+//	outage                    refuse every connection
+//
+// and every rule takes from= and to= (durations since the start; default: the
+// whole run). shard= needs -stream: the proxy asks the target for the shard's
+// hash key range (ListShards) when the rule starts, and keeps that range for
+// the rule's window even if the stream reshards meanwhile.
+//
+// It prints what it will inject on start and each change of the schedule
+// while it runs, serves its counters in the Prometheus text format at
+// /metrics on the same address, and prints a summary when it stops (SIGINT,
+// SIGTERM or -duration). Requests it edits are forwarded with their original
+// signature headers: the local engines check that a request is signed, not
+// the signature, but a real AWS endpoint would refuse them.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kplgo/kpl/kinesistest/faultinject"
+)
+
+// config is the parsed command line.
+type config struct {
+	listen   string
+	target   *url.URL
+	stream   string
+	region   string
+	seed     uint64
+	duration time.Duration
+	rules    []rule
+}
+
+// ruleFlags collects repeated -fault flags.
+type ruleFlags []rule
+
+// String implements flag.Value.
+func (f *ruleFlags) String() string { return fmt.Sprint(len(*f), " rules") }
+
+// Set implements flag.Value.
+func (f *ruleFlags) Set(v string) error {
+	r, err := parseRule(v)
+	if err != nil {
+		return err
+	}
+	*f = append(*f, r)
+	return nil
+}
+
+func main() {
+	cfg, err := parseFlags(os.Args[1:], os.Stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "faultproxy:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, os.Stdout, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "faultproxy:", err)
+		os.Exit(1)
+	}
+}
+
+// parseFlags parses the command line and the -config file.
+func parseFlags(args []string, out io.Writer) (config, error) {
+	var cfg config
+	var target, configPath string
+	var rules ruleFlags
+	fs := flag.NewFlagSet("faultproxy", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:4569", "listen address of the proxy and of /metrics")
+	fs.StringVar(&target, "target", "", "base URL of the Kinesis endpoint to forward to (required), e.g. http://127.0.0.1:4566")
+	fs.StringVar(&cfg.stream, "stream", "", "stream whose shards shard= rules name")
+	fs.StringVar(&cfg.region, "region", "us-east-1", "region of the target, for the proxy's own ListShards calls")
+	fs.StringVar(&configPath, "config", "", "file of rules, one per line (# comments)")
+	fs.Var(&rules, "fault", "a rule, e.g. 'throttle shard=2 from=10s to=20s' (repeatable)")
+	fs.Uint64Var(&cfg.seed, "seed", 0, "seed of the random choices (0: random)")
+	fs.DurationVar(&cfg.duration, "duration", 0, "stop after this long (0: run until SIGINT or SIGTERM)")
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if target == "" {
+		return config{}, errors.New("-target is required")
+	}
+	u, err := url.Parse(target)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return config{}, fmt.Errorf("-target %q is not an http(s) URL", target)
+	}
+	cfg.target = u
+	if configPath != "" {
+		f, err := os.Open(configPath)
+		if err != nil {
+			return config{}, err
+		}
+		fileRules, err := parseRules(f)
+		f.Close()
+		if err != nil {
+			return config{}, fmt.Errorf("%s: %w", configPath, err)
+		}
+		cfg.rules = append(cfg.rules, fileRules...)
+	}
+	cfg.rules = append(cfg.rules, rules...)
+	for _, r := range cfg.rules {
+		if r.shard != "" && cfg.stream == "" {
+			return config{}, fmt.Errorf("rule %q names a shard: give -stream", r.text)
+		}
+	}
+	return cfg, nil
+}
+
+// run serves the proxy until ctx ends or cfg.duration passes. ready, when
+// not nil, receives the proxy's base URL once it listens.
+func run(ctx context.Context, cfg config, out io.Writer, ready func(string)) error {
+	if cfg.duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.duration)
+		defer cancel()
+	}
+	tr := faultinject.New(nil)
+	if cfg.seed != 0 {
+		tr.Seed(cfg.seed)
+	}
+	sched := newScheduler(cfg, tr, out)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newCollector(tr, sched))
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/", faultinject.NewProxy(cfg.target, tr))
+	l, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return err
+	}
+	base := "http://" + l.Addr().String()
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+
+	fmt.Fprintf(out, "faultproxy: %s -> %s, metrics at %s/metrics\n", base, cfg.target, base)
+	if len(cfg.rules) == 0 {
+		fmt.Fprintln(out, "faultproxy: no rules: forwarding unchanged")
+	} else {
+		fmt.Fprintln(out, "faultproxy: will inject:")
+		for _, r := range cfg.rules {
+			fmt.Fprintf(out, "  %-50s %s\n", r.text, r.window())
+		}
+	}
+
+	start := time.Now()
+	pending := sched.apply(ctx, 0)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	schedDone := make(chan struct{})
+	go func() { defer close(schedDone); sched.run(ctx, start, pending) }()
+	if ready != nil {
+		ready(base)
+	}
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-served:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	<-schedDone
+	tr.Wait()
+	summary(out, tr.Counters())
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	return nil
+}
+
+// summary prints what was injected.
+func summary(out io.Writer, c faultinject.Counters) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "faultproxy: %d requests, %d forwarded, %d PutRecords entries\n", c.Requests, c.Forwarded, c.EntriesSeen)
+	fmt.Fprintf(&b, "  entries failed: %d", c.EntryFailures())
+	for _, code := range []string{faultinject.CodeThrottled, faultinject.CodeInternalFailure} {
+		if n := c.EntriesFailed[code]; n > 0 {
+			fmt.Fprintf(&b, " (%s %d)", code, n)
+		}
+	}
+	fmt.Fprintf(&b, "\n  HTTP 500: %d, HTTP 503: %d\n", c.HTTPErrors[500], c.HTTPErrors[503])
+	fmt.Fprintf(&b, "  resets before forwarding: %d, after forwarding: %d\n", c.ResetsBefore, c.ResetsAfter)
+	fmt.Fprintf(&b, "  refused during outages: %d\n", c.OutageRejected)
+	fmt.Fprintf(&b, "  delayed requests: %d, delayed answers: %d\n", c.Delayed, c.ResponsesDelayed)
+	fmt.Fprintf(&b, "  ambiguous: %d requests abandoned after forwarding, %d entries stored by calls the client saw fail\n",
+		c.AbandonedAfterForward, c.AmbiguousEntries)
+	_, _ = io.WriteString(out, b.String())
+}
