@@ -16,7 +16,7 @@ export KINESIS_LOCAL_DIR := $(KINESIS_LOCAL)
 FUZZTIME      ?= 2m
 TESTFLAGS     ?=
 
-.PHONY: all run test unit fuzz-short fuzz bench loadtest lint tools
+.PHONY: all run test unit fuzz-short fuzz bench loadtest lint tools stress
 
 all: lint test
 
@@ -68,6 +68,14 @@ loadtest: tools
 	out/loadtest -endpoint kinesis-mock -mode both -shards 4 -duration 15s \
 		-json out/loadtest-kinesis-mock.json -chart out/loadtest-kinesis-mock.png $(LOADTEST_FLAGS)
 
+# stress runs the producer's model-based stress test for many random
+# schedules (make test runs a few); STRESS_SEED=n replays one.
+STRESS_RUNS ?= 200
+stress:
+	STRESS_RUNS=$(STRESS_RUNS) $(GO) test -race -count=1 -timeout 60m -run '^TestStressModel$$' ./producer
+
 lint:
 	$(GO) vet ./...
+	GOARCH=386 $(GO) vet ./...
+	GOARCH=arm $(GO) build ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/big"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -135,10 +136,18 @@ func (c *fakeClient) owner(h aggregation.HashKey) *fakeShard {
 			return s
 		}
 	}
-	for _, s := range c.shards {
-		if s.start.Cmp(h) <= 0 && h.Cmp(s.end) <= 0 {
-			return s
+	// Binary search: the open shards are sorted and cover the hash space.
+	i, _ := slices.BinarySearchFunc(c.shards, h, func(s *fakeShard, h aggregation.HashKey) int {
+		switch {
+		case s.end.Cmp(h) < 0:
+			return -1
+		case s.start.Cmp(h) > 0:
+			return 1
 		}
+		return 0
+	})
+	if i < len(c.shards) && c.shards[i].start.Cmp(h) <= 0 && h.Cmp(c.shards[i].end) <= 0 {
+		return c.shards[i]
 	}
 	return c.shards[len(c.shards)-1]
 }

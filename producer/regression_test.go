@@ -1,0 +1,215 @@
+package producer
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"go.uber.org/goleak"
+)
+
+// stubbornClient is a fake whose PutRecords ignores its context and blocks
+// until released: a client that Shutdown cannot cancel.
+type stubbornClient struct {
+	*fakeClient
+	release chan struct{}
+	entered chan struct{}
+}
+
+func newStubbornClient() *stubbornClient {
+	return &stubbornClient{fakeClient: newFakeClient(1), release: make(chan struct{}), entered: make(chan struct{}, 100)}
+}
+
+func (c *stubbornClient) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, o ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
+	c.entered <- struct{}{}
+	<-c.release
+	return c.fakeClient.PutRecords(context.Background(), in, o...)
+}
+
+func TestShutdownReturnsAlthoughTheClientIgnoresItsContext(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	c := newStubbornClient()
+	p, err := New(context.Background(), c, "s", fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := p.Put(context.Background(), "k", []byte("stuck"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-c.entered
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Shutdown(ctx) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Shutdown = %v, want its context's error", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown waits for a client that ignores its context")
+	}
+	if _, err := f.Wait(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Errorf("the record of the abandoned call: %v, want ErrClosed", err)
+	}
+	close(c.release) // the client returns at last; its answer is ignored
+	time.Sleep(50 * time.Millisecond)
+	if st := p.Stats(); st.UserRecordsSucceeded != 0 || st.UserRecordsFailed != 1 {
+		t.Errorf("the late answer changed the outcome: %+v", st)
+	}
+}
+
+func TestShutdownBehindACloseHonoursItsOwnContext(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	c := newStubbornClient()
+	p, err := New(context.Background(), c, "s", fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Put(context.Background(), "k", []byte("stuck")); err != nil {
+		t.Fatal(err)
+	}
+	<-c.entered
+	closed := make(chan error, 1)
+	go func() { closed <- p.Close() }()
+	time.Sleep(10 * time.Millisecond) // Close is running and waits
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := p.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown behind Close = %v, want its context's error", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Shutdown behind Close took %v: it ignored its context", d)
+	}
+	if err := <-closed; !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Close = %v, want the result of the shutdown that ended it", err)
+	}
+	close(c.release)
+	time.Sleep(50 * time.Millisecond)
+}
+
+// statsLogger calls Stats from every log line, as a logger that adds the
+// producer's state to its lines would.
+type statsLogger struct {
+	p     atomic.Pointer[Producer]
+	lines atomic.Int64
+}
+
+func (l *statsLogger) Log(_ context.Context, _ slog.Level, _ string, _ ...any) {
+	if p := l.p.Load(); p != nil {
+		_ = p.Stats()
+	}
+	l.lines.Add(1)
+}
+
+func TestALoggerMayCallStats(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	c := newFakeClient(2)
+	c.script = failing("ProvisionedThroughputExceededException", map[int][]int{1: {0}, 2: {0}, 3: {0}})
+	c.split(0, mustHash("85070591730234615865843651857942052864"), 2) // the map is stale: wrong-shard results
+	log := &statsLogger{}
+	p, err := New(context.Background(), c, "s", fast, func(o *Options) { o.Logger = log; o.RecordTTL = 200 * time.Millisecond })
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.p.Store(p)
+	recs := putAll(t, p, 300, 40)
+	done := make(chan struct{})
+	go func() { _ = p.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close hangs: the producer logs while holding a lock that Stats takes")
+	}
+	for _, r := range recs {
+		<-r.f.Done()
+	}
+	if log.lines.Load() == 0 {
+		t.Error("nothing was logged: the test did not test")
+	}
+}
+
+func TestAResultEntryWithoutShardOrSequenceIsSentAgain(t *testing.T) {
+	for _, agg := range []bool{false, true} {
+		c := newFakeClient(1)
+		var calls atomic.Int64
+		inner := c.PutRecords
+		client := clientFunc{fakeClient: c, put: func(ctx context.Context, in *kinesis.PutRecordsInput) (*kinesis.PutRecordsOutput, error) {
+			if calls.Add(1) == 1 {
+				// A success-looking entry that says nothing of where the
+				// record went.
+				return &kinesis.PutRecordsOutput{Records: make([]types.PutRecordsResultEntry, len(in.Records))}, nil
+			}
+			return inner(ctx, in)
+		}}
+		p := newProducer(t, client, func(o *Options) { o.AggregationEnabled = agg })
+		recs := putAll(t, p, 5, 1)
+		for _, r := range waitAll(t, recs) {
+			if r.ShardID == "" || r.SequenceNumber == "" {
+				t.Errorf("aggregation %v: a record succeeded without shard or sequence number: %+v", agg, r)
+			}
+		}
+		if calls.Load() < 2 {
+			t.Errorf("aggregation %v: the record was not sent again", agg)
+		}
+	}
+}
+
+// clientFunc overrides the fake's PutRecords.
+type clientFunc struct {
+	*fakeClient
+	put func(context.Context, *kinesis.PutRecordsInput) (*kinesis.PutRecordsOutput, error)
+}
+
+func (c clientFunc) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
+	return c.put(ctx, in)
+}
+
+func TestFlushDoesNotForceRecordsPutWhileItWaits(t *testing.T) {
+	c := newStubbornClient()
+	p, err := New(context.Background(), c, "s", fast, func(o *Options) { o.Linger = time.Hour })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Put(context.Background(), "k", []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	flushed := make(chan error, 1)
+	go func() { flushed <- p.Flush(context.Background()) }()
+	<-c.entered // the flush's call is in flight
+	for range 100 {
+		if _, err := p.Put(context.Background(), "k", []byte("during")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(20 * time.Millisecond)
+	select {
+	case <-c.entered:
+		t.Fatal("records put while Flush waits were sent at once: a loop of Flushes would seal every aggregate on every pass")
+	default:
+	}
+	c.release <- struct{}{}
+	if err := <-flushed; err != nil {
+		t.Fatal(err)
+	}
+	if st := p.Stats(); st.PutRecordsCalls != 1 || st.BufferedRecords != 100 {
+		t.Errorf("after the flush: %d calls, %d buffered; want 1 call and the 100 later records lingering", st.PutRecordsCalls, st.BufferedRecords)
+	}
+	close(c.release)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.Stats(); st.UserRecordsSucceeded != 101 || st.KinesisRecordsSucceeded != 2 {
+		t.Errorf("after Close: %+v; want 101 records in 2 Kinesis records", st)
+	}
+}
+
+var _ = aws.String

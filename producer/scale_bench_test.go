@@ -1,0 +1,211 @@
+package producer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+)
+
+// putN puts n 120-byte records over keys from g goroutines and waits for
+// them all; it returns the elapsed and CPU time.
+func putN(b *testing.B, p *Producer, n int, keys []string) (time.Duration, time.Duration) {
+	ctx := context.Background()
+	payloads := make([][]byte, 1000)
+	for i := range payloads {
+		payloads[i] = trade(i)
+	}
+	cpu0, start := cpuTime(), time.Now()
+	done := make(chan struct{})
+	const g = 4
+	for w := range g {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := w; i < n; i += g {
+				if _, err := p.Put(ctx, keys[i%len(keys)], payloads[i%len(payloads)]); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	for range g {
+		<-done
+	}
+	if err := p.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(start), cpuTime() - cpu0
+}
+
+// spreadKeys returns n partition keys; with n much larger than the shard
+// count every shard gets records.
+func spreadKeys(n int) []string {
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = "key-" + strconv.Itoa(i)
+	}
+	return keys
+}
+
+// BenchmarkShards puts 200,000 records of 120 bytes at once into streams
+// of 4, 2,000 and 5,000 shards: the cost per record must not grow with the
+// shard count (the dispatcher visits only shards that have something).
+// Compare recs/s of the sub-benchmarks of one run.
+func BenchmarkShards(b *testing.B) {
+	for _, shards := range []int{4, 2000, 5000} {
+		b.Run(strconv.Itoa(shards), func(b *testing.B) {
+			c := newCountingClient(shards)
+			p, err := New(context.Background(), c, "bench", func(o *Options) { o.RateLimit = 0 })
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			keys := spreadKeys(20 * shards)
+			const n = 200_000
+			b.ResetTimer()
+			var el, cpu time.Duration
+			for range b.N {
+				e, c := putN(b, p, n, keys)
+				el, cpu = el+e, cpu+c
+			}
+			b.ReportMetric(float64(n*b.N)/el.Seconds(), "recs/s")
+			b.ReportMetric(float64(cpu.Nanoseconds())/float64(n*b.N), "cpu-ns/rec")
+			b.ReportMetric(p.Stats().KinesisRecordsPerCall(), "krecs/call")
+		})
+	}
+}
+
+// BenchmarkTrickle puts 5,000 records per second, paced, for a second per
+// iteration, into streams of 4 and 5,000 shards: the CPU per record of the
+// large stream must stay within 2x of the small one, and records per call
+// must not collapse (the linger timers of thousands of idle shards cost
+// nothing; due shards share calls).
+func BenchmarkTrickle(b *testing.B) {
+	for _, shards := range []int{4, 5000} {
+		b.Run(strconv.Itoa(shards), func(b *testing.B) {
+			c := newCountingClient(shards)
+			p, err := New(context.Background(), c, "bench", func(o *Options) { o.RateLimit = 0 })
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			keys := spreadKeys(20 * shards)
+			payload := trade(1)
+			ctx := context.Background()
+			const rate = 5000
+			b.ResetTimer()
+			cpu0 := cpuTime()
+			n := 0
+			for range b.N {
+				start := time.Now()
+				for i := range rate {
+					if d := time.Until(start.Add(time.Duration(i) * time.Second / rate)); d > 0 && i%50 == 0 {
+						time.Sleep(d)
+					}
+					if _, err := p.Put(ctx, keys[n%len(keys)], payload); err != nil {
+						b.Fatal(err)
+					}
+					n++
+				}
+			}
+			if err := p.Flush(ctx); err != nil {
+				b.Fatal(err)
+			}
+			cpu := cpuTime() - cpu0
+			st := p.Stats()
+			b.ReportMetric(float64(cpu.Nanoseconds())/float64(n), "cpu-ns/rec")
+			b.ReportMetric(st.UserRecordsPerKinesisRecord()*st.KinesisRecordsPerCall(), "recs/call")
+		})
+	}
+}
+
+// BenchmarkRandomKeys compares 16-character random partition keys (request
+// ids, device ids) with the 50 symbols of the trade feed: the hash cache
+// must not make high-cardinality keys slow (target: >= 0.7x the symbols'
+// rate in the same run).
+func BenchmarkRandomKeys(b *testing.B) {
+	random := make([]string, 1<<16)
+	for i := range random {
+		var buf [8]byte
+		_, _ = rand.Read(buf[:])
+		random[i] = hex.EncodeToString(buf[:])
+	}
+	symbols := make([]string, 50)
+	for i := range symbols {
+		symbols[i] = "SYM" + strconv.Itoa(i)
+	}
+	for _, tc := range []struct {
+		name string
+		keys []string
+	}{{"symbols", symbols}, {"random16", random}} {
+		b.Run(tc.name, func(b *testing.B) {
+			c := newCountingClient(4)
+			p, err := New(context.Background(), c, "bench", func(o *Options) { o.RateLimit = 0 })
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			b.ReportAllocs()
+			b.ResetTimer()
+			el, cpu := putN(b, p, b.N, tc.keys)
+			b.ReportMetric(float64(b.N)/el.Seconds(), "recs/s")
+			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/rec")
+		})
+	}
+}
+
+// BenchmarkBufferedHeap fills the buffer with 4 KB records while every call
+// hangs, then measures the heap in use against MaxBufferedBytes: the
+// producer holds the data once (target: at most 1.5x + 8 MiB).
+func BenchmarkBufferedHeap(b *testing.B) {
+	const bufBytes = 64 << 20
+	for range b.N {
+		c := newFakeClient(4)
+		release := make(chan struct{})
+		c.script = func(ctx context.Context, _ int, _ *kinesis.PutRecordsInput) ([]string, error) {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return nil, ctx.Err()
+		}
+		p, err := New(context.Background(), c, "bench", func(o *Options) {
+			o.RateLimit = 0
+			o.MaxBufferedBytes = bufBytes
+			o.FailWhenFull = true
+			o.RequestTimeout = time.Hour
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		ctx := context.Background()
+		for i := 0; ; i++ {
+			data := make([]byte, 4096) // a fresh buffer per record, as a caller would have
+			data[0] = byte(i)
+			if _, err := p.Put(ctx, "key-"+strconv.Itoa(i%1000), data); err != nil {
+				break
+			}
+		}
+		time.Sleep(100 * time.Millisecond) // let the calls start and encode
+		runtime.GC()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		buffered := p.Stats().BufferedBytes
+		heap := float64(after.HeapAlloc) - float64(before.HeapAlloc)
+		b.ReportMetric(heap/float64(buffered), "heap/buffered")
+		b.ReportMetric(heap/(1<<20), "heap-MiB")
+		close(release)
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = p.Shutdown(sctx)
+		cancel()
+	}
+}
