@@ -5,6 +5,7 @@
 #   make bench     go test benchmarks
 #   make loadtest  aggregated versus single put, against the limit endpoint and kinesis-mock
 #   make fuzz      longer fuzzing
+#   make stress    the producer's model-based stress test over many random schedules
 #   make lint      go vet and a gofmt check
 
 GO            ?= go

@@ -41,12 +41,12 @@ type Producer struct {
 	log        logSink
 	callOpts   []func(*kinesis.Options)
 
-	env     shardEnv   // what the shards share, the scheduler among it
-	window  *callWindow
-	budget  *budget
-	hashes  *hashCache
-	bufPool sync.Pool // *[]byte, buffers of encoded aggregates
-	base    time.Time // monotonic origin of Future.put
+	env      shardEnv // what the shards share, the scheduler among it
+	window   *callWindow
+	budget   *budget
+	hashes   *hashCache
+	bufPool  sync.Pool // *[]byte, buffers of encoded aggregates
+	base     time.Time // monotonic origin of Future.put
 	closedCh chan struct{}
 
 	// mapMu serialises changes of the shard map and guards the lists

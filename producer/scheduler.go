@@ -10,9 +10,9 @@ import (
 type slotKind uint8
 
 const (
-	slotNone slotKind = iota // not scheduled: idle, or waiting for an event
-	slotDue                  // in the due queue: visit now
-	slotTimed                // in the deadline heap: visit at slot.at
+	slotNone  slotKind = iota // not scheduled: idle, or waiting for an event
+	slotDue                   // in the due queue: visit now
+	slotTimed                 // in the deadline heap: visit at slot.at
 )
 
 // schedSlot is a shard's place in the scheduler, guarded by the scheduler's

@@ -101,4 +101,3 @@ func sameShards(m *shardMap, infos []shardInfo) bool {
 	}
 	return true
 }
-

@@ -58,7 +58,7 @@ type simStream struct {
 	nextID int
 
 	throttle, internal, callFail, ambiguous, hang float64 // probabilities
-	hangFor                                           time.Duration
+	hangFor                                       time.Duration
 
 	// ambiguousData holds the data of user records stored by a call that
 	// then reported failure: the only records allowed to be stored twice
