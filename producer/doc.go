@@ -59,7 +59,10 @@
 //
 // # Ordering
 //
-// Without Ordered, records of one partition key may be reordered by retries.
+// Without Ordered, records of one partition key may be stored out of order
+// even when nothing is retried: several PutRecords calls may be in flight
+// for one shard at once, and the service may store a later call first.
+// Retries and re-routing after a reshard reorder further.
 // With Ordered, a shard has at most one PutRecords call in flight and that
 // call carries at most one Kinesis record (one aggregate) of the shard, so an
 // entry never fails while a later entry of the same shard succeeds; a failed
@@ -69,7 +72,8 @@
 //
 // # Logging and metrics
 //
-// Options.Logger takes any logger with Debugf/Infof/Warnf/Errorf, such as a
-// *logrus.Logger; the default is silent. Stats returns cumulative counters;
+// Options.Logger takes a *slog.Logger (or anything with its Log method);
+// PrintfLogger adapts a printf-style logger such as logrus. The default is
+// silent. Stats returns cumulative counters;
 // package producer/metrics exports them to Prometheus.
 package producer
