@@ -81,7 +81,43 @@ var goldenTests = []struct {
 			"1a 06 08 00 10 01 1a 00" + // {pk 0, ehk 1, data ""}
 			"612eae7b44b98cddf6ae5f83a520f2b8",
 	},
+	{
+		name:    "the first record of an aggregate carries both id tags after its data",
+		records: []Record{{PartitionKey: "k", Data: []byte("hi"), ID: RecordID{PID: goldenPID1, Seq: 7}}},
+		want: "f3899ac2" +
+			"0a 01 6b" +
+			"1a 39 08 00 1a 02 6869" + // records: {pk 0, data "hi",
+			"22 27 0a 03 706964 12 20" + hex.EncodeToString([]byte(goldenPID1)) + // tag {"pid", pid1},
+			"22 08 0a 03 736571 12 01 37" + // tag {"seq", "7"}}
+			"bf370c6c96b58a610a325a0736909678",
+	},
+	{
+		name: "a record carries a pid tag only when the pid changes and a seq tag only when the run breaks",
+		records: []Record{
+			{PartitionKey: "a", Data: []byte("1"), ID: RecordID{PID: goldenPID1, Seq: 7}},
+			{PartitionKey: "b", Data: []byte("2"), ID: RecordID{PID: goldenPID1, Seq: 8}},
+			{PartitionKey: "a", Data: []byte("3"), ID: RecordID{PID: goldenPID1, Seq: 10}},
+			{PartitionKey: "b", Data: []byte("4"), ID: RecordID{PID: goldenPID2, Seq: 11}},
+			{PartitionKey: "a", Data: []byte("5"), ID: RecordID{PID: goldenPID2, Seq: 1<<64 - 1}},
+			{PartitionKey: "a", Data: []byte("6"), ID: RecordID{PID: goldenPID2, Seq: 0}},
+		},
+		want: "f3899ac2" +
+			"0a 01 61  0a 01 62" +
+			"1a 38 0800 1a0131 2227 0a03706964 1220" + hex.EncodeToString([]byte(goldenPID1)) + "2208 0a03736571 120137" +
+			"1a 05 0801 1a0132" + // pid1, seq 8: no tags
+			"1a 10 0800 1a0133 2209 0a03736571 12023130" + // seq 10
+			"1a 2e 0801 1a0134 2227 0a03706964 1220" + hex.EncodeToString([]byte(goldenPID2)) + // pid2, seq 11
+			"1a 22 0800 1a0135 221b 0a03736571 1214" + hex.EncodeToString([]byte("18446744073709551615")) +
+			"1a 05 0800 1a0136" + // seq 2^64-1 + 1 wraps to 0: no tags
+			"e75fdffe63eaeb0a1affd0026bf77844",
+	},
 }
+
+// Producer ids of the golden tests.
+const (
+	goldenPID1 = "0123456789abcdef0123456789abcdef"
+	goldenPID2 = "fedcba9876543210fedcba9876543210"
+)
 
 func TestAggregatorGolden(t *testing.T) {
 	t.Parallel()
@@ -104,6 +140,17 @@ func TestAggregatorGolden(t *testing.T) {
 			}
 			if a.Count() != len(tt.records) {
 				t.Errorf("Count() = %d, want %d", a.Count(), len(tt.records))
+			}
+			if len(tt.records) > 0 {
+				back, err := Deaggregate(got, AggregatePartitionKey, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := make([]UserRecord, len(tt.records))
+				for i, r := range tt.records {
+					want[i] = UserRecord{Record: r, SubSequenceNumber: uint64(i), Aggregated: true}
+				}
+				assertUserRecords(t, back, want)
 			}
 			// Appending keeps what dst already holds.
 			prefix := []byte("xyz")
@@ -525,8 +572,15 @@ func assertUserRecords(t *testing.T, got, want []UserRecord) {
 	for i := range want {
 		g, w := got[i], want[i]
 		if g.PartitionKey != w.PartitionKey || g.ExplicitHashKey != w.ExplicitHashKey ||
-			!bytes.Equal(g.Data, w.Data) || g.SubSequenceNumber != w.SubSequenceNumber || g.Aggregated != w.Aggregated {
+			!bytes.Equal(g.Data, w.Data) || g.SubSequenceNumber != w.SubSequenceNumber || g.Aggregated != w.Aggregated ||
+			g.ID != w.ID {
 			t.Fatalf("record %d:\n got %+v\nwant %+v", i, g, w)
+		}
+		if w.Tags != nil && !slices.Equal(g.Tags, w.Tags) {
+			t.Fatalf("record %d: tags %q, want %q", i, g.Tags, w.Tags)
+		}
+		if w.ID.IsZero() && w.Tags == nil && g.Tags != nil {
+			t.Fatalf("record %d: tags %q, want none", i, g.Tags)
 		}
 	}
 }
