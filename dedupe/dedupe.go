@@ -303,16 +303,19 @@ func (p *producer) slide(s, w uint64) {
 		p.high = s
 		return
 	}
-	for i := p.high + 1; i <= s; {
+	// Count the bits to clear rather than compare i with s: i may wrap past
+	// 2^64-1 on the last step.
+	for i, left := p.high+1, d; left > 0; {
 		slot := i % w
 		bit := slot % 64
-		n := min(64-bit, s-i+1) // bits left in this word, and to clear
+		n := min(64-bit, left) // bits left in this word, and to clear
 		mask := ^uint64(0)
 		if n < 64 {
 			mask = (1<<n - 1) << bit
 		}
 		p.bits[slot/64] &^= mask
 		i += n
+		left -= n
 	}
 	p.high = s
 }
