@@ -223,12 +223,12 @@ func compareSeq(a, b string) int {
 		return 1
 	}
 	switch {
+	case a == b: // first: the user records of one Kinesis record share the string
+		return 0
 	case a < b:
 		return -1
-	case a > b:
-		return 1
 	}
-	return 0
+	return 1
 }
 
 // checkID checks and records a record id.
