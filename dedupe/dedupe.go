@@ -170,11 +170,11 @@ func (f *Filter) Stats() Stats {
 // Records of one shard must be checked in the order the shard holds them;
 // shards may interleave in any way. A record whose position is at or before
 // the last one checked on its shard is a Reread and changes nothing; an
-// empty shardID skips that check. Otherwise a record without an id is New,
+// empty shardID or sequenceNumber skips that check. Otherwise a record without an id is New,
 // and a record with one is New, Duplicate or Stale by its id alone. Check
 // does not allocate once the filter has met its producer ids and shards.
 func (f *Filter) Check(shardID, sequenceNumber string, subSequence uint64, id aggregation.RecordID) Verdict {
-	if shardID != "" && !f.advance(shardID, sequenceNumber, subSequence) {
+	if shardID != "" && sequenceNumber != "" && !f.advance(shardID, sequenceNumber, subSequence) {
 		f.stats.Reread++
 		return Reread
 	}

@@ -81,8 +81,9 @@ func TestFilterCheck(t *testing.T) {
 			{"s1", "49590338271490256608559692538361571095921575989136588899", 0, pidB, 1, Duplicate},
 			{"s1", "49590338271490256608559692538361571095921575989136588897", 0, pidB, 2, Reread},
 		}},
-		{name: "an empty shard id skips the position check", reads: []read{
+		{name: "an empty shard id or sequence number skips the position check", reads: []read{
 			{"", "5", 0, pidA, 1, New}, {"", "5", 0, pidA, 1, Duplicate}, {"", "1", 0, "", 0, New},
+			{"s0", "", 0, "", 0, New}, {"s0", "", 0, pidA, 1, Duplicate}, {"s0", "", 0, pidA, 2, New},
 		}},
 		{name: "the least recently checked producer id is forgotten first", opts: Options{MaxProducers: 2}, reads: []read{
 			{"s0", "1", 0, pidA, 1, New}, {"s0", "2", 0, pidB, 1, New}, {"s0", "3", 0, pidA, 2, New},
