@@ -198,14 +198,24 @@ func BenchmarkMD5(b *testing.B) {
 }
 
 // BenchmarkDeaggregate measures reading full 1 MiB aggregates back into user
-// records (MD5 check, both decode passes, one slice of records per call).
+// records (MD5 check, both decode passes, one slice of records per call). The
+// _ids case has record ids in one run: the first record's two tags are
+// decoded and every record's id resolved.
 func BenchmarkDeaggregate(b *testing.B) {
-	for _, bs := range benchSizes {
+	cases := append(benchSizes[:len(benchSizes):len(benchSizes)], struct {
+		name string
+		size int
+	}{"120B_ids", 120})
+	for _, bs := range cases {
 		b.Run(bs.name, func(b *testing.B) {
 			data := make([]byte, bs.size)
 			a := NewAggregator(0, 0)
 			for i := 0; ; i++ {
-				if err := a.Add(Record{PartitionKey: benchSymbols[i%len(benchSymbols)], Data: data}); err != nil {
+				r := Record{PartitionKey: benchSymbols[i%len(benchSymbols)], Data: data}
+				if bs.name == "120B_ids" {
+					r.ID = RecordID{PID: benchPID, Seq: uint64(1<<33 + i)}
+				}
+				if err := a.Add(r); err != nil {
 					break
 				}
 			}
