@@ -170,9 +170,11 @@ func (f *Filter) Stats() Stats {
 // Records of one shard must be checked in the order the shard holds them;
 // shards may interleave in any way. A record whose position is at or before
 // the last one checked on its shard is a Reread and changes nothing; an
-// empty shardID or sequenceNumber skips that check. Otherwise a record without an id is New,
-// and a record with one is New, Duplicate or Stale by its id alone. Check
-// does not allocate once the filter has met its producer ids and shards.
+// empty shardID or sequenceNumber skips that check. Otherwise a record
+// without an id is New, and a record with one is New, Duplicate or Stale by
+// its id alone; an id that aggregation.ValidateRecordID refuses counts as
+// none. Check does not allocate once the filter has met its producer ids and
+// shards.
 func (f *Filter) Check(shardID, sequenceNumber string, subSequence uint64, id aggregation.RecordID) Verdict {
 	if shardID != "" && sequenceNumber != "" && !f.advance(shardID, sequenceNumber, subSequence) {
 		f.stats.Reread++
@@ -183,7 +185,12 @@ func (f *Filter) Check(shardID, sequenceNumber string, subSequence uint64, id ag
 		f.stats.NoID++
 		return New
 	}
-	v := f.checkID(id)
+	v, ok := f.checkID(id)
+	if !ok {
+		f.stats.New++
+		f.stats.NoID++
+		return New
+	}
 	switch v {
 	case New:
 		f.stats.New++
@@ -231,28 +238,33 @@ func compareSeq(a, b string) int {
 	return 1
 }
 
-// checkID checks and records a record id.
-func (f *Filter) checkID(id aggregation.RecordID) Verdict {
+// checkID checks and records a record id. It returns false, and remembers
+// nothing, for an id that aggregation.ValidateRecordID refuses: such an id
+// does not come from Deaggregate, and is treated as none.
+func (f *Filter) checkID(id aggregation.RecordID) (Verdict, bool) {
 	p := f.producers.get(id.PID)
 	if p == nil {
+		if aggregation.ValidateRecordID(id) != nil {
+			return New, false
+		}
 		p = f.newProducer(id.PID)
 		p.high = id.Seq
 		p.set(id.Seq, f.opts.Window)
-		return New
+		return New, true
 	}
 	w := uint64(f.opts.Window)
 	switch s := id.Seq; {
 	case s > p.high:
 		p.slide(s, w)
 		p.set(s, f.opts.Window)
-		return New
+		return New, true
 	case p.high-s >= w:
-		return Stale
+		return Stale, true
 	case p.test(s, f.opts.Window):
-		return Duplicate
+		return Duplicate, true
 	default:
 		p.set(s, f.opts.Window)
-		return New
+		return New, true
 	}
 }
 

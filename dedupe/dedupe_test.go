@@ -81,6 +81,10 @@ func TestFilterCheck(t *testing.T) {
 			{"s1", "49590338271490256608559692538361571095921575989136588899", 0, pidB, 1, Duplicate},
 			{"s1", "49590338271490256608559692538361571095921575989136588897", 0, pidB, 2, Reread},
 		}},
+		{name: "an invalid producer id counts as no id", reads: []read{
+			{"s0", "1", 0, "ABCDEFABCDEFABCDEFABCDEFABCDEFAB", 1, New}, {"s0", "2", 0, "ABCDEFABCDEFABCDEFABCDEFABCDEFAB", 1, New},
+			{"s0", "3", 0, "abc", 1, New}, {"s0", "4", 0, "abc", 1, New},
+		}},
 		{name: "an empty shard id or sequence number skips the position check", reads: []read{
 			{"", "5", 0, pidA, 1, New}, {"", "5", 0, pidA, 1, Duplicate}, {"", "1", 0, "", 0, New},
 			{"s0", "", 0, "", 0, New}, {"s0", "", 0, pidA, 1, Duplicate}, {"s0", "", 0, pidA, 2, New},
