@@ -159,13 +159,16 @@ func (a *Aggregator) Add(r Record) error {
 	idSize := 0
 	var pidTag, seqTag bool
 	if hasID {
-		if r.ID.PID != a.validPID || a.validPID == "" {
+		// The pid of the previous record was validated: one comparison
+		// serves both questions in a run.
+		pidTag = a.count == 0 || r.ID.PID != a.pid
+		if pidTag && (r.ID.PID != a.validPID || a.validPID == "") {
 			if err := ValidateRecordID(r.ID); err != nil {
 				return err
 			}
 			a.validPID = r.ID.PID
 		}
-		pidTag, seqTag = a.idTags(r.ID)
+		seqTag = a.count == 0 || r.ID.Seq != a.seq+1
 		if pidTag {
 			idSize += pidTagSize(len(r.ID.PID))
 		}
