@@ -314,8 +314,9 @@ func (a *Aggregator) Reset() {
 }
 
 // SingleRecordSize returns the exact encoded size of an aggregate that holds
-// only r, id tags included. A record with SingleRecordSize(r)+len(AggregatePartitionKey) greater
-// than an aggregator's size limit can never be added to it.
+// only r, id tags included. A record with
+// SingleRecordSize(r)+len(AggregatePartitionKey) greater than an
+// aggregator's size limit can never be added to it.
 func SingleRecordSize(r Record) int {
 	var a Aggregator // empty key indices: lookups miss, nothing is written
 	return a.SizeWith(r)
