@@ -242,3 +242,58 @@ func TestCheckDoesNotAllocateWhenWarm(t *testing.T) {
 		t.Fatalf("%.1f allocations per 1000 checks, want none of Check's own", allocs)
 	}
 }
+
+func TestRestartFromCheckpointRepeatsTheVerdicts(t *testing.T) {
+	t.Parallel()
+	// A shard's records, with retry copies among them.
+	var reads []read
+	for i := range 300 {
+		seq := uint64(i)
+		if i%7 == 6 {
+			seq -= 3 // a retry copy of a record three back
+		}
+		reads = append(reads, read{shard: "s0", seq: fmt.Sprint(5000 + i), pid: pidA, idSeq: seq})
+	}
+	first := NewFilter(Options{})
+	verdicts := make([]Verdict, len(reads))
+	var atCheckpoint, later []byte
+	for i, r := range reads {
+		verdicts[i] = first.Check(r.shard, r.seq, r.subSeq, r.id())
+		switch i {
+		case 99: // the checkpoint is at read 99, the state saved with it
+			atCheckpoint, _ = first.MarshalBinary()
+		case 149: // a state saved after the checkpoint, by mistake
+			later, _ = first.MarshalBinary()
+		}
+	}
+	t.Run("a state saved with the checkpoint gives the re-read records their first verdicts", func(t *testing.T) {
+		t.Parallel()
+		f := NewFilter(Options{})
+		if err := f.UnmarshalBinary(atCheckpoint); err != nil {
+			t.Fatal(err)
+		}
+		for i := 100; i < len(reads); i++ {
+			r := reads[i]
+			if got := f.Check(r.shard, r.seq, r.subSeq, r.id()); got != verdicts[i] {
+				t.Fatalf("read %d after the restart: %v, first time %v", i, got, verdicts[i])
+			}
+		}
+	})
+	t.Run("a state saved after the checkpoint reports the records between as rereads", func(t *testing.T) {
+		t.Parallel()
+		f := NewFilter(Options{})
+		if err := f.UnmarshalBinary(later); err != nil {
+			t.Fatal(err)
+		}
+		for i := 100; i < len(reads); i++ {
+			r := reads[i]
+			want := verdicts[i]
+			if i <= 149 {
+				want = Reread
+			}
+			if got := f.Check(r.shard, r.seq, r.subSeq, r.id()); got != want {
+				t.Fatalf("read %d after the restart: %v, want %v", i, got, want)
+			}
+		}
+	})
+}
