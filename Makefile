@@ -13,6 +13,10 @@ KINESIS_LOCAL_VERSION := 0.6.2
 TOOLS         := $(CURDIR)/.tools
 KINESIS_LOCAL := $(TOOLS)/node_modules/kinesis-local
 export KINESIS_LOCAL_DIR := $(KINESIS_LOCAL)
+# aws-kinesis-agg, the official Node deaggregator, for the interoperability test.
+KINESIS_AGG_VERSION := 4.2.8
+KINESIS_AGG   := $(TOOLS)/node_modules/aws-kinesis-agg
+export KINESIS_AGG_DIR := $(KINESIS_AGG)
 
 FUZZTIME      ?= 2m
 TESTFLAGS     ?=
@@ -21,13 +25,16 @@ TESTFLAGS     ?=
 
 all: lint test
 
-# tools installs the pinned kinesis-local (kinesis-mock) into a git-ignored folder.
-tools: $(KINESIS_LOCAL)/main.js
+# tools installs the pinned kinesis-local (kinesis-mock) and aws-kinesis-agg
+# into a git-ignored folder. One npm call installs both: npm install --no-save
+# removes the packages an earlier call installed.
+tools: $(KINESIS_LOCAL)/main.js $(KINESIS_AGG)/index.js
 
-$(KINESIS_LOCAL)/main.js:
+$(KINESIS_LOCAL)/main.js $(KINESIS_AGG)/index.js &:
 	mkdir -p $(TOOLS)
-	cd $(TOOLS) && npm install --no-audit --no-fund --no-save --prefix $(TOOLS) kinesis-local@$(KINESIS_LOCAL_VERSION)
-	test -f $@
+	cd $(TOOLS) && npm install --no-audit --no-fund --no-save --prefix $(TOOLS) \
+		kinesis-local@$(KINESIS_LOCAL_VERSION) aws-kinesis-agg@$(KINESIS_AGG_VERSION)
+	test -f $(KINESIS_LOCAL)/main.js && test -f $(KINESIS_AGG)/index.js
 
 # run starts kinesis-mock, a 4-shard stream, the Finnhub simulator and the
 # trade producer, and shows the producer's status lines; Ctrl-C stops them (the
@@ -44,14 +51,17 @@ test: tools
 fuzz-short:
 	$(GO) test -run '^$$' -fuzz '^FuzzDeaggregate$$' -fuzztime 5s ./aggregation
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMessage$$' -fuzztime 5s ./finnhub
+	$(GO) test -run '^$$' -fuzz '^FuzzDedupe$$' -fuzztime 5s ./dedupe
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDeaggregate$$' -fuzztime $(FUZZTIME) ./aggregation
 	$(GO) test -run '^$$' -fuzz '^FuzzAggregateRoundTrip$$' -fuzztime $(FUZZTIME) ./aggregation
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMessage$$' -fuzztime $(FUZZTIME) ./finnhub
+	$(GO) test -run '^$$' -fuzz '^FuzzDedupe$$' -fuzztime $(FUZZTIME) ./dedupe
+	$(GO) test -run '^$$' -fuzz '^FuzzUnmarshalBinary$$' -fuzztime $(FUZZTIME) ./dedupe
 
 bench: tools
-	$(GO) test -run '^$$' -bench . -benchmem ./aggregation ./producer ./bench
+	$(GO) test -run '^$$' -bench . -benchmem ./aggregation ./dedupe ./producer ./bench
 
 # loadtest compares the aggregated producer with one PutRecord per trade, one
 # mode after the other in the same run: against the in-process limit-enforcing

@@ -18,7 +18,8 @@ const (
 	fieldData                 protowire.Number = 3
 	fieldTags                 protowire.Number = 4
 
-	fieldTagKey protowire.Number = 1
+	fieldTagKey   protowire.Number = 1
+	fieldTagValue protowire.Number = 2
 )
 
 // Encoded tags (field number << 3 | wire type) of the fields the aggregator
@@ -60,6 +61,16 @@ type Aggregator struct {
 	records  []byte
 
 	count int
+
+	// Record ids: hasIDs says the records carry ids (set by the first
+	// record); pid and seq are the last record's id, which the next record
+	// inherits without tags (pid as it is, seq plus one). validPID is the
+	// last producer id that passed validation; it survives Reset, so that a
+	// producer id is checked once, not once per record.
+	hasIDs   bool
+	pid      string
+	seq      uint64
+	validPID string
 }
 
 // NewAggregator returns an empty Aggregator.
@@ -102,7 +113,26 @@ func (a *Aggregator) growth(r *Record) int {
 		}
 		inner += tagSize + protowire.SizeVarint(uint64(ehkIdx))
 	}
+	if !r.ID.IsZero() {
+		pidTag, seqTag := a.idTags(r.ID)
+		if pidTag {
+			inner += pidTagSize(len(r.ID.PID))
+		}
+		if seqTag {
+			inner += seqTagSize(r.ID.Seq)
+		}
+	}
 	return added + tagSize + protowire.SizeBytes(inner)
+}
+
+// idTags reports which id tags a record with id needs after the records
+// already added: pid when it differs from the previous record's, seq when it
+// is not the previous record's plus one, both on the first record.
+func (a *Aggregator) idTags(id RecordID) (pidTag, seqTag bool) {
+	if a.count == 0 {
+		return true, true
+	}
+	return id.PID != a.pid, id.Seq != a.seq+1
 }
 
 // Add appends r to the aggregate. It copies r.Data, so the caller may reuse
@@ -112,14 +142,44 @@ func (a *Aggregator) growth(r *Record) int {
 // count limit is reached or when Size()+len(AggregatePartitionKey) would
 // exceed the size limit with r added. Add does not validate keys: see
 // ValidatePartitionKey and ValidateExplicitHashKey.
+//
+// A record with an id (r.ID not zero) gets the id tags the package doc
+// describes; the id must pass ValidateRecordID, else Add returns an error
+// wrapping ErrInvalidRecordID. The records of one aggregate all have ids or
+// none has: Add refuses the other kind with ErrMixedRecordIDs, which wraps
+// ErrAggregateFull, and leaves the aggregator unchanged.
 func (a *Aggregator) Add(r Record) error {
 	if a.maxCount > 0 && a.count >= a.maxCount {
 		return ErrAggregateFull
 	}
+	hasID := !r.ID.IsZero()
+	if a.count > 0 && hasID != a.hasIDs {
+		return ErrMixedRecordIDs
+	}
+	idSize := 0
+	var pidTag, seqTag bool
+	if hasID {
+		// The pid of the previous record was validated: one comparison
+		// serves both questions in a run.
+		pidTag = a.count == 0 || r.ID.PID != a.pid
+		if pidTag && (r.ID.PID != a.validPID || a.validPID == "") {
+			if err := ValidateRecordID(r.ID); err != nil {
+				return err
+			}
+			a.validPID = r.ID.PID
+		}
+		seqTag = a.count == 0 || r.ID.Seq != a.seq+1
+		if pidTag {
+			idSize += pidTagSize(len(r.ID.PID))
+		}
+		if seqTag {
+			idSize += seqTagSize(r.ID.Seq)
+		}
+	}
 	// Size the record as growth does, inline: this is the hot path.
 	pkIdx, pkHash, pkFound := a.pks.lookup(r.PartitionKey)
 	n := len(r.Data)
-	inner := 2*tagSize + sizeVarint(uint64(pkIdx)) + sizeVarint(uint64(n)) + n
+	inner := 2*tagSize + sizeVarint(uint64(pkIdx)) + sizeVarint(uint64(n)) + n + idSize
 	added := 0
 	if !pkFound {
 		added = tagSize + protowire.SizeBytes(len(r.PartitionKey))
@@ -169,9 +229,17 @@ func (a *Aggregator) Add(r Record) error {
 	}
 	b[i] = tagData
 	i += 1 + putVarint(b[i+1:], uint64(n))
-	copy(b[i:], r.Data)
+	i += copy(b[i:], r.Data)
+	if pidTag {
+		i += putPIDTag(b[i:], r.ID.PID)
+	}
+	if seqTag {
+		putSeqTag(b[i:], r.ID.Seq)
+	}
 	a.records = b
 	a.count++
+	a.hasIDs = hasID
+	a.pid, a.seq = r.ID.PID, r.ID.Seq
 	return nil
 }
 
@@ -194,7 +262,8 @@ func putVarint(b []byte, v uint64) int {
 }
 
 // SizeWith returns the exact encoded size the aggregate would have with r
-// added, whether or not r fits the limits.
+// added, id tags included, whether or not r fits the limits (or mixes ids,
+// see Add).
 func (a *Aggregator) SizeWith(r Record) int {
 	return a.Size() + a.growth(&r)
 }
@@ -240,11 +309,14 @@ func (a *Aggregator) Reset() {
 	a.ehkTable = a.ehkTable[:0]
 	a.records = a.records[:0]
 	a.count = 0
+	a.hasIDs = false
+	a.pid, a.seq = "", 0
 }
 
 // SingleRecordSize returns the exact encoded size of an aggregate that holds
-// only r. A record with SingleRecordSize(r)+len(AggregatePartitionKey) greater
-// than an aggregator's size limit can never be added to it.
+// only r, id tags included. A record with
+// SingleRecordSize(r)+len(AggregatePartitionKey) greater than an
+// aggregator's size limit can never be added to it.
 func SingleRecordSize(r Record) int {
 	var a Aggregator // empty key indices: lookups miss, nothing is written
 	return a.SizeWith(r)

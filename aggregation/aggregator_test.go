@@ -81,7 +81,43 @@ var goldenTests = []struct {
 			"1a 06 08 00 10 01 1a 00" + // {pk 0, ehk 1, data ""}
 			"612eae7b44b98cddf6ae5f83a520f2b8",
 	},
+	{
+		name:    "the first record of an aggregate carries both id tags after its data",
+		records: []Record{{PartitionKey: "k", Data: []byte("hi"), ID: RecordID{PID: goldenPID1, Seq: 7}}},
+		want: "f3899ac2" +
+			"0a 01 6b" +
+			"1a 39 08 00 1a 02 6869" + // records: {pk 0, data "hi",
+			"22 27 0a 03 706964 12 20" + hex.EncodeToString([]byte(goldenPID1)) + // tag {"pid", pid1},
+			"22 08 0a 03 736571 12 01 37" + // tag {"seq", "7"}}
+			"bf370c6c96b58a610a325a0736909678",
+	},
+	{
+		name: "a record carries a pid tag only when the pid changes and a seq tag only when the run breaks",
+		records: []Record{
+			{PartitionKey: "a", Data: []byte("1"), ID: RecordID{PID: goldenPID1, Seq: 7}},
+			{PartitionKey: "b", Data: []byte("2"), ID: RecordID{PID: goldenPID1, Seq: 8}},
+			{PartitionKey: "a", Data: []byte("3"), ID: RecordID{PID: goldenPID1, Seq: 10}},
+			{PartitionKey: "b", Data: []byte("4"), ID: RecordID{PID: goldenPID2, Seq: 11}},
+			{PartitionKey: "a", Data: []byte("5"), ID: RecordID{PID: goldenPID2, Seq: 1<<64 - 1}},
+			{PartitionKey: "a", Data: []byte("6"), ID: RecordID{PID: goldenPID2, Seq: 0}},
+		},
+		want: "f3899ac2" +
+			"0a 01 61  0a 01 62" +
+			"1a 38 0800 1a0131 2227 0a03706964 1220" + hex.EncodeToString([]byte(goldenPID1)) + "2208 0a03736571 120137" +
+			"1a 05 0801 1a0132" + // pid1, seq 8: no tags
+			"1a 10 0800 1a0133 2209 0a03736571 12023130" + // seq 10
+			"1a 2e 0801 1a0134 2227 0a03706964 1220" + hex.EncodeToString([]byte(goldenPID2)) + // pid2, seq 11
+			"1a 22 0800 1a0135 221b 0a03736571 1214" + hex.EncodeToString([]byte("18446744073709551615")) +
+			"1a 05 0800 1a0136" + // seq 2^64-1 + 1 wraps to 0: no tags
+			"e75fdffe63eaeb0a1affd0026bf77844",
+	},
 }
+
+// Producer ids of the golden tests.
+const (
+	goldenPID1 = "0123456789abcdef0123456789abcdef"
+	goldenPID2 = "fedcba9876543210fedcba9876543210"
+)
 
 func TestAggregatorGolden(t *testing.T) {
 	t.Parallel()
@@ -104,6 +140,17 @@ func TestAggregatorGolden(t *testing.T) {
 			}
 			if a.Count() != len(tt.records) {
 				t.Errorf("Count() = %d, want %d", a.Count(), len(tt.records))
+			}
+			if len(tt.records) > 0 {
+				back, err := Deaggregate(got, AggregatePartitionKey, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := make([]UserRecord, len(tt.records))
+				for i, r := range tt.records {
+					want[i] = UserRecord{Record: r, SubSequenceNumber: uint64(i), Aggregated: true}
+				}
+				assertUserRecords(t, back, want)
 			}
 			// Appending keeps what dst already holds.
 			prefix := []byte("xyz")
@@ -395,16 +442,47 @@ func randomRecord(rng *rand.Rand) Record {
 	return Record{PartitionKey: pk, ExplicitHashKey: ehkPool[rng.IntN(len(ehkPool))], Data: data}
 }
 
+// idSource hands out record ids the way producers do, with the cases that
+// break a run: consecutive runs, gaps, going back (a re-packed retry),
+// switches between producer ids, and sequence numbers at the edges of the
+// decimal and varint lengths and of uint64.
+type idSource struct {
+	pid string
+	seq uint64
+}
+
+func (s *idSource) next(rng *rand.Rand) RecordID {
+	pids := []string{goldenPID1, goldenPID2, strings.Repeat("ab", 64), strings.Repeat("0", 33)}
+	switch k := rng.IntN(20); {
+	case s.pid == "" || k == 0:
+		s.pid = pids[rng.IntN(len(pids))]
+	case k == 1:
+		s.seq += uint64(rng.IntN(1000)) + 2
+	case k == 2:
+		s.seq -= uint64(rng.IntN(5))
+	case k == 3:
+		s.seq = []uint64{0, 9, 99, 999999999, 1<<63 - 1, 1<<64 - 2, 1<<64 - 1}[rng.IntN(7)]
+	default:
+		s.seq++
+	}
+	return RecordID{PID: s.pid, Seq: s.seq}
+}
+
 func TestAggregatorRandomRoundTrip(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
-	for iter := range 120 {
+	for iter := range 240 {
 		maxSize := []int{25, 40, 200, 1000, 5000, 51200, 0}[rng.IntN(7)]
 		maxCount := []int{0, 1, 5, 50}[rng.IntN(4)]
 		a := NewAggregator(maxSize, maxCount)
+		withIDs := iter%2 == 1
+		var ids idSource
 		var accepted []Record
 		for range 60 {
 			r := randomRecord(rng)
+			if withIDs {
+				r.ID = ids.next(rng)
+			}
 			sizeWith, sizeBefore, countBefore := a.SizeWith(r), a.Size(), a.Count()
 			err := a.Add(r)
 			switch {
@@ -441,10 +519,67 @@ func TestAggregatorRandomRoundTrip(t *testing.T) {
 			t.Fatalf("iteration %d: Deaggregate: %v", iter, err)
 		}
 		want := make([]UserRecord, len(accepted))
+		tags := wantIDTags(accepted)
 		for i, r := range accepted {
-			want[i] = UserRecord{Record: r, SubSequenceNumber: uint64(i), Aggregated: true}
+			want[i] = UserRecord{Record: r, SubSequenceNumber: uint64(i), Aggregated: true, Tags: tags[i]}
 		}
 		assertUserRecords(t, got, want)
+	}
+}
+
+func TestAggregatorRefusesMixedAndInvalidIDs(t *testing.T) {
+	t.Parallel()
+	withID := Record{PartitionKey: "k", Data: []byte("x"), ID: RecordID{PID: goldenPID1, Seq: 1}}
+	without := Record{PartitionKey: "k", Data: []byte("x")}
+	tests := []struct {
+		name    string
+		first   Record
+		second  Record
+		wantErr error
+	}{
+		{name: "a record without an id after records with ids is refused", first: withID, second: without, wantErr: ErrMixedRecordIDs},
+		{name: "a record with an id after records without is refused", first: without, second: withID, wantErr: ErrMixedRecordIDs},
+		{name: "a producer id of 31 hex digits is invalid", first: withID,
+			second: Record{PartitionKey: "k", ID: RecordID{PID: goldenPID1[:31], Seq: 2}}, wantErr: ErrInvalidRecordID},
+		{name: "an upper-case producer id is invalid", first: withID,
+			second: Record{PartitionKey: "k", ID: RecordID{PID: strings.ToUpper(goldenPID2), Seq: 2}}, wantErr: ErrInvalidRecordID},
+		{name: "a producer id of 129 hex digits is invalid", first: withID,
+			second: Record{PartitionKey: "k", ID: RecordID{PID: strings.Repeat("a", 129), Seq: 2}}, wantErr: ErrInvalidRecordID},
+		{name: "a sequence number without a producer id is invalid", first: withID,
+			second: Record{PartitionKey: "k", ID: RecordID{Seq: 2}}, wantErr: ErrInvalidRecordID},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			a := NewAggregator(0, 0)
+			if err := a.Add(tt.first); err != nil {
+				t.Fatal(err)
+			}
+			before := a.AppendEncoded(nil)
+			err := a.Add(tt.second)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Add = %v, want %v", err, tt.wantErr)
+			}
+			// A mixed record is "full" to callers that know only that error;
+			// an invalid id is not.
+			if full := errors.Is(err, ErrAggregateFull); full != (tt.wantErr == ErrMixedRecordIDs) {
+				t.Fatalf("errors.Is(%v, ErrAggregateFull) = %v", err, full)
+			}
+			if after := a.AppendEncoded(nil); !bytes.Equal(before, after) || a.Count() != 1 {
+				t.Fatal("a refused record changed the aggregate")
+			}
+			if tt.wantErr == ErrMixedRecordIDs {
+				a.Reset()
+				if err := a.Add(tt.second); err != nil {
+					t.Fatalf("after Reset: Add = %v", err)
+				}
+			}
+		})
+	}
+	// An invalid id in the first record is refused too.
+	a := NewAggregator(0, 0)
+	if err := a.Add(Record{PartitionKey: "k", ID: RecordID{PID: "xyz"}}); !errors.Is(err, ErrInvalidRecordID) || a.Count() != 0 {
+		t.Fatalf("Add = %v, Count %d", err, a.Count())
 	}
 }
 
@@ -452,10 +587,16 @@ func TestAggregatorResetReusesAndMatchesFresh(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(3, 4))
 	reused := NewAggregator(0, 0)
-	for round := range 5 {
+	// Ids run on across rounds: after Reset, the first record must carry
+	// both id tags again, as in a fresh aggregator.
+	var ids idSource
+	for round := range 6 {
 		fresh := NewAggregator(0, 0)
 		for range 40 {
 			r := randomRecord(rng)
+			if round%2 == 1 {
+				r.ID = ids.next(rng)
+			}
 			if err := reused.Add(r); err != nil {
 				t.Fatal(err)
 			}
@@ -514,6 +655,21 @@ func TestAggregatorAddDoesNotAllocateWhenWarm(t *testing.T) {
 	if withEHK != 0 {
 		t.Fatalf("%.1f allocations per 100 Adds with explicit hash keys once warm, want 0", withEHK)
 	}
+	seq := uint64(1 << 40)
+	withIDs := testing.AllocsPerRun(100, func() {
+		a.Reset()
+		for i := range 100 {
+			seq += uint64(1 + i%3) // some runs, some gaps: seq tags
+			pid := goldenPID1
+			if i%10 == 0 {
+				pid = goldenPID2
+			}
+			_ = a.Add(Record{PartitionKey: symbols[i%len(symbols)], Data: data, ID: RecordID{PID: pid, Seq: seq}})
+		}
+	})
+	if withIDs != 0 {
+		t.Fatalf("%.1f allocations per 100 Adds with ids once warm, want 0", withIDs)
+	}
 }
 
 // assertUserRecords compares user records field by field.
@@ -525,8 +681,15 @@ func assertUserRecords(t *testing.T, got, want []UserRecord) {
 	for i := range want {
 		g, w := got[i], want[i]
 		if g.PartitionKey != w.PartitionKey || g.ExplicitHashKey != w.ExplicitHashKey ||
-			!bytes.Equal(g.Data, w.Data) || g.SubSequenceNumber != w.SubSequenceNumber || g.Aggregated != w.Aggregated {
+			!bytes.Equal(g.Data, w.Data) || g.SubSequenceNumber != w.SubSequenceNumber || g.Aggregated != w.Aggregated ||
+			g.ID != w.ID {
 			t.Fatalf("record %d:\n got %+v\nwant %+v", i, g, w)
+		}
+		if w.Tags != nil && !slices.Equal(g.Tags, w.Tags) {
+			t.Fatalf("record %d: tags %q, want %q", i, g.Tags, w.Tags)
+		}
+		if w.ID.IsZero() && w.Tags == nil && g.Tags != nil {
+			t.Fatalf("record %d: tags %q, want none", i, g.Tags)
 		}
 	}
 }
@@ -534,8 +697,12 @@ func assertUserRecords(t *testing.T, got, want []UserRecord) {
 func TestSingleRecordSizeIsTheEncodedLength(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(7, 8))
-	for range 300 {
+	var ids idSource
+	for i := range 300 {
 		r := randomRecord(rng)
+		if i%2 == 1 {
+			r.ID = ids.next(rng)
+		}
 		a := NewAggregator(0, 0)
 		if err := a.Add(r); err != nil {
 			t.Fatal(err)

@@ -3,7 +3,9 @@ package aggregation
 import (
 	"crypto/md5"
 	"fmt"
+	"slices"
 	"testing"
+	"time"
 )
 
 // benchSymbols are repeating partition keys, like the stock symbols of a
@@ -42,46 +44,165 @@ var benchSizes = []struct {
 // same benchmark puts 80% of the time in crypto/md5.block; the other ~50 ns
 // are Add (BenchmarkAdd: 29 ns), the copy out of AppendEncoded and the loop.
 // Under load from other processes the wall-clock numbers drop by up to 3x.
+//
+// The _ids cases give every record an id, one producer id with consecutive
+// sequence numbers (a producer's lane): one pid and one seq tag per
+// aggregate. 120B_ids_every_record_tagged has sequence numbers two apart, so
+// every record carries a seq tag: the cost of ids that do not form runs. Use
+// BenchmarkAggregateIDCost to compare the rates with and without ids: on a
+// shared machine, separate runs differ more than the ids cost.
 func BenchmarkAggregate(b *testing.B) {
 	for _, bs := range benchSizes {
-		b.Run(bs.name, func(b *testing.B) {
-			data := make([]byte, bs.size)
-			for i := range data {
-				data[i] = byte('a' + i%26)
+		for _, ids := range []benchIDs{noIDs, consecutiveIDs} {
+			name := bs.name
+			if ids != noIDs {
+				name += "_ids"
 			}
-			recs := make([]Record, len(benchSymbols))
-			for i, s := range benchSymbols {
-				recs[i] = Record{PartitionKey: s, Data: data}
-			}
-			a := NewAggregator(benchMaxSize, 0)
-			out := make([]byte, 0, MaxRecordSize)
-			var aggBytes int64
-			b.ReportAllocs()
-			b.SetBytes(int64(bs.size))
-			b.ResetTimer()
-			j := 0
-			for range b.N {
-				r := recs[j]
-				if j++; j == len(recs) {
-					j = 0
-				}
-				if err := a.Add(r); err != nil {
-					out = a.AppendEncoded(out[:0])
-					aggBytes += int64(len(out))
-					a.Reset()
-					if err := a.Add(r); err != nil {
-						b.Fatal(err)
-					}
-				}
-			}
-			out = a.AppendEncoded(out[:0])
-			aggBytes += int64(len(out))
-			a.Reset()
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
-			b.ReportMetric(float64(aggBytes)/float64(b.N), "B/record")
-		})
+			b.Run(name, func(b *testing.B) { benchAggregate(b, bs.size, ids) })
+		}
 	}
+	// The worst case for the id tags: every record breaks the run.
+	b.Run("120B_ids_every_record_tagged", func(b *testing.B) { benchAggregate(b, 120, gappedIDs) })
+}
+
+// benchIDs selects the record ids of an aggregation benchmark.
+type benchIDs int
+
+const (
+	noIDs          benchIDs = iota
+	consecutiveIDs          // one producer id, consecutive sequence numbers: one pid and one seq tag per aggregate
+	gappedIDs               // sequence numbers two apart: a seq tag on every record
+)
+
+// benchPID is the producer id of the benchmarks.
+const benchPID = "8c3f0d6a1e2b4c5d9e7f8a6b5c4d3e2f"
+
+// benchRecords returns the benchmark's records, one per symbol, with data of
+// the given size.
+func benchRecords(size int) []Record {
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte('a' + i%26)
+	}
+	recs := make([]Record, len(benchSymbols))
+	for i, s := range benchSymbols {
+		recs[i] = Record{PartitionKey: s, Data: data}
+	}
+	return recs
+}
+
+// aggLoop runs records through an aggregator as the producer does: Add, and
+// when full AppendEncoded into out, Reset and Add again. It returns the
+// encoded bytes of the aggregates it sealed.
+type aggLoop struct {
+	a    *Aggregator
+	recs []Record
+	ids  benchIDs
+	out  []byte
+	j    int
+	seq  uint64
+}
+
+func newAggLoop(size int, ids benchIDs) *aggLoop {
+	return &aggLoop{a: NewAggregator(benchMaxSize, 0), recs: benchRecords(size), ids: ids,
+		out: make([]byte, 0, MaxRecordSize), seq: 1 << 33}
+}
+
+// add adds n records and returns the bytes of the aggregates sealed.
+func (l *aggLoop) add(b *testing.B, n int) (sealed int64) {
+	for range n {
+		r := l.recs[l.j]
+		if l.j++; l.j == len(l.recs) {
+			l.j = 0
+		}
+		switch l.ids {
+		case consecutiveIDs:
+			l.seq++
+			r.ID = RecordID{PID: benchPID, Seq: l.seq}
+		case gappedIDs:
+			l.seq += 2
+			r.ID = RecordID{PID: benchPID, Seq: l.seq}
+		}
+		if err := l.a.Add(r); err != nil {
+			sealed += l.seal()
+			if err := l.a.Add(r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	return sealed
+}
+
+// seal encodes and resets the aggregate and returns its size.
+func (l *aggLoop) seal() int64 {
+	l.out = l.a.AppendEncoded(l.out[:0])
+	l.a.Reset()
+	return int64(len(l.out))
+}
+
+// benchAggregate is one BenchmarkAggregate case.
+func benchAggregate(b *testing.B, size int, ids benchIDs) {
+	l := newAggLoop(size, ids)
+	b.ReportAllocs()
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	aggBytes := l.add(b, b.N)
+	aggBytes += l.seal()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+	b.ReportMetric(float64(aggBytes)/float64(b.N), "B/record")
+}
+
+// BenchmarkAggregateIDCost compares aggregation with and without record ids
+// in one run: it alternates chunks of 1024 120-byte records through two
+// aggregators, one without ids and one with consecutive ids, taking turns at
+// going first, so that both see the same machine load. It reports the rate
+// with ids as a percentage of the rate without ("speed-%", target >= 90):
+// the median over the pairs of chunks of the ratio of their times, which a
+// preemption of one chunk by another process does not move, as it moves the
+// totals (records/s-ids, records/s-plain). It also reports the extra encoded
+// bytes per user record ("id-B/record", target <= 2) at the default
+// 51200-byte aggregate.
+func BenchmarkAggregateIDCost(b *testing.B) {
+	const chunk = 1024
+	plain, withIDs := newAggLoop(120, noIDs), newAggLoop(120, consecutiveIDs)
+	var tPlain, tIDs time.Duration
+	var bytesPlain, bytesIDs int64
+	ratios := make([]float64, 0, b.N/chunk+1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += chunk {
+		n := min(chunk, b.N-i)
+		first, second := plain, withIDs
+		if i/chunk%2 == 1 { // alternate the order, so that neither always goes first
+			first, second = withIDs, plain
+		}
+		t0 := time.Now()
+		b1 := first.add(b, n)
+		t1 := time.Now()
+		b2 := second.add(b, n)
+		t2 := time.Now()
+		dPlain, dIDs := t1.Sub(t0), t2.Sub(t1)
+		if first != plain {
+			b1, b2 = b2, b1
+			dPlain, dIDs = dIDs, dPlain
+		}
+		bytesPlain, bytesIDs = bytesPlain+b1, bytesIDs+b2
+		tPlain, tIDs = tPlain+dPlain, tIDs+dIDs
+		if dIDs > 0 {
+			ratios = append(ratios, dPlain.Seconds()/dIDs.Seconds())
+		}
+	}
+	bytesPlain += plain.seal()
+	bytesIDs += withIDs.seal()
+	b.StopTimer()
+	if len(ratios) > 0 {
+		slices.Sort(ratios)
+		b.ReportMetric(100*ratios[len(ratios)/2], "speed-%")
+	}
+	b.ReportMetric(float64(bytesIDs-bytesPlain)/float64(b.N), "id-B/record")
+	b.ReportMetric(float64(b.N)/tIDs.Seconds(), "records/s-ids")
+	b.ReportMetric(float64(b.N)/tPlain.Seconds(), "records/s-plain")
 }
 
 // BenchmarkMD5 measures crypto/md5 on this machine: the floor under
@@ -100,14 +221,24 @@ func BenchmarkMD5(b *testing.B) {
 }
 
 // BenchmarkDeaggregate measures reading full 1 MiB aggregates back into user
-// records (MD5 check, both decode passes, one slice of records per call).
+// records (MD5 check, both decode passes, one slice of records per call). The
+// _ids case has record ids in one run: the first record's two tags are
+// decoded and every record's id resolved.
 func BenchmarkDeaggregate(b *testing.B) {
-	for _, bs := range benchSizes {
+	cases := append(benchSizes[:len(benchSizes):len(benchSizes)], struct {
+		name string
+		size int
+	}{"120B_ids", 120})
+	for _, bs := range cases {
 		b.Run(bs.name, func(b *testing.B) {
 			data := make([]byte, bs.size)
 			a := NewAggregator(0, 0)
 			for i := 0; ; i++ {
-				if err := a.Add(Record{PartitionKey: benchSymbols[i%len(benchSymbols)], Data: data}); err != nil {
+				r := Record{PartitionKey: benchSymbols[i%len(benchSymbols)], Data: data}
+				if bs.name == "120B_ids" {
+					r.ID = RecordID{PID: benchPID, Seq: uint64(1<<33 + i)}
+				}
+				if err := a.Add(r); err != nil {
 					break
 				}
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/md5"
 	"fmt"
+	"strconv"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -44,7 +45,10 @@ func aggregateBody(data []byte) ([]byte, bool) {
 // with its keys looked up in the tables, SubSequenceNumber set to its index
 // and Aggregated true. A corrupt protobuf body (malformed wire data, a key
 // index out of range, a missing required field) gives an error wrapping
-// ErrCorruptAggregate. Unknown fields and tags are skipped.
+// ErrCorruptAggregate. Unknown fields are skipped. Each record's tags come
+// back in Tags, and its id, resolved from the id tags by the rules of the
+// package doc, in ID; tags that do not follow those rules leave the records
+// they govern without an id and never make Deaggregate fail.
 //
 // The returned records' Data fields alias data; records with the same key
 // share one string. Deaggregate never panics.
@@ -95,6 +99,7 @@ func decodeAggregate(body []byte) ([]UserRecord, error) {
 	}
 
 	out := make([]UserRecord, 0, nrec)
+	var ids idReader
 	for b, off := body, 0; len(b) > 0; {
 		num, typ, n := protowire.ConsumeTag(b)
 		// The first pass validated every field.
@@ -107,6 +112,7 @@ func decodeAggregate(body []byte) ([]UserRecord, error) {
 			}
 			r.SubSequenceNumber = uint64(len(out))
 			r.Aggregated = true
+			r.ID = ids.next(r.Tags)
 			out = append(out, r)
 		}
 		b, off = b[n+m:], off+n+m
@@ -139,12 +145,14 @@ func decodeRecord(msg []byte, pks, ehks []string) (UserRecord, error) {
 			r.Data, n = protowire.ConsumeBytes(b)
 			hasData = true
 		case num == fieldTags && typ == protowire.BytesType:
-			var tag []byte
-			tag, n = protowire.ConsumeBytes(b)
+			var msg []byte
+			msg, n = protowire.ConsumeBytes(b)
 			if n >= 0 {
-				if err := checkTag(tag); err != nil {
+				tag, err := decodeTag(msg)
+				if err != nil {
 					return r, err
 				}
+				r.Tags = append(r.Tags, tag)
 			}
 		default:
 			n = protowire.ConsumeFieldValue(num, typ, b)
@@ -176,22 +184,66 @@ func decodeRecord(msg []byte, pks, ehks []string) (UserRecord, error) {
 	return r, nil
 }
 
-// checkTag checks that a Tag message is well formed and has its required key.
-// Tags carry nothing this package returns.
-func checkTag(msg []byte) error {
-	hasKey := false
+// decodeTag decodes a Tag message, which must have its required key.
+func decodeTag(msg []byte) (Tag, error) {
+	var (
+		t      Tag
+		hasKey bool
+	)
 	for b := msg; len(b) > 0; {
 		num, typ, n := protowire.ConsumeField(b)
 		if n < 0 {
-			return corrupt("tag: %v", protowire.ParseError(n))
+			return t, corrupt("tag: %v", protowire.ParseError(n))
 		}
-		if num == fieldTagKey && typ == protowire.BytesType {
-			hasKey = true
+		if typ == protowire.BytesType && (num == fieldTagKey || num == fieldTagValue) {
+			_, _, tn := protowire.ConsumeTag(b)
+			v, _ := protowire.ConsumeString(b[tn:])
+			if num == fieldTagKey {
+				t.Key, hasKey = v, true
+			} else {
+				t.Value = v
+			}
 		}
 		b = b[n:]
 	}
 	if !hasKey {
-		return corrupt("tag: missing required key")
+		return t, corrupt("tag: missing required key")
 	}
-	return nil
+	return t, nil
+}
+
+// idReader resolves record ids from the tags of an aggregate's records, in
+// order, by the rules of the package doc: a record without a pid tag has the
+// pid of the nearest earlier record with one, a record without a seq tag has
+// the previous record's seq plus one. A pid tag whose value is not a valid
+// producer id, or a seq tag that is not a decimal uint64, leaves the records
+// that inherit it without an id, until the next valid tag.
+type idReader struct {
+	pid   string
+	pidOK bool
+	seq   uint64
+	seqOK bool
+}
+
+// next returns the id of the next record, given its tags.
+func (r *idReader) next(tags []Tag) RecordID {
+	seen := 0 // bit 0: pid tag seen, bit 1: seq tag seen; the first of each counts
+	for _, t := range tags {
+		switch {
+		case t.Key == TagPID && seen&1 == 0:
+			seen |= 1
+			r.pid, r.pidOK = t.Value, validPID(t.Value)
+		case t.Key == TagSeq && seen&2 == 0:
+			seen |= 2
+			v, err := strconv.ParseUint(t.Value, 10, 64)
+			r.seq, r.seqOK = v, err == nil
+		}
+	}
+	if seen&2 == 0 {
+		r.seq++ // wraps like the writer's seq+1
+	}
+	if !r.pidOK || !r.seqOK {
+		return RecordID{}
+	}
+	return RecordID{PID: r.pid, Seq: r.seq}
 }

@@ -121,16 +121,19 @@ func TestDeaggregateAcceptsValidVariants(t *testing.T) {
 		name string
 		body string
 		want []Record
+		tags [][]Tag // per record; nil for none
 	}{
 		{
-			name: "tags with key and value are skipped",
+			name: "tags with key and value come back in order, a missing value as empty",
 			body: "0a016b 1a13 0800 1a02 6869 2206 0a01 74 1201 76 2203 0a01 75",
 			want: []Record{{PartitionKey: "k", Data: hi}},
+			tags: [][]Tag{{{Key: "t", Value: "v"}, {Key: "u"}}},
 		},
 		{
-			name: "tags before the data are skipped",
+			name: "tags before the data come back",
 			body: "0a016b 1a0b 0800 2203 0a01 74 1a02 6869",
 			want: []Record{{PartitionKey: "k", Data: hi}},
+			tags: [][]Tag{{{Key: "t"}}},
 		},
 		{
 			name: "unknown fields of every wire type are skipped",
@@ -174,6 +177,9 @@ func TestDeaggregateAcceptsValidVariants(t *testing.T) {
 			want := make([]UserRecord, len(tt.want))
 			for i, r := range tt.want {
 				want[i] = UserRecord{Record: r, SubSequenceNumber: uint64(i), Aggregated: true}
+				if i < len(tt.tags) {
+					want[i].Tags = tt.tags[i]
+				}
 			}
 			assertUserRecords(t, got, want)
 		})

@@ -101,3 +101,35 @@ func ExampleIsAggregated() {
 	// false
 	// true
 }
+
+// ExampleRecordID aggregates records with ids: only the first record and the
+// one that breaks the run of sequence numbers carry tags, and Deaggregate
+// resolves every record's id.
+func ExampleRecordID() {
+	pid := "6b1f0c2e9d8a4b7c8e5f3a2d1c0b9a87"
+	agg := aggregation.NewAggregator(0, 0)
+	for _, seq := range []uint64{41, 42, 43, 50} {
+		r := aggregation.Record{PartitionKey: "AAPL", Data: []byte("trade"), ID: aggregation.RecordID{PID: pid, Seq: seq}}
+		if err := agg.Add(r); err != nil {
+			fmt.Println(err)
+			return
+		}
+	}
+	recs, err := aggregation.Deaggregate(agg.AppendEncoded(nil), aggregation.AggregatePartitionKey, "")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, r := range recs {
+		fmt.Println(r.SubSequenceNumber, r.ID.Seq, len(r.Tags))
+	}
+	// A record without an id cannot join an aggregate of records with ids.
+	err = agg.Add(aggregation.Record{PartitionKey: "AAPL", Data: []byte("x")})
+	fmt.Println(errors.Is(err, aggregation.ErrMixedRecordIDs), errors.Is(err, aggregation.ErrAggregateFull))
+	// Output:
+	// 0 41 2
+	// 1 42 0
+	// 2 43 0
+	// 3 50 1
+	// true true
+}

@@ -29,6 +29,10 @@ type Record struct {
 	ExplicitHashKey string
 	// Data is the record's payload.
 	Data []byte
+	// ID is the record's id, the zero value for none. The Aggregator writes
+	// it into the record's tags (see the package doc, "Record ids"), and
+	// Deaggregate reads it back.
+	ID RecordID
 }
 
 // UserRecord is one record read back by Deaggregate.
@@ -40,4 +44,7 @@ type UserRecord struct {
 	// Aggregated is false when the Kinesis record was not an aggregate and
 	// this user record is the Kinesis record itself.
 	Aggregated bool
+	// Tags are the record's tags as written, in order; nil when it has none.
+	// The id tags (TagPID, TagSeq) appear here as well as resolved into ID.
+	Tags []Tag
 }

@@ -3,11 +3,18 @@
 // duplicates, out-of-order trades and trades read from a shard whose hash key
 // range does not hold their hash key.
 //
+// User records with record ids (the producer's RecordIDs option) pass
+// through a dedupe.Filter: the report counts the duplicates it removed by id
+// and the duplicates left after it, without an id or let through with one.
+//
 // With -expect N it exits 1 unless exactly N distinct trades were read and no
-// trade was misrouted, no aggregate was corrupt and every record was a trade.
-// Duplicates and out-of-order trades are reported but only fail with -strict
-// (the producer delivers at least once: an ambiguous failure, such as a
-// connection reset after the service stored a batch, can make a duplicate).
+// trade was misrouted, no aggregate was corrupt, every record was a trade and
+// no record removed by id was other than a duplicate. Duplicates and
+// out-of-order trades are reported but only fail with -strict (the producer
+// delivers at least once: an ambiguous failure, such as a connection reset
+// after the service stored a batch, can make a duplicate); with -strict,
+// duplicates removed by id are fine, and any duplicate without an id, or one
+// that dedupe let through, fails.
 //
 // With -create N it instead creates the stream with N shards, waits until it
 // is active and exits; an existing stream is left as it is.
@@ -47,7 +54,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	stream := fs.String("stream", envOr(pipeline.EnvStream, pipeline.DefaultStream), "stream to read (env "+pipeline.EnvStream+")")
 	region := fs.String("region", envOr(pipeline.EnvRegion, pipeline.DefaultRegion), "AWS region (env "+pipeline.EnvRegion+")")
 	expect := fs.Int("expect", -1, "exit 1 unless exactly this many distinct trades were read, none misrouted; -1 = no check")
-	strict := fs.Bool("strict", false, "with -expect, also fail on duplicates and out-of-order trades")
+	strict := fs.Bool("strict", false, "with -expect, also fail on out-of-order trades and on duplicates left after removing those with a record id (duplicates without an id, or let through with one)")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
 	timeout := fs.Duration("timeout", 2*time.Minute, "give up reading after this long")
 	create := fs.Int("create", 0, "create the stream with this many shards, wait until it is active, and exit")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/md5"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -51,6 +52,21 @@ func aggregate(t *testing.T, recs ...aggregation.Record) types.Record {
 		}
 	}
 	return types.Record{PartitionKey: aws.String(aggregation.AggregatePartitionKey), Data: a.AppendEncoded(nil)}
+}
+
+// testPID is the producer id of the records withID gives an id.
+const testPID = "5eed0000000000000000000000000001"
+
+// withID gives r the record id (testPID, seq).
+func withID(r aggregation.Record, seq uint64) aggregation.Record {
+	r.ID = aggregation.RecordID{PID: testPID, Seq: seq}
+	return r
+}
+
+// at gives a Kinesis record the sequence number n on its shard.
+func at(r types.Record, n int) types.Record {
+	r.SequenceNumber = aws.String(fmt.Sprint(49590000000 + n))
+	return r
 }
 
 func plain(data []byte, pk string) types.Record {
@@ -112,7 +128,35 @@ func TestVerify(t *testing.T) {
 				again, _ := TradeRecord{Symbol: s0, Price: 1.5, Time: 1, Volume: 10, IngestionTimestamp: 999}.Encode()
 				sh[0].Records = []types.Record{aggregate(t, rec(s0, 1), rec(s0, 2)), aggregate(t, rec(s0, 1)), plain(again, s0)}
 			},
-			want: map[string]SymbolReport{s0: {Symbol: s0, Trades: 4, Distinct: 2, Duplicates: 2, OutOfOrder: 2}},
+			want: map[string]SymbolReport{s0: {Symbol: s0, Trades: 4, Distinct: 2, Duplicates: 2, DuplicatesWithoutID: 2, OutOfOrder: 2}},
+		},
+		{
+			name: "retry copies with record ids are removed by id, on the same shard and on another",
+			fill: func(sh []kinesisread.Shard) {
+				a, b, c := withID(rec(s0, 1), 10), withID(rec(s0, 2), 11), withID(rec(s0, 3), 12)
+				sh[0].Records = []types.Record{at(aggregate(t, a, b), 1), at(aggregate(t, b, c), 2), at(aggregate(t, a), 3)}
+				sh[1].Records = []types.Record{at(aggregate(t, c, a), 1)} // a child shard read after its parent
+			},
+			want: map[string]SymbolReport{s0: {Symbol: s0, Trades: 7, Distinct: 3, Duplicates: 4, RemovedByID: 4}},
+		},
+		{
+			name: "a repeated trade under another id is let through, a different trade under a used id is removed wrongly",
+			fill: func(sh []kinesisread.Shard) {
+				sh[0].Records = []types.Record{
+					at(aggregate(t, withID(rec(s0, 1), 1), withID(rec(s0, 1), 2)), 1),
+					at(aggregate(t, withID(rec(s0, 9), 1)), 2),
+				}
+			},
+			want: map[string]SymbolReport{s0: {Symbol: s0, Trades: 3, Distinct: 2, Duplicates: 1, DuplicatesLetThrough: 1,
+				RemovedByID: 1, RemovedNotDuplicate: 1}},
+		},
+		{
+			name: "a Kinesis record read twice is removed as a reread, not by id",
+			fill: func(sh []kinesisread.Shard) {
+				r := at(aggregate(t, rec(s0, 1), rec(s0, 2)), 5)
+				sh[0].Records = []types.Record{r, r}
+			},
+			want: map[string]SymbolReport{s0: {Symbol: s0, Trades: 4, Distinct: 2, Duplicates: 2}},
 		},
 		{
 			name: "a trade with an earlier time than one before it is out of order",
@@ -181,7 +225,10 @@ func TestVerify(t *testing.T) {
 func TestCheckExpect(t *testing.T) {
 	t.Parallel()
 	ok := VerifyReport{Total: SymbolReport{Trades: 10, Distinct: 10}}
-	dup := VerifyReport{Total: SymbolReport{Trades: 11, Distinct: 10, Duplicates: 1, OutOfOrder: 1}}
+	dup := VerifyReport{Total: SymbolReport{Trades: 11, Distinct: 10, Duplicates: 1, DuplicatesWithoutID: 1, OutOfOrder: 1}}
+	removed := VerifyReport{Total: SymbolReport{Trades: 12, Distinct: 10, Duplicates: 2, RemovedByID: 2}}
+	letThrough := VerifyReport{Total: SymbolReport{Trades: 12, Distinct: 10, Duplicates: 2, RemovedByID: 1, DuplicatesLetThrough: 1}}
+	wrong := VerifyReport{Total: SymbolReport{Trades: 12, Distinct: 10, Duplicates: 1, RemovedByID: 2, RemovedNotDuplicate: 1}}
 	tests := []struct {
 		name    string
 		rep     VerifyReport
@@ -195,7 +242,11 @@ func TestCheckExpect(t *testing.T) {
 		{"a corrupt aggregate fails", VerifyReport{Corrupt: 1, Total: SymbolReport{Distinct: 10}}, 10, false, "corrupt"},
 		{"a record that is not a trade fails", VerifyReport{Unparseable: 2, Total: SymbolReport{Distinct: 10}}, 10, false, "not trades"},
 		{"duplicates pass without -strict", dup, 10, false, ""},
-		{"duplicates and disorder fail with -strict", dup, 10, true, "1 duplicates, 1 out-of-order"},
+		{"duplicates without ids and disorder fail with -strict", dup, 10, true, "1 duplicates without a record id, 1 out-of-order"},
+		{"duplicates removed by id pass with -strict", removed, 10, true, ""},
+		{"a duplicate dedupe let through passes without -strict", letThrough, 10, false, ""},
+		{"a duplicate dedupe let through fails with -strict", letThrough, 10, true, "1 duplicates with a record id that dedupe let through"},
+		{"a record removed by id that was no duplicate fails", wrong, 10, false, "1 trades removed by id that were not duplicates"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -216,16 +267,19 @@ func TestCheckExpect(t *testing.T) {
 
 func TestReportOutput(t *testing.T) {
 	t.Parallel()
-	rep := VerifyReport{Shards: 2, KinesisRecords: 2, UserRecords: 5, Symbols: []SymbolReport{{Symbol: "AAPL", Trades: 5, Distinct: 4, Duplicates: 1}},
-		Total: SymbolReport{Symbol: "TOTAL", Trades: 5, Distinct: 4, Duplicates: 1}}
+	rep := VerifyReport{Shards: 2, KinesisRecords: 2, UserRecords: 5, WithID: 5, Symbols: []SymbolReport{{Symbol: "AAPL", Trades: 5, Distinct: 4, Duplicates: 1, RemovedByID: 1}},
+		Total: SymbolReport{Symbol: "TOTAL", Trades: 5, Distinct: 4, Duplicates: 1, RemovedByID: 1}}
 	var b bytes.Buffer
 	if err := rep.WriteTable(&b); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(b.String(), "\n")
-	if len(lines) < 4 || strings.Join(strings.Fields(lines[0]), " ") != "symbol trades distinct duplicates out-of-order misrouted" ||
-		strings.Join(strings.Fields(lines[1]), " ") != "AAPL 5 4 1 0 0" || strings.Join(strings.Fields(lines[2]), " ") != "TOTAL 5 4 1 0 0" {
+	if len(lines) < 4 || strings.Join(strings.Fields(lines[0]), " ") != "symbol trades distinct duplicates removed-by-id left-without-id left-with-id out-of-order misrouted" ||
+		strings.Join(strings.Fields(lines[1]), " ") != "AAPL 5 4 1 1 0 0 0 0" || strings.Join(strings.Fields(lines[2]), " ") != "TOTAL 5 4 1 1 0 0 0 0" {
 		t.Errorf("table:\n%s", b.String())
+	}
+	if !strings.Contains(b.String(), "record ids: 5 of 5 user records; duplicates removed by id: 1;") {
+		t.Errorf("no record id line in:\n%s", b.String())
 	}
 	if !strings.Contains(b.String(), "2.5 per Kinesis record") {
 		t.Errorf("no aggregation ratio in:\n%s", b.String())
