@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/kplgo/kpl/aggregation"
-	"github.com/kplgo/kpl/internal/kinesismock"
+	"github.com/kplgo/kpl/kinesistest/kinesismock"
 	"github.com/kplgo/kpl/internal/kinesisread"
 )
 
