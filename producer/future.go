@@ -62,9 +62,10 @@ type Future struct {
 	ehk   string
 	data  []byte
 	hash  aggregation.HashKey
-	put   int64  // put time, nanoseconds since p.base
-	size  int32  // len(data) + len(pk)
-	epoch uint32 // flush epoch
+	id    aggregation.RecordID // zero: none
+	put   int64                // put time, nanoseconds since p.base
+	size  int32                // len(data) + len(pk)
+	epoch uint32               // flush epoch
 	sub   uint32
 	// prior holds the attempts made before the record was moved to
 	// another Kinesis record (re-routing, expiry of neighbours), shared
@@ -171,7 +172,7 @@ func (f *Future) complete(now int64) {
 
 // record returns the user record.
 func (f *Future) record() aggregation.Record {
-	return aggregation.Record{PartitionKey: f.pk, ExplicitHashKey: f.ehk, Data: f.data}
+	return aggregation.Record{PartitionKey: f.pk, ExplicitHashKey: f.ehk, Data: f.data, ID: f.id}
 }
 
 // putTime returns the put time.

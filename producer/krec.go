@@ -36,6 +36,7 @@ type krec struct {
 	size  int // len(data) + len(pk): what the service counts
 
 	state   krecState
+	isAgg   bool     // an aggregate (of one record or more), not a plain record
 	ownData bool     // data is a pooled buffer of the producer, reusable after success
 	hist    *history // attempts of this Kinesis record
 
@@ -69,7 +70,7 @@ func newPlain(s *shard, f *Future, ttl time.Duration) *krec {
 // the aggregate holds copies of: their own data references are dropped, so
 // that the data is held once.
 func newAggregate(s *shard, agg *aggregation.Aggregator, recs []*Future, ttl time.Duration) *krec {
-	k := &krec{shard: s, recs: recs, agg: agg, pk: aggregation.AggregatePartitionKey}
+	k := &krec{shard: s, recs: recs, agg: agg, pk: aggregation.AggregatePartitionKey, isAgg: true}
 	k.size = agg.Size() + len(aggregation.AggregatePartitionKey)
 	k.oldest = recs[0].putTime()
 	for _, f := range recs {
@@ -113,7 +114,7 @@ func (k *krec) dissolve(free func(*aggregation.Aggregator)) []*Future {
 		free(k.agg)
 		k.agg = nil
 	}
-	if len(recs) > 1 { // an aggregate: its records' data is in it
+	if k.isAgg { // its records' data is in it
 		urs, err := aggregation.Deaggregate(k.data, k.pk, "")
 		if err != nil || len(urs) != len(recs) {
 			// The producer encoded k itself: this cannot fail unless

@@ -85,6 +85,17 @@ type Options struct {
 	// costs throughput: raise AggregationMaxSize to carry more per call. The
 	// default is false.
 	Ordered bool
+	// RecordIDs gives every user record an id (producer id, sequence
+	// number) in the tags of its KPL record, the same on every copy of the
+	// record (retries, re-packing), so that a consumer can drop the
+	// duplicates that at-least-once delivery makes (package dedupe). Each
+	// shard is a lane with its own producer id (128 random bits of the
+	// producer plus the lane number) and consecutive sequence numbers, so a
+	// run of records costs one pair of tags per aggregate. Every Kinesis
+	// record is then an aggregate, a single record too. A record put with
+	// its own Record.ID (a spool replaying what a killed process accepted)
+	// keeps it, whether or not this is set. The default is false.
+	RecordIDs bool
 	// Logger receives log lines; nil (the default) is silent.
 	Logger Logger
 

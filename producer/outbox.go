@@ -41,7 +41,7 @@ func (r *release) add(f *Future) {
 // sequence number seq.
 func (o *outbox) succeed(k *krec, shardID, seq string) {
 	k.state = krecDone
-	k.resShard, k.resSeq, k.aggregated = shardID, seq, len(k.recs) > 1
+	k.resShard, k.resSeq, k.aggregated = shardID, seq, k.isAgg
 	// Count first, so that Stats read after a Future completes include it.
 	o.stats.succeeded.Add(uint64(len(k.recs)))
 	o.stats.krecsSucceeded.Add(1)

@@ -2,6 +2,8 @@ package producer
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -132,6 +134,13 @@ func New(ctx context.Context, client Client, stream string, optFns ...func(*Opti
 	p.env.opts = &p.opts
 	p.env.sched = newScheduler()
 	p.env.window = p.window
+	if opts.RecordIDs {
+		var b [16]byte
+		if _, err := crand.Read(b[:]); err != nil {
+			return nil, fmt.Errorf("producer: producer id: %w", err)
+		}
+		p.env.pidBase = hex.EncodeToString(b[:])
+	}
 	p.env.aggPool.New = func() any { return aggregation.NewAggregator(opts.AggregationMaxSize, opts.AggregationMaxCount) }
 	if !opts.KeepClientRetries {
 		p.callOpts = []func(*kinesis.Options){ClientOptions()}
@@ -232,6 +241,13 @@ func (p *Producer) put(ctx context.Context, r aggregation.Record, done func(Resu
 	if size > aggregation.MaxRecordSize {
 		return nil, fmt.Errorf("%w: %d bytes of data and partition key, limit %d", ErrRecordTooLarge, size, aggregation.MaxRecordSize)
 	}
+	// Tags and aggregate framing add well under 2 KiB: only a record near
+	// the limit needs the exact size.
+	if !r.ID.IsZero() || (p.opts.RecordIDs && size > aggregation.MaxRecordSize-2048) {
+		if err := p.checkWithID(r); err != nil {
+			return nil, err
+		}
+	}
 	var h aggregation.HashKey
 	var err error
 	if ehk != "" {
@@ -248,7 +264,7 @@ func (p *Producer) put(ctx context.Context, r aggregation.Record, done func(Resu
 	if err := p.reserve(ctx, int64(size)); err != nil {
 		return nil, err
 	}
-	f := &Future{p: p, pk: pk, ehk: ehk, data: r.Data, hash: h, size: int32(size), done: done}
+	f := &Future{p: p, pk: pk, ehk: ehk, data: r.Data, hash: h, id: r.ID, size: int32(size), done: done}
 	f.put = int64(time.Since(p.base))
 	f.epoch = p.budget.join()
 	p.puts.Add(1)
@@ -256,6 +272,24 @@ func (p *Producer) put(ctx context.Context, r aggregation.Record, done func(Resu
 	s.add(f)
 	s.mu.Unlock()
 	return f, nil
+}
+
+// checkWithID checks a record that travels with an id, in an aggregate:
+// its id (when given) is valid, and an aggregate of it alone fits the
+// service's record limit.
+func (p *Producer) checkWithID(r aggregation.Record) error {
+	if !r.ID.IsZero() {
+		if err := aggregation.ValidateRecordID(r.ID); err != nil {
+			return err
+		}
+	} else {
+		// The largest id a lane gives: sizes the tags conservatively.
+		r.ID = aggregation.RecordID{PID: p.env.pidBase + "ffffffff", Seq: 1<<64 - 1}
+	}
+	if n := aggregation.SingleRecordSize(r) + len(aggregation.AggregatePartitionKey); n > aggregation.MaxRecordSize {
+		return fmt.Errorf("%w: %d bytes as an aggregate with its id, limit %d", ErrRecordTooLarge, n, aggregation.MaxRecordSize)
+	}
+	return nil
 }
 
 // reserve takes room for one record of size bytes, waiting while the buffer

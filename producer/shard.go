@@ -1,6 +1,7 @@
 package producer
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,11 @@ type shardEnv struct {
 	sealedKrecs atomic.Int64
 	sealedBytes atomic.Int64
 
+	// Record ids: every shard is a lane with producer id pidBase followed
+	// by its lane number.
+	pidBase string
+	lanes   atomic.Uint32
+
 	// Flush state: a record whose epoch is before forceBelow is sent
 	// without lingering; closing forces everything.
 	forceBelow atomic.Uint32
@@ -92,17 +98,23 @@ type shard struct {
 	sealed   []*krec                 // sealed Kinesis records, oldest first
 	inflight int                     // Kinesis records of this shard in flight
 	lim      limiter
+	pid      string // the lane's producer id (Options.RecordIDs)
+	nextSeq  uint64 // the lane's next sequence number
 
 	sched schedSlot // guarded by the scheduler's lock
 }
 
 func newShard(in shardInfo, env *shardEnv, state shardState, now time.Time) *shard {
-	return &shard{
+	s := &shard{
 		id: in.id, start: in.start, end: in.end, env: env,
 		state: state,
 		agg:   env.getAgg(),
 		lim:   newLimiter(env.opts.RateLimit, now),
 	}
+	if env.opts.RecordIDs {
+		s.pid = fmt.Sprintf("%s%08x", env.pidBase, env.lanes.Add(1))
+	}
+	return s
 }
 
 // contains reports whether h is in the shard's hash key range.
@@ -121,9 +133,13 @@ func (s *shard) empty() bool {
 func (s *shard) add(f *Future) {
 	wasEmpty := s.empty()
 	o := s.env.opts
+	if o.RecordIDs && f.id.IsZero() {
+		f.id = aggregation.RecordID{PID: s.pid, Seq: s.nextSeq}
+		s.nextSeq++
+	}
 	switch {
 	case !o.AggregationEnabled:
-		s.pushSealed(newPlain(s, f, o.RecordTTL))
+		s.pushSealed(s.single(f))
 	default:
 		err := s.agg.Add(f.record())
 		if err != nil && s.agg.Count() > 0 {
@@ -131,7 +147,7 @@ func (s *shard) add(f *Future) {
 			err = s.agg.Add(f.record())
 		}
 		if err != nil { // larger than an aggregate: goes alone
-			s.pushSealed(newPlain(s, f, o.RecordTTL))
+			s.pushSealed(s.single(f))
 			break
 		}
 		s.aggRecs = append(s.aggRecs, f)
@@ -147,6 +163,21 @@ func (s *shard) add(f *Future) {
 	}
 }
 
+// single returns a Kinesis record carrying f alone: plain, or, when f has
+// an id (which only the tags of an aggregate carry), an aggregate of one,
+// within the service's record limit if AggregationMaxSize is too small.
+func (s *shard) single(f *Future) *krec {
+	ttl := s.env.opts.RecordTTL
+	if f.id.IsZero() {
+		return newPlain(s, f, ttl)
+	}
+	agg := aggregation.NewAggregator(aggregation.MaxRecordSize, 1)
+	if agg.Add(f.record()) != nil { // Put checked the size: cannot happen
+		return newPlain(s, f, ttl)
+	}
+	return newAggregate(s, agg, []*Future{f}, ttl)
+}
+
 // seal closes the open aggregate and queues it; one with a single record
 // goes as that plain record.
 func (s *shard) seal() {
@@ -157,7 +188,7 @@ func (s *shard) seal() {
 	recs := s.aggRecs
 	s.aggRecs = make([]*Future, 0, n)
 	ttl := s.env.opts.RecordTTL
-	if n == 1 {
+	if n == 1 && recs[0].id.IsZero() {
 		s.agg.Reset()
 		s.pushSealed(newPlain(s, recs[0], ttl))
 		return
@@ -497,7 +528,7 @@ func pack(s *shard, recs []*Future, notBefore time.Time, env *shardEnv) []*krec 
 	flush := func() {
 		switch {
 		case len(group) == 0:
-		case len(group) == 1:
+		case len(group) == 1 && group[0].id.IsZero():
 			env.putAgg(agg)
 			k := newPlain(s, group[0], o.RecordTTL)
 			k.notBefore = notBefore
@@ -511,7 +542,7 @@ func pack(s *shard, recs []*Future, notBefore time.Time, env *shardEnv) []*krec 
 	}
 	for _, f := range recs {
 		if !o.AggregationEnabled {
-			k := newPlain(s, f, o.RecordTTL)
+			k := s.single(f)
 			k.notBefore = notBefore
 			out = append(out, k)
 			continue
@@ -524,7 +555,7 @@ func pack(s *shard, recs []*Future, notBefore time.Time, env *shardEnv) []*krec 
 			if agg.Add(f.record()) != nil { // larger than an aggregate
 				env.putAgg(agg)
 				agg = nil
-				k := newPlain(s, f, o.RecordTTL)
+				k := s.single(f)
 				k.notBefore = notBefore
 				out = append(out, k)
 				continue
