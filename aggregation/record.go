@@ -29,7 +29,23 @@ type Record struct {
 	ExplicitHashKey string
 	// Data is the record's payload.
 	Data []byte
+	// ID identifies the record for de-duplicating consumers; the zero value
+	// means the record has no id.
+	ID RecordID
 }
+
+// RecordID identifies a user record across retries and restarts: a producer
+// id and a sequence number that the producer never reuses. The zero value
+// means no id.
+type RecordID struct {
+	// PID is the producer id: lower-case hex, at least 32 digits (128 bits).
+	PID string
+	// Seq is the record's sequence number within PID.
+	Seq uint64
+}
+
+// IsZero reports whether id is the zero RecordID (no id).
+func (id RecordID) IsZero() bool { return id.PID == "" && id.Seq == 0 }
 
 // UserRecord is one record read back by Deaggregate.
 type UserRecord struct {
