@@ -105,13 +105,13 @@ func appendBytes(b []byte, s string) []byte {
 
 // frame is one decoded frame. Its byte fields alias the input.
 type frame struct {
-	index    uint32
-	flags    byte
-	seq      uint64
-	pid, pk  []byte
-	ehk      []byte
-	data     []byte
-	encLen   int // bytes of the whole frame
+	index   uint32
+	flags   byte
+	seq     uint64
+	pid, pk []byte
+	ehk     []byte
+	data    []byte
+	encLen  int // bytes of the whole frame
 }
 
 // decodeFrame decodes the frame at the start of b. It returns n == 0 and a
