@@ -49,6 +49,7 @@ type Spool struct {
 	stopped  chan struct{} // closed when the committer has exited
 	closedCh chan struct{} // closed when Close begins
 	once     sync.Once
+	abandon  atomic.Bool // tests: the committer exits without a last commit, as if killed
 
 	// The reader, guarded by rmu.
 	rmu   sync.Mutex
@@ -407,7 +408,9 @@ func (s *Spool) run() {
 		select {
 		case <-s.kick:
 		case <-s.stop:
-			s.commit()
+			if !s.abandon.Load() {
+				s.commit()
+			}
 			return
 		}
 		s.mu.Lock()
@@ -431,7 +434,9 @@ func (s *Spool) run() {
 						<-timer.C
 					}
 				case <-s.stop:
-					s.commit()
+					if !s.abandon.Load() {
+						s.commit()
+					}
 					return
 				}
 			}
