@@ -104,8 +104,8 @@ func (s *Spool) readLocked() (*Entry, error) {
 				}
 			}
 			s.mu.Unlock()
-			if g == nil {
-				return nil, nil
+			if g == nil || g.size.Load() == 0 {
+				return nil, nil // none, or its file is not created yet
 			}
 			f, err := os.Open(g.path)
 			if err != nil {
