@@ -232,7 +232,8 @@ func (s *Spool) Ack(e *Entry) {
 
 // DeadLetter resolves e as failed for good: a DeadLetterRecord line is
 // written to the dead-letter file (fsynced before the record leaves the
-// spool) and the record is removed. attempts is the number of sending
+// spool) and the record is removed. The line is written with the next
+// commit, within Options.SyncInterval. attempts is the number of sending
 // attempts of this delivery. It does not block.
 func (s *Spool) DeadLetter(e *Entry, code, message string, attempts int) error {
 	if !e.resolved.CompareAndSwap(false, true) {
