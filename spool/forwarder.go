@@ -82,7 +82,7 @@ type ForwarderStats struct {
 
 // NewForwarder returns a forwarder from s into p; call Run to start it.
 func NewForwarder(s *Spool, p Putter, optFns ...func(*ForwarderOptions)) (*Forwarder, error) {
-	o := ForwarderOptions{MaxInFlight: 10_000, Waiters: 4, RetryDelay: 10 * time.Millisecond}
+	o := ForwarderOptions{MaxInFlight: 50_000, Waiters: 4, RetryDelay: 10 * time.Millisecond}
 	for _, fn := range optFns {
 		fn(&o)
 	}

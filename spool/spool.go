@@ -34,6 +34,7 @@ type Spool struct {
 	active   *segment   // the segment taking appends; nil until the next append
 	nextBase uint64     // ordinal of the next record appended
 	pend     *batch     // the batch being filled
+	noBatch  *batch     // a committed empty batch, for calls that appended nothing
 	disk     int64      // bytes of segment and ack files, buffered ones included
 	nextSeq  uint64
 	seqLimit uint64
@@ -153,6 +154,7 @@ func Open(dir string, optFns ...func(*Options)) (*Spool, error) {
 		lock:     lock,
 		deadPath: opts.DeadLetterPath,
 		pend:     newBatch(),
+		noBatch:  newBatch(),
 		spaceCh:  make(chan struct{}),
 		kick:     make(chan struct{}, 1),
 		full:     make(chan struct{}, 1),
@@ -162,6 +164,7 @@ func Open(dir string, optFns ...func(*Options)) (*Spool, error) {
 		wakeCh:   make(chan struct{}),
 		keys:     make(map[string]string),
 	}
+	close(s.noBatch.done)
 	if s.log == nil {
 		s.log = nopLogger{}
 	}
@@ -217,6 +220,19 @@ func (s *Spool) Append(ctx context.Context, r aggregation.Record) (aggregation.R
 // the limit), and the first n are durable unless err is ctx's error, in
 // which case they may still become durable. It blocks like Append.
 func (s *Spool) AppendBatch(ctx context.Context, recs []aggregation.Record) (n int, err error) {
+	n, c, err := s.AppendAsync(ctx, recs)
+	if werr := c.Wait(ctx); err == nil {
+		err = werr
+	}
+	return n, err
+}
+
+// AppendAsync is AppendBatch without waiting for durability: it returns
+// once the records are in the batch of a commit to come, with that Commit
+// to wait for. It blocks only at Options.MaxBytes (see Options.WhenFull) or
+// while more than 16 MiB wait for their commit. A caller that does not wait
+// must not tell anyone that the records are safe.
+func (s *Spool) AppendAsync(ctx context.Context, recs []aggregation.Record) (n int, c *Commit, err error) {
 	var last *batch
 	s.mu.Lock()
 	blocked := false
@@ -248,19 +264,39 @@ func (s *Spool) AppendBatch(ctx context.Context, recs []aggregation.Record) (n i
 	}
 	s.mu.Unlock()
 	if last == nil {
-		return n, err
+		last = s.noBatch
 	}
+	return n, &Commit{last}, err
+}
+
+// Commit is the durability of records appended by one AppendAsync call. It
+// is safe for concurrent use.
+type Commit struct{ b *batch }
+
+// Done returns a channel closed once the records are durable or their
+// commit failed (see Err). It does not block.
+func (c *Commit) Done() <-chan struct{} { return c.b.done }
+
+// Err returns the commit's error once Done is closed: nil when the records
+// are durable.
+func (c *Commit) Err() error {
 	select {
-	case <-last.done:
-		if last.err != nil {
-			return n, last.err
-		}
-	case <-ctx.Done():
-		if err == nil {
-			err = ctx.Err()
-		}
+	case <-c.b.done:
+		return c.b.err
+	default:
+		return nil
 	}
-	return n, err
+}
+
+// Wait blocks until the records are durable, their commit failed, or ctx
+// ends, and returns the error.
+func (c *Commit) Wait(ctx context.Context) error {
+	select {
+	case <-c.Done():
+		return c.Err()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // admitLocked waits until a frame of sz bytes may be appended.

@@ -1,0 +1,198 @@
+package spool
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kplgo/kpl/aggregation"
+	"github.com/kplgo/kpl/internal/loadgen"
+	"github.com/kplgo/kpl/producer"
+)
+
+// trade is a 120-byte record like a Finnhub trade as JSON.
+func trade(i int) aggregation.Record {
+	b := fmt.Appendf(nil, `{"s":"SYM%02d","p":189.5%04d,"t":17000000%05d,"v":100,"c":["1","12"]}`, i%50, i%10000, i%100000)
+	for len(b) < 120 {
+		b = append(b, ' ')
+	}
+	return aggregation.Record{PartitionKey: fmt.Sprintf("SYM%02d", i%50), Data: b[:120]}
+}
+
+// pipelineB is a spool feeding a producer that sends into the counting
+// client, with the default sync policy.
+type pipelineB struct {
+	s    *Spool
+	p    *producer.Producer
+	f    *Forwarder
+	stop func()
+	done chan error
+}
+
+func newPipelineB(b *testing.B) *pipelineB {
+	b.Helper()
+	s, err := Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := producer.New(context.Background(), loadgen.NewCountingClient(4), "bench", func(o *producer.Options) {
+		o.RateLimit = 0 // the counting client has no limits to respect
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	f, err := NewForwarder(s, p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	pl := &pipelineB{s: s, p: p, f: f, stop: cancel, done: make(chan error, 1)}
+	go func() { pl.done <- f.Run(ctx) }()
+	return pl
+}
+
+func (pl *pipelineB) close(b *testing.B) {
+	pl.stop()
+	if err := pl.p.Close(); err != nil {
+		b.Error(err)
+	}
+	if err := <-pl.done; err != nil {
+		b.Error(err)
+	}
+	if err := pl.s.Close(); err != nil {
+		b.Error(err)
+	}
+}
+
+// BenchmarkSpoolProducer measures records of 120 B through spool and
+// producer into the counting client with the default sync policy, until
+// every record is acknowledged by its result. recs/s is the end-to-end rate,
+// durable-recs/s the rate at which appends were durable.
+//
+//   - sync: 8 goroutines call AppendBatch with 100 records each, every call
+//     waiting for its commit.
+//   - async: one goroutine (like the trade feed's reader) calls AppendAsync
+//     with 100 records each and hands the Commit to another goroutine that
+//     waits for them in order.
+func BenchmarkSpoolProducer(b *testing.B) {
+	const batch = 100
+	recs := make([]aggregation.Record, 1000)
+	for i := range recs {
+		recs[i] = trade(i)
+	}
+	run := func(b *testing.B, feed func(pl *pipelineB)) {
+		pl := newPipelineB(b)
+		b.ReportAllocs()
+		b.ResetTimer()
+		start := time.Now()
+		feed(pl)
+		durable := time.Since(start)
+		for pl.s.Stats().Acknowledged < uint64(b.N) {
+			time.Sleep(100 * time.Microsecond)
+		}
+		all := time.Since(start)
+		b.StopTimer()
+		st := pl.s.Stats()
+		b.ReportMetric(float64(b.N)/all.Seconds(), "recs/s")
+		b.ReportMetric(float64(b.N)/durable.Seconds(), "durable-recs/s")
+		b.ReportMetric(float64(st.Fsyncs)/all.Seconds(), "fsyncs/s")
+		pl.close(b)
+	}
+	b.Run("sync", func(b *testing.B) {
+		run(b, func(pl *pipelineB) {
+			b.SetParallelism(8 / runtime.GOMAXPROCS(0))
+			b.RunParallel(func(pb *testing.PB) {
+				buf := make([]aggregation.Record, 0, batch)
+				i := 0
+				for more := true; more; {
+					more = pb.Next()
+					if more {
+						buf = append(buf, recs[i%len(recs)])
+						i++
+					}
+					if len(buf) == batch || !more && len(buf) > 0 {
+						if _, err := pl.s.AppendBatch(context.Background(), buf); err != nil {
+							b.Error(err)
+						}
+						buf = buf[:0]
+					}
+				}
+			})
+		})
+	})
+	b.Run("async", func(b *testing.B) {
+		run(b, func(pl *pipelineB) {
+			commits := make(chan *Commit, 1024)
+			waited := make(chan struct{})
+			go func() {
+				defer close(waited)
+				for c := range commits {
+					if err := c.Wait(context.Background()); err != nil {
+						b.Error(err)
+					}
+				}
+			}()
+			buf := make([]aggregation.Record, 0, batch)
+			for i := 0; i < b.N; i++ {
+				buf = append(buf, recs[i%len(recs)])
+				if len(buf) == batch || i == b.N-1 {
+					_, c, err := pl.s.AppendAsync(context.Background(), buf)
+					if err != nil {
+						b.Error(err)
+					}
+					commits <- c
+					buf = make([]aggregation.Record, 0, batch) // the ids are written into it
+				}
+			}
+			close(commits)
+			<-waited
+		})
+	})
+}
+
+// BenchmarkAppendLatency measures Put-to-durable latency (one Append call)
+// at 2,000 records/s, with the forwarder and producer running: b.N records
+// paced evenly, each appended by one of a pool of goroutines. Run it with
+// -benchtime=10000x (5 s).
+func BenchmarkAppendLatency(b *testing.B) {
+	const rate = 2000
+	pl := newPipelineB(b)
+	work := make(chan int, 1024)
+	lat := make([]time.Duration, b.N)
+	var wg sync.WaitGroup
+	for w := 0; w < 64; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				t := time.Now()
+				if _, err := pl.s.Append(context.Background(), trade(i)); err != nil {
+					b.Error(err)
+				}
+				lat[i] = time.Since(t)
+			}
+		}()
+	}
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		if d := time.Until(start.Add(time.Duration(i) * time.Second / rate)); d > 0 {
+			time.Sleep(d)
+		}
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	b.StopTimer()
+	slices.Sort(lat)
+	q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))]) / 1e6 }
+	b.ReportMetric(q(0.50), "p50-ms")
+	b.ReportMetric(q(0.99), "p99-ms")
+	b.ReportMetric(q(1), "max-ms")
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "recs/s")
+	pl.close(b)
+}
