@@ -33,9 +33,9 @@ type pipelineB struct {
 	done chan error
 }
 
-func newPipelineB(b *testing.B) *pipelineB {
+func newPipelineB(b *testing.B, fns ...func(*Options)) *pipelineB {
 	b.Helper()
-	s, err := Open(b.TempDir())
+	s, err := Open(b.TempDir(), fns...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -157,10 +157,23 @@ func BenchmarkSpoolProducer(b *testing.B) {
 // BenchmarkAppendLatency measures Put-to-durable latency (one Append call)
 // at 2,000 records/s, with the forwarder and producer running: b.N records
 // paced evenly, each appended by one of a pool of goroutines. Run it with
-// -benchtime=10000x (5 s).
+// -benchtime=10000x (5 s). "default" is the default sync policy; "nosync"
+// (Options.NoSync) shows what the fsyncs cost.
 func BenchmarkAppendLatency(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		fn   func(*Options)
+	}{
+		{"default", func(*Options) {}},
+		{"nosync", func(o *Options) { o.NoSync = true }},
+	} {
+		b.Run(c.name, func(b *testing.B) { benchmarkLatency(b, c.fn) })
+	}
+}
+
+func benchmarkLatency(b *testing.B, fn func(*Options)) {
 	const rate = 2000
-	pl := newPipelineB(b)
+	pl := newPipelineB(b, fn)
 	work := make(chan int, 1024)
 	lat := make([]time.Duration, b.N)
 	var wg sync.WaitGroup

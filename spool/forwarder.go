@@ -138,10 +138,10 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		f.refused.Add(1)
 		f.resolve(e, err)
 		switch {
+		case ctx.Err() != nil:
+			return nil // stopping: a producer closed after ctx ended is expected
 		case errors.Is(err, producer.ErrClosed):
 			return ErrProducerClosed
-		case ctx.Err() != nil:
-			return nil
 		}
 		if retry, _, _, _ := classifyResult(err); retry {
 			t := time.NewTimer(f.opts.RetryDelay)
