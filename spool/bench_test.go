@@ -75,6 +75,8 @@ func (pl *pipelineB) close(b *testing.B) {
 //
 //   - sync: 8 goroutines call AppendBatch with 100 records each, every call
 //     waiting for its commit.
+//   - producer-only: the baseline, one goroutine putting the records
+//     straight into the producer.
 //   - async: one goroutine (like the trade feed's reader) calls AppendAsync
 //     with 100 records each and hands the Commit to another goroutine that
 //     waits for them in order.
@@ -102,6 +104,29 @@ func BenchmarkSpoolProducer(b *testing.B) {
 		b.ReportMetric(float64(st.Fsyncs)/all.Seconds(), "fsyncs/s")
 		pl.close(b)
 	}
+	b.Run("producer-only", func(b *testing.B) {
+		// The baseline: the same records put straight into the producer.
+		p, err := producer.New(context.Background(), loadgen.NewCountingClient(4), "bench", func(o *producer.Options) { o.RateLimit = 0 })
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		start := time.Now()
+		for i := 0; i < b.N; i++ {
+			if _, err := p.PutRecord(context.Background(), recs[i%len(recs)]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := p.Flush(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "recs/s")
+		b.StopTimer()
+		if err := p.Close(); err != nil {
+			b.Error(err)
+		}
+	})
 	b.Run("sync", func(b *testing.B) {
 		run(b, func(pl *pipelineB) {
 			b.SetParallelism(8 / runtime.GOMAXPROCS(0))

@@ -186,14 +186,37 @@ func (s *Spool) readFailed(err error) error {
 	return err
 }
 
+// Entries and small records' data are carved out of slabs, which saves
+// two allocations per record; a slab lives while any entry or data in it
+// does, a few tens of KiB per straggler at most.
+const (
+	entrySlab = 128
+	dataSlab  = 32 << 10
+	dataSmall = 2 << 10 // larger data gets its own allocation
+)
+
 // entry builds the entry of a decoded frame, copying its bytes.
 func (s *Spool) entry(g *segment, f *frame) *Entry {
-	e := &Entry{seg: g, index: f.index, Deliveries: 1}
+	if len(s.eslab) == 0 {
+		s.eslab = make([]Entry, entrySlab)
+	}
+	e := &s.eslab[0]
+	s.eslab = s.eslab[1:]
+	e.seg, e.index, e.Deliveries = g, f.index, 1
 	e.Record.PartitionKey = s.intern(f.pk)
 	if len(f.ehk) > 0 {
 		e.Record.ExplicitHashKey = string(f.ehk)
 	}
-	e.Record.Data = append([]byte(nil), f.data...)
+	if n := len(f.data); n > dataSmall {
+		e.Record.Data = append([]byte(nil), f.data...)
+	} else {
+		if cap(s.dslab)-len(s.dslab) < n {
+			s.dslab = make([]byte, 0, dataSlab)
+		}
+		at := len(s.dslab)
+		s.dslab = append(s.dslab, f.data...)
+		e.Record.Data = s.dslab[at:len(s.dslab):len(s.dslab)]
+	}
 	if f.flags&flagID != 0 {
 		e.Record.ID.Seq = f.seq
 		if f.flags&flagPID != 0 {

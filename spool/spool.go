@@ -1,12 +1,13 @@
 package spool
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,7 @@ type Spool struct {
 	disk     int64      // bytes of segment and ack files, buffered ones included
 	nextSeq  uint64
 	seqLimit uint64
+	bufPool  [][]byte // buffers of committed batches, for reuse
 	acks     []ackRef // acknowledgements waiting for the committer
 	dead     []byte   // dead-letter lines waiting for the committer
 	toDelete []*segment
@@ -63,6 +65,8 @@ type Spool struct {
 	rdone bool
 	redo  []*Entry // returned entries, handed out again before new ones
 	keys  map[string]string
+	eslab []Entry // see entry
+	dslab []byte
 
 	wakeMu sync.Mutex
 	wakeCh chan struct{} // closed and replaced when records become readable
@@ -112,12 +116,31 @@ type batch struct {
 	err    error
 }
 
-// chunk is bytes for one segment file.
+// chunk is bytes for one segment file, in buffers of the spool's pool.
 type chunk struct {
 	seg    *segment
-	b      []byte
+	bufs   [][]byte
 	create bool
 	end    int64 // the segment's size after this chunk
+}
+
+// bufSize is the size of the buffers that batches are encoded into.
+const bufSize = 256 << 10
+
+// spaceLocked returns a buffer of c with room for n more bytes.
+func (s *Spool) spaceLocked(c *chunk, n int) *[]byte {
+	if k := len(c.bufs); k > 0 && cap(c.bufs[k-1])-len(c.bufs[k-1]) >= n {
+		return &c.bufs[k-1]
+	}
+	var b []byte
+	if k := len(s.bufPool); k > 0 && n <= bufSize {
+		b = s.bufPool[k-1][:0]
+		s.bufPool = s.bufPool[:k-1]
+	} else {
+		b = make([]byte, 0, max(n, bufSize))
+	}
+	c.bufs = append(c.bufs, b)
+	return &c.bufs[len(c.bufs)-1]
 }
 
 type ackRef struct {
@@ -386,7 +409,9 @@ func (s *Spool) appendLocked(r *aggregation.Record, sz int64) *batch {
 		s.disk += a.bytes
 		s.segs = append(s.segs, a)
 		s.active = a
-		b.chunks = append(b.chunks, chunk{seg: a, create: true, b: []byte(segmentMagic)})
+		b.chunks = append(b.chunks, chunk{seg: a, create: true})
+		hb := s.spaceLocked(&b.chunks[len(b.chunks)-1], len(segmentMagic))
+		*hb = append(*hb, segmentMagic...)
 		b.bytes += len(segmentMagic)
 	}
 	if n := len(b.chunks); n > 0 && b.chunks[n-1].seg == a {
@@ -395,7 +420,8 @@ func (s *Spool) appendLocked(r *aggregation.Record, sz int64) *batch {
 		b.chunks = append(b.chunks, chunk{seg: a})
 		c = &b.chunks[len(b.chunks)-1]
 	}
-	c.b = appendFrame(c.b, a.next, r, s.pid)
+	buf := s.spaceLocked(c, int(sz))
+	*buf = appendFrame(*buf, a.next, r, s.pid)
 	a.next++
 	a.total++
 	a.bytes += sz
@@ -548,6 +574,14 @@ func (s *Spool) commit() {
 	for _, g := range b.seal {
 		s.maybeDeleteLocked(g)
 	}
+	for i := range b.chunks {
+		for _, buf := range b.chunks[i].bufs {
+			if cap(buf) == bufSize && len(s.bufPool) < maxPending/bufSize {
+				s.bufPool = append(s.bufPool, buf)
+			}
+		}
+		b.chunks[i].bufs = nil
+	}
 	more := s.pend.recs > 0 || len(s.acks) > 0 || len(s.toDelete) > 0 || len(s.dead) > 0
 	s.mu.Unlock()
 	close(b.done)
@@ -577,8 +611,10 @@ func (s *Spool) writeBatch(b *batch) error {
 		if g.f == nil {
 			return fmt.Errorf("segment %s is not open for writing", g.path)
 		}
-		if _, err := g.f.Write(c.b); err != nil {
-			return err
+		for _, buf := range c.bufs {
+			if _, err := g.f.Write(buf); err != nil {
+				return err
+			}
 		}
 		if len(touched) == 0 || touched[len(touched)-1] != g {
 			touched = append(touched, g)
@@ -608,12 +644,15 @@ func (s *Spool) writeBatch(b *batch) error {
 // are not fsynced (Close does): an acknowledgement lost in a machine crash
 // only means the record is delivered once more.
 func (s *Spool) writeAcks(acks []ackRef) (map[*segment]int64, error) {
-	sort.Slice(acks, func(i, j int) bool {
-		if acks[i].seg != acks[j].seg {
-			return acks[i].seg.base < acks[j].seg.base
+	cmpAck := func(a, b ackRef) int {
+		if c := cmp.Compare(a.seg.base, b.seg.base); c != 0 {
+			return c
 		}
-		return acks[i].index < acks[j].index
-	})
+		return cmp.Compare(a.index, b.index)
+	}
+	if !slices.IsSortedFunc(acks, cmpAck) {
+		slices.SortFunc(acks, cmpAck)
+	}
 	written := make(map[*segment]int64)
 	var buf []byte
 	for i := 0; i < len(acks); {

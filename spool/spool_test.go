@@ -575,3 +575,69 @@ func ExampleSpool() {
 	s.Ack(e)
 	// Output: AAPL {"p":189.5} 0
 }
+
+func TestAppendAsync(t *testing.T) {
+	t.Parallel()
+	s := openT(t, t.TempDir(), func(o *Options) { o.SyncInterval = time.Hour; o.SyncRecords = 10 })
+	recs := make([]aggregation.Record, 4)
+	for i := range recs {
+		recs[i] = rec(i)
+	}
+	n, c, err := s.AppendAsync(context.Background(), recs)
+	if err != nil || n != 4 {
+		t.Fatalf("AppendAsync: %d, %v", n, err)
+	}
+	// Four records of a batch of ten, an hour before the interval ends:
+	// not committed yet.
+	select {
+	case <-c.Done():
+		t.Fatal("committed before the batch was full or old enough")
+	case <-time.After(20 * time.Millisecond):
+	}
+	if recs[3].ID.Seq != recs[0].ID.Seq+3 {
+		t.Fatalf("ids %+v and %+v are not consecutive", recs[0].ID, recs[3].ID)
+	}
+	more := make([]aggregation.Record, 6)
+	for i := range more {
+		more[i] = rec(4 + i)
+	}
+	if _, err := s.AppendBatch(context.Background(), more); err != nil { // fills the batch
+		t.Fatal(err)
+	}
+	if err := c.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Durable != 10 {
+		t.Fatalf("Durable %d, want 10", st.Durable)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n, c, err = s.AppendAsync(context.Background(), recs)
+	if n != 0 || !errors.Is(err, ErrClosed) || c.Wait(context.Background()) != nil {
+		t.Fatalf("after Close: %d, %v; want 0 and ErrClosed with a done commit", n, err)
+	}
+}
+
+// TestAcknowledgementsAreCompact checks that in-order acknowledgements cost
+// a few bytes per commit, not per record.
+func TestAcknowledgementsAreCompact(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := openT(t, dir)
+	appendN(t, s, 0, 1000)
+	var es []*Entry
+	for i := 0; i < 1000; i++ {
+		es = append(es, nextT(t, s))
+	}
+	for _, e := range es[:999] {
+		s.Ack(e)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := filepath.Glob(filepath.Join(dir, "*"+ackExt))
+	if len(m) != 1 || fileSize(t, m[0]) > 10*ackEntrySize {
+		t.Fatalf("ack files %v; want one of a few entries for 999 records", m)
+	}
+}
