@@ -18,3 +18,7 @@ var ErrLocked = errors.New("spool: directory in use")
 // cannot be stored (more than about 1 MiB of data and keys), or that alone
 // exceeds Options.MaxBytes.
 var ErrTooLarge = errors.New("spool: record too large")
+
+// ErrInvalidID is returned by Append and AppendBatch for a record whose ID
+// is not zero and whose PID is not lower-case hex of at least 32 digits.
+var ErrInvalidID = errors.New("spool: invalid record id")

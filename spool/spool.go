@@ -227,7 +227,8 @@ func (s *Spool) DeadLetterPath() string { return s.deadPath }
 // Options.SyncInterval and Options.NoSync), with the id it carries: its own,
 // or one the spool assigned (Options.AssignIDs). At Options.MaxBytes it
 // blocks or returns ErrFull, as Options.WhenFull says. It returns ErrClosed
-// after Close, ErrTooLarge for a record that cannot be stored, and ctx's
+// after Close, ErrTooLarge for a record that cannot be stored, ErrInvalidID
+// for an id whose PID is not lower-case hex of 32 digits or more, and ctx's
 // error when ctx ends first; the record may then still become durable and
 // be delivered. The spool keeps no reference to r.Data.
 func (s *Spool) Append(ctx context.Context, r aggregation.Record) (aggregation.RecordID, error) {
@@ -239,7 +240,7 @@ func (s *Spool) Append(ctx context.Context, r aggregation.Record) (aggregation.R
 // AppendBatch adds records in order, and returns once they are durable,
 // sharing one commit. It stores the id of each record into recs[i].ID. n is
 // the number of records accepted; when err is not nil, the records from n
-// on were not (ErrFull, ErrClosed, ErrTooLarge, ctx's error while blocked at
+// on were not (ErrFull, ErrClosed, ErrTooLarge, ErrInvalidID, ctx's error while blocked at
 // the limit), and the first n are durable unless err is ctx's error, in
 // which case they may still become durable. It blocks like Append.
 func (s *Spool) AppendBatch(ctx context.Context, recs []aggregation.Record) (n int, err error) {
@@ -261,6 +262,10 @@ func (s *Spool) AppendAsync(ctx context.Context, recs []aggregation.Record) (n i
 	blocked := false
 	for n < len(recs) && err == nil {
 		r := &recs[n]
+		if !r.ID.IsZero() && !validPID(r.ID.PID) {
+			err = fmt.Errorf("%w: pid %q", ErrInvalidID, r.ID.PID)
+			break
+		}
 		assigned := false
 		if s.opts.AssignIDs && r.ID.IsZero() {
 			r.ID = aggregation.RecordID{PID: s.pid, Seq: s.nextSeq}

@@ -286,6 +286,13 @@ func TestAppendErrors(t *testing.T) {
 	if _, err := s.Append(context.Background(), big); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("a record above half of MaxBytes: %v, want ErrTooLarge", err)
 	}
+	for _, pid := range []string{"", "ABCDEF0123456789ABCDEF0123456789", "abc"} {
+		r := rec(0)
+		r.ID = aggregation.RecordID{PID: pid, Seq: 5}
+		if _, err := s.Append(context.Background(), r); !errors.Is(err, ErrInvalidID) {
+			t.Fatalf("pid %q: %v, want ErrInvalidID", pid, err)
+		}
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
