@@ -338,3 +338,33 @@ func ExampleForwarder() {
 	fmt.Println(<-done, s.Close(), s.Stats().Acknowledged)
 	// Output: <nil> <nil> 1
 }
+
+func TestClassifyResult(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name         string
+		err          error
+		retry        bool
+		code         string
+		wantAttempts int
+	}{
+		{"an expired record goes back", fmt.Errorf("x: %w", producer.ErrRecordExpired), true, "", 0},
+		{"a record failed by Shutdown goes back", fmt.Errorf("x: %w", producer.ErrClosed), true, "", 0},
+		{"a validation failure is dead-lettered", &producer.RecordError{Code: "InvalidArgumentException", Attempts: make([]producer.Attempt, 2)}, false, "InvalidArgumentException", 2},
+		{"a retryable record error goes back", &producer.RecordError{Code: "InternalFailure", Retryable: true}, true, "InternalFailure", 0},
+		{"a record too large for the producer is dead-lettered", fmt.Errorf("x: %w", producer.ErrRecordTooLarge), false, "RecordTooLarge", 0},
+		{"an invalid partition key is dead-lettered", fmt.Errorf("x: %w", aggregation.ErrInvalidPartitionKey), false, "InvalidPartitionKey", 0},
+		{"an invalid explicit hash key is dead-lettered", fmt.Errorf("x: %w", aggregation.ErrInvalidExplicitHashKey), false, "InvalidExplicitHashKey", 0},
+		{"a full producer buffer goes back", producer.ErrBufferFull, true, "", 0},
+		{"a cancelled put goes back", context.Canceled, true, "", 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			retry, code, _, attempts := classifyResult(c.err)
+			if retry != c.retry || (!retry && code != c.code) || attempts != c.wantAttempts {
+				t.Fatalf("classifyResult(%v) = %v, %q, %d; want %v, %q, %d", c.err, retry, code, attempts, c.retry, c.code, c.wantAttempts)
+			}
+		})
+	}
+}
