@@ -234,6 +234,19 @@ func TestForwarderDeadLetters(t *testing.T) {
 // restart, a new producer delivers them with their original ids.
 func TestForwarderRestartKeepsIDs(t *testing.T) {
 	t.Parallel()
+	for _, crash := range []bool{false, true} {
+		name := "after a clean stop"
+		if crash {
+			name = "after a kill with records in the producer"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testRestart(t, crash)
+		})
+	}
+}
+
+func testRestart(t *testing.T, crash bool) {
 	dir := t.TempDir()
 	c := newFlakyClient(true, "")
 	p := newProducer(t, c)
@@ -246,14 +259,21 @@ func TestForwarderRestartKeepsIDs(t *testing.T) {
 	stop := runForwarder(t, f, p)
 	ids := appendN(t, s, 0, 300)
 	waitFor(t, func() bool { return f.Stats().Forwarded == 300 })
-	if err := stop(); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	if st := f.Stats(); st.Returned != 300 || st.Delivered != 0 {
-		t.Fatalf("forwarder %+v, want every record returned", st)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
+	if crash {
+		// The process dies: the spool is abandoned with every record
+		// handed out and unresolved; the producer dies with it.
+		s.crash()
+		_ = stop()
+	} else {
+		if err := stop(); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if st := f.Stats(); st.Returned != 300 || st.Delivered != 0 {
+			t.Fatalf("forwarder %+v, want every record returned", st)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	c.setFailing(false)
