@@ -388,3 +388,42 @@ func TestClassifyResult(t *testing.T) {
 		})
 	}
 }
+
+func TestForwarderStopsWithItsProducerOrSpool(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name  string
+		close func(s *Spool, p *producer.Producer)
+		want  error
+	}{
+		{"a closed producer", func(_ *Spool, p *producer.Producer) { _ = p.Close() }, ErrProducerClosed},
+		{"a closed spool", func(s *Spool, _ *producer.Producer) { _ = s.Close() }, ErrClosed},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			s := openT(t, dir)
+			p := newProducer(t, newFlakyClient(false, ""))
+			defer p.Close()
+			appendN(t, s, 0, 10)
+			c.close(s, p)
+			f, err := NewForwarder(s, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Run(context.Background()); !errors.Is(err, c.want) {
+				t.Fatalf("Run: %v, want %v", err, c.want)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			// Nothing was lost: the records are all still there.
+			s = openT(t, dir)
+			defer s.Close()
+			if st := s.Stats(); st.Recovered != 10 {
+				t.Fatalf("%d records left, want 10", st.Recovered)
+			}
+		})
+	}
+}
