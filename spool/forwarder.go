@@ -32,8 +32,10 @@ type ForwarderOptions struct {
 	// every record at once and a record's RecordTTL counts only time in
 	// the producer. The default is 10,000.
 	MaxInFlight int
-	// Waiters is the number of goroutines that wait for results. The
-	// default is 4.
+	// Waiters is the number of goroutines that wait for results, each for
+	// its share of the records in put order: a record retried for long holds
+	// back the acknowledgement (not the delivery) of the records behind it
+	// in its share. The default is 16.
 	Waiters int
 	// RetryDelay is the pause after the producer refused a record for a
 	// passing reason (its buffer full with FailWhenFull, an unknown error).
@@ -82,7 +84,7 @@ type ForwarderStats struct {
 
 // NewForwarder returns a forwarder from s into p; call Run to start it.
 func NewForwarder(s *Spool, p Putter, optFns ...func(*ForwarderOptions)) (*Forwarder, error) {
-	o := ForwarderOptions{MaxInFlight: 50_000, Waiters: 4, RetryDelay: 10 * time.Millisecond}
+	o := ForwarderOptions{MaxInFlight: 50_000, Waiters: 16, RetryDelay: 10 * time.Millisecond}
 	for _, fn := range optFns {
 		fn(&o)
 	}
@@ -229,7 +231,8 @@ type watched struct {
 func newFutureWatcher(n, capacity int, done func(*Entry, error)) *futureWatcher {
 	w := &futureWatcher{chans: make([]chan watched, n)}
 	for i := range w.chans {
-		ch := make(chan watched, capacity)
+		ch := make(chan watched, capacity/n+1) // n of them hold capacity
+
 		w.chans[i] = ch
 		w.wg.Add(1)
 		go func() {
@@ -244,10 +247,20 @@ func newFutureWatcher(n, capacity int, done func(*Entry, error)) *futureWatcher 
 }
 
 // watch arranges for done(e, result) once fut has its result. It does not
-// block while fewer than capacity futures are pending.
+// block while fewer than capacity futures are pending: it skips the
+// goroutines whose share is full (their oldest record is slow).
 func (w *futureWatcher) watch(fut *producer.Future, e *Entry) {
-	w.chans[w.next] <- watched{fut, e}
-	w.next = (w.next + 1) % len(w.chans)
+	it := watched{fut, e}
+	for range w.chans {
+		ch := w.chans[w.next]
+		w.next = (w.next + 1) % len(w.chans)
+		select {
+		case ch <- it:
+			return
+		default:
+		}
+	}
+	w.chans[w.next] <- it // cannot happen within capacity
 }
 
 // stop waits for every pending result and stops the goroutines.
