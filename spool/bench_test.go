@@ -36,7 +36,7 @@ type pipelineB struct {
 
 func newPipelineB(b *testing.B, fns ...func(*Options)) *pipelineB {
 	b.Helper()
-	s, err := Open(b.TempDir(), fns...)
+	s, err := Open(context.Background(), b.TempDir(), fns...)
 	if err != nil {
 		b.Fatal(err)
 	}

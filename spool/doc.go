@@ -10,7 +10,7 @@
 // ones the producer gave up on for a passing reason (ErrRecordExpired,
 // ErrClosed) back to the spool to be sent again.
 //
-//	s, err := spool.Open(dir, func(o *spool.Options) { o.MaxBytes = 4 << 30 })
+//	s, err := spool.Open(ctx, dir, func(o *spool.Options) { o.MaxBytes = 4 << 30 })
 //	fwd, err := spool.NewForwarder(s, prod)
 //	go fwd.Run(ctx)                    // until ctx ends
 //	_, err = s.Append(ctx, aggregation.Record{PartitionKey: k, Data: d}) // durable on return

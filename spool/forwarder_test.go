@@ -332,7 +332,7 @@ func ExampleForwarder() {
 		fmt.Println(err)
 		return
 	}
-	s, err := Open(dir)
+	s, err := Open(ctx, dir)
 	if err != nil {
 		fmt.Println(err)
 		return

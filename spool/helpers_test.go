@@ -46,7 +46,7 @@ func (s *Spool) crash() {
 
 func openT(t testing.TB, dir string, fns ...func(*Options)) *Spool {
 	t.Helper()
-	s, err := Open(dir, fns...)
+	s, err := Open(context.Background(), dir, fns...)
 	if err != nil {
 		t.Fatalf("Open(%s): %v", dir, err)
 	}

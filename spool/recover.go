@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,7 +14,7 @@ import (
 
 // recover loads the segments a previous process left, moves damaged bytes
 // aside, and deletes what is fully resolved.
-func (s *Spool) recover() error {
+func (s *Spool) recover(ctx context.Context) error {
 	ents, err := os.ReadDir(s.dir)
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
@@ -44,6 +45,9 @@ func (s *Spool) recover() error {
 	}
 	sort.Slice(bases, func(i, j int) bool { return bases[i] < bases[j] })
 	for _, b := range bases {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		g, err := s.recoverSegment(b)
 		if err != nil {
 			return fmt.Errorf("spool: recover %s: %w", segName(b), err)

@@ -154,8 +154,9 @@ func newBatch() *batch { return &batch{done: make(chan struct{})} }
 // recovers what a previous process left: the records not resolved are
 // handed out by Next, in order, before any new record. Damaged bytes are
 // moved aside into files named <segment>.corrupt and counted in
-// Stats.CorruptBytes. Only one process may open a directory at a time.
-func Open(dir string, optFns ...func(*Options)) (*Spool, error) {
+// Stats.CorruptBytes. Only one process may open a directory at a time
+// (ErrLocked). Recovery reads every segment; ctx bounds it.
+func Open(ctx context.Context, dir string, optFns ...func(*Options)) (*Spool, error) {
 	opts := defaultOptions()
 	for _, fn := range optFns {
 		fn(&opts)
@@ -203,7 +204,7 @@ func Open(dir string, optFns ...func(*Options)) (*Spool, error) {
 		err = writeMeta(dir, m)
 	}
 	if err == nil {
-		err = s.recover()
+		err = s.recover(ctx)
 	}
 	if err != nil {
 		_ = lock.Close()

@@ -308,7 +308,7 @@ func TestOpenLocksTheDirectory(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	s := openT(t, dir)
-	if _, err := Open(dir); !errors.Is(err, ErrLocked) {
+	if _, err := Open(context.Background(), dir); !errors.Is(err, ErrLocked) {
 		t.Fatalf("second Open: %v, want ErrLocked", err)
 	}
 	if err := s.Close(); err != nil {
@@ -332,7 +332,7 @@ func TestOptionsValidation(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			if _, err := Open(t.TempDir(), c.fn); err == nil {
+			if _, err := Open(context.Background(), t.TempDir(), c.fn); err == nil {
 				t.Fatal("no error")
 			}
 		})
@@ -560,7 +560,7 @@ func TestNoSyncSkipsFsync(t *testing.T) {
 func ExampleSpool() {
 	dir, _ := os.MkdirTemp("", "spool")
 	defer os.RemoveAll(dir)
-	s, err := Open(dir, func(o *Options) { o.MaxBytes = 256 << 20; o.WhenFull = Refuse })
+	s, err := Open(context.Background(), dir, func(o *Options) { o.MaxBytes = 256 << 20; o.WhenFull = Refuse })
 	if err != nil {
 		fmt.Println(err)
 		return
