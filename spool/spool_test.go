@@ -648,3 +648,38 @@ func TestAcknowledgementsAreCompact(t *testing.T) {
 		t.Fatalf("ack files %v; want one of a few entries for 999 records", m)
 	}
 }
+
+// TestCloseReleasesBlockedAppenders: an append waiting at the disk limit
+// returns ErrClosed when the spool closes, and the records it had no room
+// for are not stored.
+func TestCloseReleasesBlockedAppenders(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := openT(t, dir, func(o *Options) { o.MaxBytes = 64 << 10; o.SegmentSize = 8 << 10 })
+	recs := make([]aggregation.Record, 4000)
+	for i := range recs {
+		recs[i] = rec(i)
+	}
+	type result struct {
+		n   int
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		n, err := s.AppendBatch(context.Background(), recs)
+		done <- result{n, err}
+	}()
+	waitFor(t, func() bool { return s.Stats().Blocked == 1 })
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if !errors.Is(r.err, ErrClosed) || r.n == 0 || r.n == len(recs) {
+		t.Fatalf("blocked AppendBatch: %d of %d, %v; want some and ErrClosed", r.n, len(recs), r.err)
+	}
+	s = openT(t, dir)
+	defer s.Close()
+	if st := s.Stats(); st.Recovered != uint64(r.n) {
+		t.Fatalf("%d records on disk, want the %d accepted", st.Recovered, r.n)
+	}
+}
