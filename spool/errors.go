@@ -20,5 +20,5 @@ var ErrLocked = errors.New("spool: directory in use")
 var ErrTooLarge = errors.New("spool: record too large")
 
 // ErrInvalidID is returned by Append and AppendBatch for a record whose ID
-// is not zero and whose PID is not lower-case hex of at least 32 digits.
+// is not zero and whose PID is not lower-case hex of 32 to 128 digits.
 var ErrInvalidID = errors.New("spool: invalid record id")

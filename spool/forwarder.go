@@ -12,9 +12,19 @@ import (
 	"github.com/kplgo/kpl/producer"
 )
 
-// Putter is the part of *producer.Producer that a Forwarder uses.
+// Putter is the part of *producer.Producer that a Forwarder uses. A Putter
+// that also has the callback method of AsyncPutter gets its results through
+// it; otherwise the Forwarder waits for the futures.
 type Putter interface {
 	PutRecord(ctx context.Context, r aggregation.Record) (*producer.Future, error)
+}
+
+// AsyncPutter is a producer that reports each record's result by calling
+// done exactly once: for an immediate refusal with the bare error (not a
+// *producer.RecordError) before PutAsync returns, else with the result or
+// *producer.RecordError Future.Wait would give, from any goroutine.
+type AsyncPutter interface {
+	PutAsync(ctx context.Context, r aggregation.Record, done func(producer.Result, error))
 }
 
 var _ Putter = (*producer.Producer)(nil)
@@ -60,14 +70,17 @@ type Forwarder struct {
 	log  Logger
 	sem  chan struct{} // one token per record in flight
 
-	running                           atomic.Bool
-	forwarded, delivered, returned    atomic.Uint64
-	deadLettered, refused, deadErrors atomic.Uint64
+	running                        atomic.Bool
+	forwarded, delivered, returned atomic.Uint64
+	deadLettered, refused          atomic.Uint64
+	// Set by resolve on an immediate refusal, read by Run after each put.
+	producerClosed, backoff atomic.Bool
 }
 
 // ForwarderStats is a snapshot of a Forwarder's counters.
 type ForwarderStats struct {
-	// Forwarded counts records the producer accepted.
+	// Forwarded counts records handed to the producer (PutRecord or
+	// PutAsync called), Refused ones included.
 	Forwarded uint64
 	// Delivered counts records acknowledged after success.
 	Delivered uint64
@@ -115,8 +128,20 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	if !f.running.CompareAndSwap(false, true) {
 		return errors.New("spool: Forwarder.Run called twice")
 	}
-	w := newFutureWatcher(f.opts.Waiters, f.opts.MaxInFlight, f.resolve)
-	defer w.stop()
+	async, _ := f.p.(AsyncPutter)
+	var w *futureWatcher
+	if async == nil {
+		w = newFutureWatcher(f.opts.Waiters, f.opts.MaxInFlight, f.resolve)
+		defer w.stop()
+	}
+	defer func() { // wait for every result: each frees its slot
+		for range cap(f.sem) {
+			f.sem <- struct{}{}
+		}
+		for range cap(f.sem) {
+			<-f.sem
+		}
+	}()
 	for {
 		select {
 		case f.sem <- struct{}{}:
@@ -131,21 +156,14 @@ func (f *Forwarder) Run(ctx context.Context) error {
 			}
 			return err
 		}
-		fut, err := f.p.PutRecord(ctx, e.Record)
-		if err == nil {
-			f.forwarded.Add(1)
-			w.watch(fut, e)
-			continue
-		}
-		f.refused.Add(1)
-		f.resolve(e, err)
+		f.forwarded.Add(1)
+		f.send(ctx, e, async, w)
 		switch {
 		case ctx.Err() != nil:
 			return nil // stopping: a producer closed after ctx ended is expected
-		case errors.Is(err, producer.ErrClosed):
+		case f.producerClosed.Load():
 			return ErrProducerClosed
-		}
-		if retry, _, _, _ := classifyResult(err); retry {
+		case f.backoff.Swap(false):
 			t := time.NewTimer(f.opts.RetryDelay)
 			select {
 			case <-t.C:
@@ -157,6 +175,22 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	}
 }
 
+// send puts one record into the producer; its result reaches resolve. It is
+// the only code that knows how results arrive: through the callback of an
+// AsyncPutter, or through a Future that a waiter goroutine waits for.
+func (f *Forwarder) send(ctx context.Context, e *Entry, async AsyncPutter, w *futureWatcher) {
+	if async != nil {
+		async.PutAsync(ctx, e.Record, func(_ producer.Result, err error) { f.resolve(e, err) })
+		return
+	}
+	fut, err := f.p.PutRecord(ctx, e.Record)
+	if err != nil {
+		f.resolve(e, err)
+		return
+	}
+	w.watch(fut, e)
+}
+
 // resolve settles one record by its result and frees its slot.
 func (f *Forwarder) resolve(e *Entry, err error) {
 	defer func() { <-f.sem }()
@@ -166,6 +200,15 @@ func (f *Forwarder) resolve(e *Entry, err error) {
 		return
 	}
 	retry, code, msg, attempts := classifyResult(err)
+	if re := (*producer.RecordError)(nil); !errors.As(err, &re) {
+		// An immediate refusal: the record never entered the producer.
+		f.refused.Add(1)
+		if errors.Is(err, producer.ErrClosed) {
+			f.producerClosed.Store(true)
+		} else if retry {
+			f.backoff.Store(true)
+		}
+	}
 	if retry {
 		f.s.Return(e)
 		f.returned.Add(1)

@@ -137,11 +137,42 @@ func runForwarder(t *testing.T, f *Forwarder, p *producer.Producer) func() error
 // delivered and none is dead-lettered.
 func TestForwarderOutageLongerThanTTL(t *testing.T) {
 	t.Parallel()
+	forEachPutter(t, testOutage)
+}
+
+// forEachPutter runs test with the producer's futures and with a callback
+// API (an AsyncPutter).
+func forEachPutter(t *testing.T, test func(t *testing.T, wrap func(*producer.Producer) Putter)) {
+	t.Run("futures", func(t *testing.T) {
+		t.Parallel()
+		test(t, func(p *producer.Producer) Putter { return p })
+	})
+	t.Run("callbacks", func(t *testing.T) {
+		t.Parallel()
+		test(t, func(p *producer.Producer) Putter { return callbackPutter{p} })
+	})
+}
+
+// callbackPutter gives the producer a callback API: done is called with the
+// bare error of an immediate refusal before PutAsync returns, and with the
+// result from another goroutine otherwise.
+type callbackPutter struct{ *producer.Producer }
+
+func (c callbackPutter) PutAsync(ctx context.Context, r aggregation.Record, done func(producer.Result, error)) {
+	fut, err := c.PutRecord(ctx, r)
+	if err != nil {
+		done(producer.Result{}, err)
+		return
+	}
+	go func() { done(fut.Wait(context.Background())) }()
+}
+
+func testOutage(t *testing.T, wrap func(*producer.Producer) Putter) {
 	c := newFlakyClient(true, "")
 	p := newProducer(t, c, func(o *producer.Options) { o.RecordTTL = 100 * time.Millisecond })
 	s := openT(t, t.TempDir())
 	defer s.Close()
-	f, err := NewForwarder(s, p, func(o *ForwarderOptions) { o.MaxInFlight = 500 })
+	f, err := NewForwarder(s, wrap(p), func(o *ForwarderOptions) { o.MaxInFlight = 500 })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,11 +205,15 @@ func TestForwarderOutageLongerThanTTL(t *testing.T) {
 // dead-letter file; everything else is delivered.
 func TestForwarderDeadLetters(t *testing.T) {
 	t.Parallel()
+	forEachPutter(t, testDeadLetters)
+}
+
+func testDeadLetters(t *testing.T, wrap func(*producer.Producer) Putter) {
 	c := newFlakyClient(false, "bad")
 	p := newProducer(t, c, func(o *producer.Options) { o.AggregationEnabled = false })
 	s := openT(t, t.TempDir())
 	defer s.Close()
-	f, err := NewForwarder(s, p)
+	f, err := NewForwarder(s, wrap(p))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,6 +426,10 @@ func TestClassifyResult(t *testing.T) {
 
 func TestForwarderStopsWithItsProducerOrSpool(t *testing.T) {
 	t.Parallel()
+	forEachPutter(t, testStops)
+}
+
+func testStops(t *testing.T, wrap func(*producer.Producer) Putter) {
 	cases := []struct {
 		name  string
 		close func(s *Spool, p *producer.Producer)
@@ -408,7 +447,7 @@ func TestForwarderStopsWithItsProducerOrSpool(t *testing.T) {
 			defer p.Close()
 			appendN(t, s, 0, 10)
 			c.close(s, p)
-			f, err := NewForwarder(s, p)
+			f, err := NewForwarder(s, wrap(p))
 			if err != nil {
 				t.Fatal(err)
 			}

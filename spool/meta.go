@@ -58,9 +58,10 @@ func loadMeta(dir string) (meta, error) {
 	return m, nil
 }
 
-// validPID reports whether s is lower-case hex of at least 32 digits.
+// validPID reports whether s is lower-case hex of 32 to 128 digits, the
+// record id contract's producer id.
 func validPID(s string) bool {
-	if len(s) < 32 {
+	if len(s) < 32 || len(s) > 128 {
 		return false
 	}
 	for i := 0; i < len(s); i++ {

@@ -229,7 +229,7 @@ func (s *Spool) DeadLetterPath() string { return s.deadPath }
 // or one the spool assigned (Options.AssignIDs). At Options.MaxBytes it
 // blocks or returns ErrFull, as Options.WhenFull says. It returns ErrClosed
 // after Close, ErrTooLarge for a record that cannot be stored, ErrInvalidID
-// for an id whose PID is not lower-case hex of 32 digits or more, and ctx's
+// for an id whose PID is not lower-case hex of 32 to 128 digits, and ctx's
 // error when ctx ends first; the record may then still become durable and
 // be delivered. The spool keeps no reference to r.Data.
 func (s *Spool) Append(ctx context.Context, r aggregation.Record) (aggregation.RecordID, error) {

@@ -286,7 +286,7 @@ func TestAppendErrors(t *testing.T) {
 	if _, err := s.Append(context.Background(), big); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("a record above half of MaxBytes: %v, want ErrTooLarge", err)
 	}
-	for _, pid := range []string{"", "ABCDEF0123456789ABCDEF0123456789", "abc"} {
+	for _, pid := range []string{"", "ABCDEF0123456789ABCDEF0123456789", "abc", strings.Repeat("a", 129)} {
 		r := rec(0)
 		r.ID = aggregation.RecordID{PID: pid, Seq: 5}
 		if _, err := s.Append(context.Background(), r); !errors.Is(err, ErrInvalidID) {
