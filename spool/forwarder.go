@@ -48,7 +48,7 @@ type ForwarderOptions struct {
 	// in its share. The default is 16.
 	Waiters int
 	// RetryDelay is the pause after the producer refused a record for a
-	// passing reason (its buffer full with FailWhenFull, an unknown error).
+	// passing reason (its buffer full with FailWhenFull).
 	// The default is 10ms.
 	RetryDelay time.Duration
 	// Logger receives log lines; nil, the default, is silent.
@@ -224,11 +224,17 @@ func (f *Forwarder) resolve(e *Entry, err error) {
 }
 
 // classifyResult tells whether a record's failure is worth another delivery,
-// and otherwise its code, message and number of attempts.
+// and otherwise its code, message and number of attempts. Passing failures:
+// the record expired in the producer or the producer closed, a retryable
+// record error, a full producer buffer, a cancelled put. Every other
+// refusal by the producer (too large, an invalid key or id) cannot change
+// by sending again.
 func classifyResult(err error) (retry bool, code, msg string, attempts int) {
 	var re *producer.RecordError
 	switch {
-	case errors.Is(err, producer.ErrRecordExpired), errors.Is(err, producer.ErrClosed):
+	case errors.Is(err, producer.ErrRecordExpired), errors.Is(err, producer.ErrClosed),
+		errors.Is(err, producer.ErrBufferFull),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return true, "", "", 0
 	case errors.As(err, &re):
 		return re.Retryable, re.Code, re.Message, len(re.Attempts)
@@ -239,7 +245,7 @@ func classifyResult(err error) (retry bool, code, msg string, attempts int) {
 	case errors.Is(err, aggregation.ErrInvalidExplicitHashKey):
 		return false, "InvalidExplicitHashKey", err.Error(), 0
 	}
-	return true, "", "", 0 // ErrBufferFull, ctx errors, anything unknown
+	return false, "Refused", err.Error(), 0
 }
 
 // Stats returns a snapshot of the counters. It is safe to call concurrently

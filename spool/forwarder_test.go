@@ -412,6 +412,8 @@ func TestClassifyResult(t *testing.T) {
 		{"an invalid explicit hash key is dead-lettered", fmt.Errorf("x: %w", aggregation.ErrInvalidExplicitHashKey), false, "InvalidExplicitHashKey", 0},
 		{"a full producer buffer goes back", producer.ErrBufferFull, true, "", 0},
 		{"a cancelled put goes back", context.Canceled, true, "", 0},
+		{"a put that timed out goes back", fmt.Errorf("x: %w", context.DeadlineExceeded), true, "", 0},
+		{"any other refusal is dead-lettered", errors.New("producer: invalid record id"), false, "Refused", 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
