@@ -2,7 +2,9 @@ package aggregation
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
+	"sync/atomic"
 
 	md5simd "github.com/minio/md5-simd"
 )
@@ -64,32 +66,44 @@ const (
 // AVX-512, 2x8 with AVX2) instead of one after another. Its output is
 // byte-identical to Aggregator.AppendEncoded.
 //
-// An encoder that hashes in lanes (see Lanes) owns one md5-simd server
-// goroutine, which every call shares, and a reusable set of 16 lane hashers
-// per call in flight; Close stops the goroutine. No goroutine is started per
-// aggregate or per call. All digests of an encoder are computed on that one
-// goroutine, so one encoder hashes on at most one core at a time (about
-// 5 GB/s with AVX-512).
+// An encoder that hashes in lanes (see Lanes) owns a few md5-simd servers,
+// each one goroutine that computes the digests of the calls assigned to it
+// (calls take the servers in turn), and a reusable set of 16 lane hashers
+// per call in flight; Close stops the goroutines. No goroutine is started per
+// aggregate or per call. There are as many servers as GOMAXPROCS when the
+// encoder is made, at most 4: one server hashes on at most one core (about
+// 2-5 GB/s with AVX-512), so concurrent calls hash on several cores.
 //
-// A BatchEncoder is safe for concurrent use by several goroutines; concurrent
-// calls fill the server's lanes together. Its zero value is not usable: call
+// A BatchEncoder is safe for concurrent use by several goroutines; calls that
+// share a server fill its lanes together. Its zero value is not usable: call
 // NewBatchEncoder.
 type BatchEncoder struct {
-	mode   HashMode
-	server md5simd.Server // nil when the encoder never hashes in lanes
+	mode    HashMode
+	servers []*laneServer // empty when the encoder never hashes in lanes
+	next    atomic.Uint32 // the server the next call takes, modulo len(servers)
 
-	mu     sync.Mutex // guards free and closed
-	free   []*laneSet // lane sets not in use by a call
+	mu     sync.Mutex // guards closed and the servers' free lists
 	closed bool
 
 	inUse sync.WaitGroup // lane sets handed out; Close waits for them
+}
+
+// maxLaneServers bounds the servers of an encoder; each holds 1.5 MiB of
+// md5-simd buffers.
+const maxLaneServers = 4
+
+// laneServer is one md5-simd server and the lane sets registered with it.
+type laneServer struct {
+	srv  md5simd.Server
+	free []*laneSet // lane sets not in use by a call; guarded by BatchEncoder.mu
 }
 
 // laneSet is the md5-simd hashers one call uses, one per lane. Hashers are
 // reused (Reset) rather than created per call: md5-simd keeps state for
 // every hasher it ever handed out until the server closes.
 type laneSet struct {
-	h [lanes]md5simd.Hasher
+	srv *laneServer
+	h   [lanes]md5simd.Hasher
 }
 
 // NewBatchEncoder returns an encoder that hashes as mode says. With HashAuto
@@ -98,16 +112,20 @@ type laneSet struct {
 // with it.
 func NewBatchEncoder(mode HashMode) *BatchEncoder {
 	e := &BatchEncoder{mode: mode}
+	servers := 0
 	switch mode {
 	case HashAuto:
 		if LanesSupported() {
-			e.server = md5simd.NewServer()
+			servers = min(runtime.GOMAXPROCS(0), maxLaneServers)
 		}
 	case HashLanes:
-		e.server = md5simd.NewServer()
+		servers = min(runtime.GOMAXPROCS(0), maxLaneServers)
 	case HashStdlib:
 	default:
 		panic(fmt.Sprintf("aggregation: NewBatchEncoder: unknown %v", mode))
+	}
+	for range servers {
+		e.servers = append(e.servers, &laneServer{srv: md5simd.NewServer()})
 	}
 	return e
 }
@@ -120,7 +138,7 @@ func (e *BatchEncoder) Mode() HashMode { return e.mode }
 func (e *BatchEncoder) Lanes() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.server != nil && !e.closed
+	return len(e.servers) > 0 && !e.closed
 }
 
 // AppendEncoded appends the encoding of each aggregate aggs[i] to dsts[i], in
@@ -155,17 +173,17 @@ func (e *BatchEncoder) AppendEncoded(dsts [][]byte, aggs []*Aggregator) {
 		return
 	}
 	defer e.release(set)
-	// Split into the fewest groups of at most 16, of sizes that differ by at
-	// most one, so that no group is left with a few lanes (500 aggregates:
-	// 4 groups of 15 and 28 of 16, rather than 31 of 16 and one of 4).
-	groups := (n + lanes - 1) / lanes
-	for g, start := 0, 0; g < groups; g++ {
-		end := start + n/groups
-		if g < n%groups {
-			end++
+	// Full groups of 16 first, then the rest. With AVX-512 a group of a few
+	// lanes costs about what a full group does, so splitting into even
+	// groups would only add work; a rest too small for lanes is cheaper with
+	// crypto/md5 (HashAuto).
+	for start := 0; start < n; start += lanes {
+		end := min(start+lanes, n)
+		if e.mode == HashAuto && end-start < minAutoLanes {
+			appendEncodedStdlib(dsts[start:end], aggs[start:end])
+			break
 		}
 		hashGroup(set, dsts[start:end], aggs[start:end])
-		start = end
 	}
 }
 
@@ -218,24 +236,28 @@ func hashGroup(set *laneSet, dsts [][]byte, aggs []*Aggregator) {
 // acquire returns a lane set for one call, or nil when the encoder does not
 // hash in lanes (any more).
 func (e *BatchEncoder) acquire() *laneSet {
+	if len(e.servers) == 0 {
+		return nil
+	}
+	srv := e.servers[int(e.next.Add(1)-1)%len(e.servers)]
 	e.mu.Lock()
-	if e.server == nil || e.closed {
+	if e.closed {
 		e.mu.Unlock()
 		return nil
 	}
 	e.inUse.Add(1)
-	if n := len(e.free); n > 0 {
-		set := e.free[n-1]
-		e.free = e.free[:n-1]
+	if n := len(srv.free); n > 0 {
+		set := srv.free[n-1]
+		srv.free = srv.free[:n-1]
 		e.mu.Unlock()
 		return set
 	}
 	e.mu.Unlock()
 	// Registering hashers waits for the server goroutine: do it unlocked.
 	// Close waits for this set (inUse), so the server stays open meanwhile.
-	set := new(laneSet)
+	set := &laneSet{srv: srv}
 	for i := range set.h {
-		set.h[i] = e.server.NewHash()
+		set.h[i] = srv.srv.NewHash()
 	}
 	return set
 }
@@ -246,7 +268,7 @@ func (e *BatchEncoder) release(set *laneSet) {
 	if e.closed {
 		set.close()
 	} else {
-		e.free = append(e.free, set)
+		set.srv.free = append(set.srv.free, set)
 	}
 	e.mu.Unlock()
 	e.inUse.Done()
@@ -258,7 +280,7 @@ func (s *laneSet) close() {
 	}
 }
 
-// Close stops the encoder's hashing server after the calls in flight have
+// Close stops the encoder's hashing servers after the calls in flight have
 // finished. Later calls of AppendEncoded still work, hashing with crypto/md5
 // in the calling goroutine. Close is idempotent and always returns nil.
 func (e *BatchEncoder) Close() error {
@@ -268,14 +290,16 @@ func (e *BatchEncoder) Close() error {
 		return nil
 	}
 	e.closed = true
-	for _, set := range e.free {
-		set.close()
+	for _, srv := range e.servers {
+		for _, set := range srv.free {
+			set.close()
+		}
+		srv.free = nil
 	}
-	e.free = nil
 	e.mu.Unlock()
 	e.inUse.Wait()
-	if e.server != nil {
-		e.server.Close()
+	for _, srv := range e.servers {
+		srv.srv.Close()
 	}
 	return nil
 }
