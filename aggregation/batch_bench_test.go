@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 )
 
 // benchBatchAggregates is the number of aggregates in one benchmark batch:
@@ -231,5 +232,82 @@ func BenchmarkBatchEncoderLanes(b *testing.B) {
 				b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "aggregates/s")
 			})
 		}
+	}
+}
+
+// BenchmarkBatchEncoderPaired measures the same three encoders as
+// BenchmarkBatchEncoder, but interleaved: every iteration encodes one batch
+// with each of them in turn, timing each, so that load from other processes
+// on a shared machine hits all three alike and the ratios it reports
+// (batch/single, batch/md5floor) hold even when the absolute rates drift.
+// It runs in one goroutine.
+func BenchmarkBatchEncoderPaired(b *testing.B) {
+	for _, bs := range benchSizes[:3] {
+		b.Run(bs.name, func(b *testing.B) {
+			aggs, records := sealedBatch(b, benchBatchAggregates, bs.size)
+			e := NewBatchEncoder(HashAuto)
+			defer e.Close()
+			bodies := make([][]byte, len(aggs))
+			dsts := make([][]byte, len(aggs))
+			aggBytes := 0
+			for i, a := range aggs {
+				enc := a.AppendEncoded(nil)
+				bodies[i] = enc[len(MagicPrefix) : len(enc)-DigestSize]
+				dsts[i] = make([]byte, 0, benchMaxSize)
+				aggBytes += len(enc)
+			}
+			reset := func() {
+				for i := range dsts {
+					dsts[i] = dsts[i][:0]
+				}
+			}
+			variants := []func(){
+				func() { e.AppendEncoded(dsts, aggs) },
+				func() {
+					for i, a := range aggs {
+						dsts[i] = a.AppendEncoded(dsts[i])
+					}
+				},
+				func() {
+					for i, body := range bodies {
+						sum := md5.Sum(body)
+						dsts[i] = append(dsts[i], sum[:]...)
+					}
+				},
+			}
+			for _, v := range variants { // warm up
+				reset()
+				v()
+			}
+			var spent, cpu [3]time.Duration
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			b.ResetTimer()
+			for range b.N {
+				for k, v := range variants {
+					reset()
+					start, cpuStart := time.Now(), processCPUTime()
+					v()
+					spent[k] += time.Since(start)
+					cpu[k] += processCPUTime() - cpuStart
+				}
+			}
+			b.StopTimer()
+			runtime.ReadMemStats(&after)
+			n := float64(b.N) * float64(records)
+			rate := func(k int) float64 { return n / spent[k].Seconds() }
+			b.ReportMetric(rate(0), "batch-records/s")
+			b.ReportMetric(rate(1), "single-records/s")
+			b.ReportMetric(rate(2), "md5floor-records/s")
+			b.ReportMetric(rate(0)/rate(1), "batch/single")
+			b.ReportMetric(rate(0)/rate(2), "batch/md5floor")
+			b.ReportMetric(float64(after.Mallocs-before.Mallocs)/(3*n), "allocs/record")
+			// CPU time of the whole process (the hashing servers included)
+			// per GB of encoded aggregates.
+			gb := float64(b.N) * float64(aggBytes) / 1e9
+			b.ReportMetric(cpu[0].Seconds()/gb, "batch-cpu-s/GB")
+			b.ReportMetric(cpu[1].Seconds()/gb, "single-cpu-s/GB")
+			b.ReportMetric(0, "ns/op")
+		})
 	}
 }
