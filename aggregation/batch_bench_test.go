@@ -207,31 +207,37 @@ func BenchmarkBatchAggregate(b *testing.B) {
 }
 
 // BenchmarkBatchEncoderLanes measures where lanes start to pay off: a batch
-// of n aggregates of 51200 bytes hashed by a HashLanes encoder against
-// crypto/md5 one after another (HashStdlib), for n from 1 to 16. The
-// crossover sets minAutoLanes.
+// of n aggregates of 51200 bytes hashed by a HashLanes encoder and with
+// crypto/md5 one after another (HashStdlib), for n from 1 to 16, the two
+// interleaved as in BenchmarkBatchEncoderPaired. The crossover, where
+// lanes/stdlib passes 1, sets minAutoLanes.
 func BenchmarkBatchEncoderLanes(b *testing.B) {
 	aggs, _ := sealedBatch(b, 16, 120)
 	for _, n := range []int{1, 2, 3, 4, 5, 6, 8, 12, 16} {
-		for _, mode := range []HashMode{HashLanes, HashStdlib} {
-			b.Run(fmt.Sprintf("%d/%v", n, mode), func(b *testing.B) {
-				e := NewBatchEncoder(mode)
-				defer e.Close()
-				dsts := make([][]byte, n)
-				for i := range dsts {
-					dsts[i] = make([]byte, 0, benchMaxSize)
-				}
-				b.SetBytes(int64(n * aggs[0].Size()))
-				b.ReportAllocs()
-				for b.Loop() {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			encs := []*BatchEncoder{NewBatchEncoder(HashLanes), NewBatchEncoder(HashStdlib)}
+			defer encs[0].Close()
+			dsts := make([][]byte, n)
+			for i := range dsts {
+				dsts[i] = make([]byte, 0, benchMaxSize)
+			}
+			var spent [2]time.Duration
+			b.ReportAllocs()
+			for b.Loop() {
+				for k, e := range encs {
 					for i := range dsts {
 						dsts[i] = dsts[i][:0]
 					}
+					start := time.Now()
 					e.AppendEncoded(dsts, aggs[:n])
+					spent[k] += time.Since(start)
 				}
-				b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "aggregates/s")
-			})
-		}
+			}
+			rate := func(k int) float64 { return float64(b.N*n) / spent[k].Seconds() }
+			b.ReportMetric(rate(0), "lanes-aggregates/s")
+			b.ReportMetric(rate(1), "stdlib-aggregates/s")
+			b.ReportMetric(rate(0)/rate(1), "lanes/stdlib")
+		})
 	}
 }
 
