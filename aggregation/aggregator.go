@@ -291,14 +291,23 @@ func (a *Aggregator) Full() bool {
 // though Deaggregate treats a 20-byte aggregate as a plain record, as the KCL
 // does: send only aggregates with at least one record.
 func (a *Aggregator) AppendEncoded(dst []byte) []byte {
+	dst, start := a.appendBody(dst)
+	sum := md5.Sum(dst[start:])
+	return append(dst, sum[:]...)
+}
+
+// appendBody appends the encoded aggregate without its digest (magic prefix
+// and protobuf bytes) to dst, with room for the digest after it, and returns
+// the extended slice and the offset in it where the protobuf bytes, the input
+// of the digest, start. AppendEncoded and BatchEncoder both use it.
+func (a *Aggregator) appendBody(dst []byte) (_ []byte, start int) {
 	dst = slices.Grow(dst, a.Size())
-	start := len(dst) + len(MagicPrefix)
+	start = len(dst) + len(MagicPrefix)
 	dst = append(dst, MagicPrefix...)
 	dst = append(dst, a.pkTable...)
 	dst = append(dst, a.ehkTable...)
 	dst = append(dst, a.records...)
-	sum := md5.Sum(dst[start:])
-	return append(dst, sum[:]...)
+	return dst, start
 }
 
 // Reset empties the aggregator, keeping its limits and its buffers.
