@@ -1,7 +1,7 @@
 // Command tradeproducer reads trades from the Finnhub websocket and writes
 // them to an Amazon Kinesis data stream through the aggregating producer:
-// one JSON record per trade (the Finnhub fields s, p, t, v, c plus
-// ingestion_timestamp), partition key = symbol.
+// one JSON record per trade, the trade object exactly as Finnhub sent it plus
+// ingestion_timestamp (Unix ms), partition key = symbol.
 //
 // Run `tradeproducer -h` for the configuration (flags, environment, .env
 // file). On SIGINT or SIGTERM it stops reading, delivers what it accepted

@@ -260,7 +260,8 @@ func usage(flags *flag.FlagSet) {
 	w := flags.Output()
 	fmt.Fprint(w, `tradeproducer reads trades from the Finnhub websocket and writes them to an
 Amazon Kinesis data stream through the aggregating producer, one JSON record per
-trade ({"s","p","t","v","c","ingestion_timestamp"}), partition key = symbol.
+trade: the trade object exactly as Finnhub sent it, plus "ingestion_timestamp"
+(Unix ms), partition key = symbol.
 
 Usage: tradeproducer [flags]
 
