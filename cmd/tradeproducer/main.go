@@ -24,13 +24,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/joho/godotenv"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -51,31 +50,38 @@ func fatal(stderr io.Writer, err error) int {
 }
 
 func run(args []string, stderr io.Writer) int {
-	cfg, err := pipeline.ParseConfig(args, os.LookupEnv, pipeline.ReadEnvFile, stderr)
+	exeDir := ""
+	if exe, err := os.Executable(); err == nil {
+		exeDir = filepath.Dir(exe)
+	}
+	cfg, err := pipeline.ParseConfig(args, pipeline.Environment{LookupEnv: os.LookupEnv, ReadEnvFile: pipeline.ReadEnvFile, ExecutableDir: exeDir}, stderr)
 	if errors.Is(err, pipeline.ErrHelp) {
 		return 0
 	}
 	if err != nil {
 		return fatal(stderr, err)
 	}
-	// AWS_* settings in the .env file reach the SDK through the process
-	// environment; variables already set are not overridden.
-	if _, statErr := os.Stat(cfg.EnvFile); statErr == nil {
-		if err := godotenv.Load(cfg.EnvFile); err != nil {
-			return fatal(stderr, fmt.Errorf("read %s: %w", cfg.EnvFile, err))
+	// The .env file's variables (AWS_* among them) reach the SDK through
+	// the process environment; variables already set are not overridden.
+	for k, v := range cfg.EnvFile.Values {
+		if _, set := os.LookupEnv(k); !set {
+			_ = os.Setenv(k, v)
 		}
 	}
 	log, err := pipeline.NewLogger(cfg.LogFormat, cfg.LogLevel, stderr, cfg.APIKey)
 	if err != nil {
 		return fatal(stderr, err)
 	}
+	for _, w := range cfg.EnvFile.Warnings() {
+		log.Warn(w)
+	}
 
 	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
 
-	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(cfg.Region))
+	awsCfg, err := pipeline.LoadAWSConfig(ctx, cfg.Region)
 	if err != nil {
-		return fatal(stderr, &pipeline.ConfigError{Sentence: fmt.Sprintf("The AWS configuration could not be loaded (%v): check AWS_PROFILE and AWS_CONFIG_FILE.", err)})
+		return fatal(stderr, err)
 	}
 	if err := pipeline.CheckCredentials(ctx, awsCfg); err != nil {
 		return fatal(stderr, err)
