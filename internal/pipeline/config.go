@@ -72,8 +72,8 @@ type ProducerConfig struct {
 // Config is the trade producer's configuration. Its String method never
 // shows the API key.
 type Config struct {
-	APIKey     string
-	Stream     string
+	APIKey string
+	Stream string
 	// Region is the region given by -region, AWS_REGION or the .env file;
 	// "" leaves it to the AWS configuration (a profile's region), with
 	// DefaultRegion as the last resort.
@@ -313,11 +313,11 @@ names only its number.
 Environment:
   FINNHUB_API_KEY      Finnhub API key (required for wss://ws.finnhub.io; it is
                        read only from the environment or the .env file and never logged)
-  KINESIS_STREAM_NAME  stream name (default `+DefaultStream+`)
+  KINESIS_STREAM_NAME  stream name (default ` + DefaultStream + `)
   AWS_REGION           region (default: the AWS configuration's, such as the
-                       AWS_PROFILE's region, else `+DefaultRegion+`)
-  STOCK_SYMBOLS        comma-separated symbols (default `+DefaultSymbols+`)
-  FINNHUB_URL          websocket URL (default `+DefaultFinnhubURL+`)
+                       AWS_PROFILE's region, else ` + DefaultRegion + `)
+  STOCK_SYMBOLS        comma-separated symbols (default ` + DefaultSymbols + `)
+  FINNHUB_URL          websocket URL (default ` + DefaultFinnhubURL + `)
   AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_KINESIS, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
   AWS_PROFILE, ...     standard AWS SDK settings (config.LoadDefaultConfig); point
                        AWS_ENDPOINT_URL at LocalStack (http://localhost:4566) or kinesis-mock.
