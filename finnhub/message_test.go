@@ -209,6 +209,9 @@ func FuzzParseMessage(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-parse of %s: %v", enc, err)
 		}
+		for i := range m.Data { // Raw is the text, which marshaling rewrites
+			m.Data[i].Raw, m2.Data[i].Raw = nil, nil
+		}
 		if !reflect.DeepEqual(m.Data, m2.Data) {
 			t.Fatalf("round trip changed the trades:\n%#v\n%#v", m.Data, m2.Data)
 		}

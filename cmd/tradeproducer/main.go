@@ -12,7 +12,13 @@
 //
 // and exits 0. Exit status 1 means the feed failed for good or trades were
 // left unresolved; 2 means misconfiguration, explained in one sentence on
-// stderr.
+// stderr: among others a refused Finnhub token, a host that does not
+// resolve, or no connection to the feed within -startup-timeout.
+//
+// With -metrics-addr it serves /metrics (Prometheus), /healthz (liveness:
+// 200 while the process serves) and /readyz (readiness: 200 while the feed
+// is connected and the producer accepts trades, 503 with the reason
+// otherwise).
 package main
 
 import (
@@ -94,7 +100,11 @@ func run(args []string, stderr io.Writer) int {
 	}
 
 	startCtx, cancelStart := context.WithTimeout(ctx, 30*time.Second)
-	prod, err := producer.New(startCtx, client, cfg.Stream, cfg.Producer.Apply, func(o *producer.Options) { o.Logger = log })
+	var prodOpts producer.Options // the options in effect, for /readyz
+	prod, err := producer.New(startCtx, client, cfg.Stream, cfg.Producer.Apply, func(o *producer.Options) {
+		o.Logger = log
+		prodOpts = *o
+	})
 	cancelStart()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -107,8 +117,9 @@ func run(args []string, stderr io.Writer) int {
 		URL:         cfg.FinnhubURL,
 		Token:       cfg.APIKey,
 		Symbols:     cfg.Symbols,
-		Logger:      log,
-		DeadTimeout: cfg.DeadTimeout,
+		Logger:         log,
+		DeadTimeout:    cfg.DeadTimeout,
+		StartupTimeout: cfg.StartupTimeout,
 	})
 	if err != nil {
 		_ = prod.Close()
@@ -124,13 +135,15 @@ func run(args []string, stderr io.Writer) int {
 	var wg sync.WaitGroup
 	bgCtx, stopBackground := context.WithCancel(context.Background())
 	if cfg.MetricsAddr != "" {
-		srv, ln, err := metricsServer(ctx, cfg.MetricsAddr, pl, prod, feed)
+		ready := pipeline.Readiness{Running: ctx, Feed: feed, Producer: prod,
+			MaxBufferedRecords: prodOpts.MaxBufferedRecords, MaxBufferedBytes: prodOpts.MaxBufferedBytes}
+		srv, ln, err := metricsServer(cfg.MetricsAddr, pl, prod, feed, ready.Check)
 		if err != nil {
 			stopBackground()
 			_ = prod.Close()
 			return fatal(stderr, &pipeline.ConfigError{Sentence: fmt.Sprintf("Cannot listen on -metrics-addr %s (%v): pick a free address.", cfg.MetricsAddr, err)})
 		}
-		log.WithField("addr", ln.Addr().String()).Info("serving /metrics and /healthz")
+		log.WithField("addr", ln.Addr().String()).Info("serving /metrics, /healthz and /readyz")
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
@@ -161,6 +174,11 @@ func run(args []string, stderr io.Writer) int {
 	fields["feed_malformed"] = fs.Malformed
 	entry := log.WithFields(fields)
 	code := 0
+	if fatalErr := pipeline.FeedStartupError(runErr, cfg.StartupTimeout); fatalErr != runErr {
+		// The feed never worked: nothing was received, the sentence says
+		// it all.
+		return fatal(stderr, fatalErr)
+	}
 	switch {
 	case runErr != nil:
 		entry.WithField("error", runErr.Error()).Error("final summary")
@@ -176,9 +194,9 @@ func run(args []string, stderr io.Writer) int {
 	return code
 }
 
-// metricsServer returns the /metrics and /healthz server and its listener;
-// /healthz fails once running ends.
-func metricsServer(running context.Context, addr string, pl *pipeline.Pipeline, prod *producer.Producer, feed *finnhub.Client) (*http.Server, net.Listener, error) {
+// metricsServer returns the /metrics, /healthz and /readyz server and its
+// listener.
+func metricsServer(addr string, pl *pipeline.Pipeline, prod *producer.Producer, feed *finnhub.Client, ready func() error) (*http.Server, net.Listener, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(metrics.NewCollector(prod, "kpl"))
@@ -188,11 +206,5 @@ func metricsServer(running context.Context, addr string, pl *pipeline.Pipeline, 
 	if err != nil {
 		return nil, nil, err
 	}
-	healthy := func() error {
-		if running.Err() != nil {
-			return errors.New("shutting down")
-		}
-		return nil
-	}
-	return &http.Server{Handler: pipeline.MetricsHandler(reg, healthy), ReadHeaderTimeout: 5 * time.Second}, ln, nil
+	return &http.Server{Handler: pipeline.MetricsHandler(reg, ready), ReadHeaderTimeout: 5 * time.Second}, ln, nil
 }

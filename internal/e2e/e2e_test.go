@@ -315,6 +315,9 @@ func TestSIGTERMDeliversOrReportsEveryAcceptedTrade(t *testing.T) {
 	if got := httpGet("http://" + addr + "/healthz"); got != "ok\n" {
 		t.Errorf("/healthz = %q, want ok", got)
 	}
+	if got := httpGet("http://" + addr + "/readyz"); got != "ready\n" {
+		t.Errorf("/readyz = %q, want ready", got)
+	}
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -474,18 +477,20 @@ func TestTheAPIKeyNeverAppearsInTheOutput(t *testing.T) {
 			good.SendError("Invalid token " + token)
 			waitFor(t, func() bool { return strings.Contains(p.out.String(), "error message") })
 		}},
-		{"a refused token keeps the key out of the logs", wrongURL, func(p *proc) {
-			waitFor(t, func() bool { return strings.Count(p.out.String(), "refused the API token") >= 2 })
-		}},
+		{"a refused token keeps the key out of the logs", wrongURL, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, format := range []string{"text", "json"} {
 				p := startProducer(t, producerEnv(tc.url, stream, token), "-log-format", format, "-log-level", "debug", "-status-interval", "200ms")
-				tc.act(p)
-				_ = p.cmd.Process.Signal(syscall.SIGINT)
-				if code := p.wait(t, 30*time.Second); code != 0 {
-					t.Errorf("%s: exit code %d; output:\n%s", format, code, p.out.String())
+				wantCode, wantSummary := 2, false // a refused token ends the run at once
+				if tc.act != nil {
+					tc.act(p)
+					_ = p.cmd.Process.Signal(syscall.SIGINT)
+					wantCode, wantSummary = 0, true
+				}
+				if code := p.wait(t, 30*time.Second); code != wantCode {
+					t.Errorf("%s: exit code %d, want %d; output:\n%s", format, code, wantCode, p.out.String())
 				}
 				out := p.out.String()
 				if testing.Verbose() {
@@ -494,8 +499,8 @@ func TestTheAPIKeyNeverAppearsInTheOutput(t *testing.T) {
 				if strings.Contains(out, token) {
 					t.Errorf("%s: the API key appears in the output:\n%s", format, out)
 				}
-				if !strings.Contains(out, "final summary") {
-					t.Errorf("%s: no final summary:\n%s", format, out)
+				if strings.Contains(out, "final summary") != wantSummary {
+					t.Errorf("%s: final summary expected %v:\n%s", format, wantSummary, out)
 				}
 			}
 		})
@@ -572,6 +577,40 @@ func TestMisconfigurationExitsWithOneSentence(t *testing.T) {
 			}
 			if strings.Count(out, "\n") != 0 || !strings.Contains(out, tc.want) {
 				t.Errorf("output %q, want one line containing %q", out, tc.want)
+			}
+		})
+	}
+}
+
+func TestAFeedThatNeverWorksExitsWithOneSentence(t *testing.T) {
+	t.Parallel()
+	_, stream := server.NewStream(t, 1)
+	_, url := startSim(t, feedsim.Config{Token: "the-right-token"})
+	tests := []struct {
+		name string
+		env  []string
+		args []string
+		want string
+	}{
+		{name: "a refused token", env: producerEnv(url, stream, "a-wrong-token"), want: "Finnhub refused the API token: check FINNHUB_API_KEY"},
+		{name: "no connection within the startup timeout", env: producerEnv("ws://127.0.0.1:1/", stream, ""), args: []string{"-startup-timeout", "2s"},
+			want: "No connection to the Finnhub feed within 2s of start"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name+" exits 2", func(t *testing.T) {
+			t.Parallel()
+			p := startProducer(t, tc.env, tc.args...)
+			code := p.wait(t, 40*time.Second)
+			out := strings.TrimSpace(p.out.String())
+			if code != 2 {
+				t.Errorf("exit code %d, want 2; output:\n%s", code, out)
+			}
+			lines := strings.Split(out, "\n")
+			if last := lines[len(lines)-1]; !strings.HasPrefix(last, "tradeproducer: ") || !strings.Contains(last, tc.want) {
+				t.Errorf("last line %q, want the sentence %q", last, tc.want)
+			}
+			if strings.Contains(out, "a-wrong-token") {
+				t.Errorf("the output shows the token:\n%s", out)
 			}
 		})
 	}

@@ -160,3 +160,19 @@ func StartupError(err error, stream, region, endpoint string) error {
 	}
 	return &ConfigError{fmt.Sprintf("Cannot start the producer for stream %q: %s.", stream, finnhub.RedactURL(err.Error()))}
 }
+
+// FeedStartupError turns an error of the feed that ends the trade producer
+// at start (see finnhub.ErrTokenRefused, ErrHostNotFound, ErrNoConnection)
+// into a ConfigError whose one sentence says what to do; other errors are
+// returned as they are.
+func FeedStartupError(err error, startupTimeout time.Duration) error {
+	switch {
+	case errors.Is(err, finnhub.ErrTokenRefused):
+		return &ConfigError{"Finnhub refused the API token: check FINNHUB_API_KEY in the environment or the .env file."}
+	case errors.Is(err, finnhub.ErrHostNotFound):
+		return &ConfigError{"The Finnhub host name does not resolve: check FINNHUB_URL and this machine's DNS."}
+	case errors.Is(err, finnhub.ErrNoConnection):
+		return &ConfigError{fmt.Sprintf("No connection to the Finnhub feed within %v of start: check FINNHUB_URL and the network, or raise -startup-timeout.", startupTimeout)}
+	}
+	return err
+}
