@@ -114,9 +114,9 @@ func run(args []string, stderr io.Writer) int {
 	}
 
 	feed, err := finnhub.NewClient(finnhub.ClientConfig{
-		URL:         cfg.FinnhubURL,
-		Token:       cfg.APIKey,
-		Symbols:     cfg.Symbols,
+		URL:            cfg.FinnhubURL,
+		Token:          cfg.APIKey,
+		Symbols:        cfg.Symbols,
 		Logger:         log,
 		DeadTimeout:    cfg.DeadTimeout,
 		StartupTimeout: cfg.StartupTimeout,
