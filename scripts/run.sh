@@ -81,8 +81,12 @@ MOCK_PID=$!
 
 say "creating stream $STREAM with $SHARDS shards"
 for i in $(seq 1 120); do
-	if "$OUT/verify" -create "$SHARDS" -stream "$STREAM" -timeout 5s 2>"$OUT/create.err"; then
-		break
+	CREATE_RC=0
+	"$OUT/verify" -create "$SHARDS" -stream "$STREAM" -timeout 5s 2>"$OUT/create.err" || CREATE_RC=$?
+	[ "$CREATE_RC" = 0 ] && break
+	if [ "$CREATE_RC" = 2 ]; then # a configuration error: retrying cannot help
+		cat "$OUT/create.err" >&2
+		exit 2
 	fi
 	if ! kill -0 "$MOCK_PID" 2>/dev/null; then
 		echo "run.sh: kinesis-mock exited; see out/kinesis-mock.log:" >&2

@@ -659,3 +659,36 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestVerifyExitCodes(t *testing.T) {
+	t.Parallel()
+	_, stream := server.NewStream(t, 4)
+	env := producerEnv("ws://127.0.0.1:1/", stream, "")
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string // in the output
+	}{
+		{name: "an empty stream fails -expect", args: []string{"-stream", stream, "-expect", "5"}, code: 1, want: "0 distinct trades, expected 5"},
+		{name: "an empty stream passes -expect 0", args: []string{"-stream", stream, "-expect", "0"}, code: 0, want: "verify: OK"},
+		{name: "a missing stream is a configuration error", args: []string{"-stream", stream + "-none"}, code: 2, want: "not found"},
+		{name: "-create with the stream's shard count succeeds", args: []string{"-stream", stream, "-create", "4"}, code: 0, want: "active with 4 shards"},
+		{name: "-create with another shard count is refused", args: []string{"-stream", stream, "-create", "2"}, code: 2, want: "exists with 4 open shards, not 2"},
+		{name: "a negative timeout is a usage error", args: []string{"-timeout", "-1s"}, code: 2, want: "-timeout: out of range"},
+		{name: "-h describes the command", args: []string{"-h"}, code: 0, want: "verify reads a Kinesis stream"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(verifyBin, tc.args...)
+			cmd.Env = env
+			out, _ := cmd.CombinedOutput()
+			if code := cmd.ProcessState.ExitCode(); code != tc.code {
+				t.Errorf("exit code %d, want %d; output:\n%s", code, tc.code, out)
+			}
+			if !strings.Contains(string(out), tc.want) {
+				t.Errorf("output does not contain %q:\n%s", tc.want, out)
+			}
+		})
+	}
+}
