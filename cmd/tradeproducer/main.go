@@ -81,6 +81,9 @@ func run(args []string, stderr io.Writer) int {
 	for _, w := range cfg.EnvFile.Warnings() {
 		log.Warn(w)
 	}
+	for _, sym := range pipeline.LowerCaseSymbols(cfg.Symbols) {
+		log.WithField("symbol", sym).Warn("symbol has lower-case letters: Finnhub's symbols are upper case (AAPL, BINANCE:BTCUSDT), so it will likely get no trades")
+	}
 
 	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()

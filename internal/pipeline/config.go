@@ -263,6 +263,20 @@ func SplitSymbols(s string) []string {
 	return out
 }
 
+// LowerCaseSymbols returns the symbols that have lower-case letters.
+// Finnhub's symbols are upper case (AAPL, BINANCE:BTCUSDT, OANDA:EUR_USD);
+// a lower-case one is subscribed as given and most likely never gets a
+// trade.
+func LowerCaseSymbols(symbols []string) []string {
+	var out []string
+	for _, s := range symbols {
+		if s != strings.ToUpper(s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // ConfigError is a fatal misconfiguration. Its message is one sentence that
 // says what to do.
 type ConfigError struct{ Sentence string }

@@ -194,3 +194,11 @@ func TestParseConfigHelpDocumentsEveryVariable(t *testing.T) {
 		}
 	}
 }
+
+func TestLowerCaseSymbols(t *testing.T) {
+	t.Parallel()
+	got := LowerCaseSymbols([]string{"AAPL", "msft", "BINANCE:BTCUSDT", "Binance:ETHUSDT", "OANDA:EUR_USD"})
+	if want := []string{"msft", "Binance:ETHUSDT"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
