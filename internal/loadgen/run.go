@@ -43,6 +43,9 @@ type RunConfig struct {
 	Seed       uint64
 	// Keys chooses the partition keys; default KeySymbol.
 	Keys KeyMode
+	// Numbered gives every trade its sequence number in the run (see
+	// Generator.Number), for CheckReadBack.
+	Numbered bool
 	// DrainTimeout bounds the wait for outstanding outcomes after Duration.
 	// Default 60s.
 	DrainTimeout time.Duration
@@ -78,6 +81,9 @@ func Run(ctx context.Context, cfg RunConfig, sink Sink, rec *Recorder) (ModeResu
 		cfg.Keys = KeySymbol
 	}
 	gen := NewGenerator(cfg.Symbols, cfg.RecordSize, cfg.Seed)
+	if cfg.Numbered {
+		gen.Number()
+	}
 	cpu0 := CPUTime()
 	start := rec.Start()
 	end := start.Add(cfg.Duration)
@@ -239,20 +245,16 @@ func summarize(cfg RunConfig, rec *Recorder, kc SinkCounters, start, genEnd, fin
 	return r
 }
 
-// rates turns counts per interval into rates per second. The last bucket,
-// cut short by the end of the run at elapsed seconds, is divided by the time
-// it covers, or left out when it covers less than half an interval.
+// rates turns counts per interval into rates per second. A last bucket cut
+// short by the end of the run at elapsed seconds is left out: its rate
+// would compare a part of a second with whole ones.
 func rates(counts []int64, interval, elapsed float64) []float64 {
 	out := make([]float64, 0, len(counts))
 	for i, v := range counts {
-		width := interval
-		if rest := elapsed - float64(i)*interval; rest < interval {
-			if rest < interval/2 {
-				break
-			}
-			width = rest
+		if elapsed-float64(i)*interval < interval {
+			break
 		}
-		out = append(out, float64(v)/width)
+		out = append(out, float64(v)/interval)
 	}
 	return out
 }

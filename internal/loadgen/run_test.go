@@ -80,8 +80,8 @@ func TestRates(t *testing.T) {
 		want    []float64
 	}{
 		{name: "full buckets are counts per interval", counts: []int64{10, 20}, elapsed: 2, want: []float64{10, 20}},
-		{name: "a short last bucket is divided by the time it covers", counts: []int64{10, 20, 15}, elapsed: 2.5, want: []float64{10, 20, 30}},
-		{name: "a last bucket under half an interval is left out", counts: []int64{10, 20, 1}, elapsed: 2.2, want: []float64{10, 20}},
+		{name: "a partial last bucket is left out", counts: []int64{10, 20, 15}, elapsed: 2.9, want: []float64{10, 20}},
+		{name: "a bucket the run did not reach is left out", counts: []int64{10, 20, 1}, elapsed: 1.5, want: []float64{10}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
