@@ -64,6 +64,8 @@ type Progress struct {
 	Counts
 	// AckRate is the trades acknowledged per second over the last second.
 	AckRate float64
+	// Final is set on the one last call, made when every outcome is in.
+	Final bool
 }
 
 // Run drives one run: it offers trades from a fresh generator to sink for
@@ -181,6 +183,10 @@ func Run(ctx context.Context, cfg RunConfig, sink Sink, rec *Recorder) (ModeResu
 	cpu := CPUTime() - cpu0
 	close(stopProgress)
 	<-progressDone
+	if cfg.Progress != nil {
+		cfg.Progress(Progress{Mode: cfg.Mode, Elapsed: finished.Sub(start), Duration: cfg.Duration,
+			Draining: true, Counts: rec.Counts(), Final: true})
+	}
 
 	res := summarize(cfg, rec, sink.Counters(), start, genEnd, finished, cpu)
 	res.Refused = refused

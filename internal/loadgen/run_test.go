@@ -183,3 +183,15 @@ func TestRunThroughTheProducer(t *testing.T) {
 		t.Fatalf("%d trades took %d Kinesis records: not aggregated", res.Acked, res.Sink.KinesisRecords)
 	}
 }
+
+func TestSegmentsBreakAtZeroOnALogAxis(t *testing.T) {
+	t.Parallel()
+	series := []float64{5, 0, 0, 7, 8, 0}
+	if got := segments(series, 1, false); len(got) != 1 || len(got[0]) != 6 {
+		t.Errorf("linear: %v, want one segment of 6 points", got)
+	}
+	got := segments(series, 1, true)
+	if len(got) != 2 || len(got[0]) != 1 || len(got[1]) != 2 || got[1][0].X != 3.5 || got[1][0].Y != 7 {
+		t.Errorf("log: %v, want [(0.5,5)] [(3.5,7) (4.5,8)]", got)
+	}
+}
