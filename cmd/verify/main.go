@@ -41,6 +41,11 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	if ctx.Err() != nil {
+		// Signalled: whatever was printed is incomplete.
+		fmt.Fprintln(os.Stderr, "verify: interrupted; the stream was not fully checked")
+		code = exitInterrupted
+	}
 	stop()
 	os.Exit(code)
 }
@@ -56,7 +61,7 @@ active and exits; an existing stream must have N open shards.
 
 Exit status: 0 OK; 1 the check failed (-expect) or the stream could not be read;
 2 usage or configuration error (a bad flag, no such stream, an existing stream
-with another shard count).
+with another shard count); 130 interrupted by SIGINT or SIGTERM.
 
 Usage: verify [flags]`
 
@@ -74,8 +79,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args, stderr); err != nil {
 		return fs.Fail(stderr, err)
 	}
+	signalled := ctx
 	fail := func(code int, format string, a ...any) int {
-		fmt.Fprintf(stderr, "verify: "+format+"\n", a...)
+		if signalled.Err() == nil { // a signal is reported by main
+			fmt.Fprintf(stderr, "verify: "+format+"\n", a...)
+		}
 		return code
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -125,6 +133,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	return cli.ExitOK
 }
+
+// exitInterrupted is the exit status after SIGINT or SIGTERM, as a shell
+// reports a process killed by SIGINT.
+const exitInterrupted = 130
 
 // shardMismatch is an existing stream with another number of open shards
 // than -create asked for.
