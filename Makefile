@@ -6,6 +6,7 @@
 #   make loadtest  aggregated versus single put, against the limit endpoint and kinesis-mock
 #   make fuzz      longer fuzzing
 #   make lint      go vet and a gofmt check
+#   make e2e-long  tests that wait through real long outages (minutes)
 
 GO            ?= go
 KINESIS_LOCAL_VERSION := 0.6.2
@@ -16,7 +17,7 @@ export KINESIS_LOCAL_DIR := $(KINESIS_LOCAL)
 FUZZTIME      ?= 2m
 TESTFLAGS     ?=
 
-.PHONY: all run test unit fuzz-short fuzz bench loadtest lint tools
+.PHONY: all run test unit fuzz-short fuzz bench loadtest lint tools e2e-long
 
 all: lint test
 
@@ -38,6 +39,12 @@ run: tools
 test: tools
 	$(GO) test -race -count=1 -timeout 8m $(TESTFLAGS) ./...
 	$(MAKE) fuzz-short
+
+# e2e-long runs the variants of the recovery tests that wait through a real
+# 60 s feed outage; make test covers the same with a 5 s outage and a fake
+# clock.
+e2e-long: tools
+	KPL_LONG_TESTS=1 $(GO) test -race -count=1 -timeout 10m -run 'Minute' -v ./finnhub
 
 # fuzz-short gives each fuzz target a few seconds; go test -fuzz takes one target at a time.
 fuzz-short:
