@@ -175,7 +175,7 @@ func ParseConfig(args []string, env Environment, out io.Writer) (Config, error) 
 	p := &c.Producer
 	flags.BoolVar(&p.Aggregation, "aggregation", true, "pack several trades into one Kinesis record (KPL aggregation)")
 	flags.IntVar(&p.AggregationMaxSize, "aggregation-max-size", 51200, 1, 1<<20, "maximum bytes of one aggregated record")
-	flags.IntVar(&p.AggregationMaxCount, "aggregation-max-count", math.MaxUint32, 1, math.MaxUint32, "maximum trades in one aggregated record")
+	flags.IntVar(&p.AggregationMaxCount, "aggregation-max-count", math.MaxInt32, 1, math.MaxInt32, "maximum trades in one aggregated record (the producer's default, 4294967295 on 64-bit systems, is no limit in practice)")
 	flags.IntVar(&p.CollectionMaxCount, "collection-max-count", producer.MaxPutRecordsCount, 1, producer.MaxPutRecordsCount, "maximum Kinesis records per PutRecords call")
 	flags.IntVar(&p.CollectionMaxSize, "collection-max-size", producer.MaxPutRecordsSize, 1, producer.MaxPutRecordsSize, "maximum bytes per PutRecords call")
 	flags.DurationVar(&p.Linger, "linger", 100*time.Millisecond, 0, time.Minute, "how long a trade may wait in the buffer for others to join it; 0 sends at once")
