@@ -692,3 +692,36 @@ func TestVerifyExitCodes(t *testing.T) {
 		})
 	}
 }
+
+func TestReadyzTellsWhyTheProducerIsNotReady(t *testing.T) {
+	t.Parallel()
+	_, stream := server.NewStream(t, 1)
+	sim, url := startSim(t, feedsim.Config{Seed: 4, Rate: 200})
+	addr := freeAddr(t)
+	p := startProducer(t, producerEnv(url, stream, ""), "-status-interval", "0", "-metrics-addr", addr)
+	waitFor(t, func() bool { return httpGet("http://"+addr+"/readyz") == "ready\n" })
+	// The feed goes away for good: connections closed, new ones refused.
+	_ = sim.Close()
+	waitFor(t, func() bool {
+		return strings.Contains(httpGet("http://"+addr+"/readyz"), "not ready: the feed is not connected")
+	})
+	if got := httpGet("http://" + addr + "/healthz"); got != "ok\n" {
+		t.Errorf("/healthz = %q while the feed is down, want ok", got)
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM; output:\n%s", code, p.out.String())
+	}
+}
+
+func TestABadFlagIsOneLineWithoutTheUsage(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"-linger", "100"}, {"-max-connections", "0"}, {"-record-ttl", "-5s"}} {
+		p := startProducer(t, producerEnv("ws://127.0.0.1:1/", "s", ""), args...)
+		code := p.wait(t, 20*time.Second)
+		out := p.out.String()
+		if code != 2 || strings.Count(out, "\n") != 1 || !strings.Contains(out, "flag "+args[0]+":") {
+			t.Errorf("%q: exit code %d, output %q; want 2 and one line naming the flag", args, code, out)
+		}
+	}
+}
