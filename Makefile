@@ -50,11 +50,13 @@ e2e-long: tools
 fuzz-short:
 	$(GO) test -run '^$$' -fuzz '^FuzzDeaggregate$$' -fuzztime 5s ./aggregation
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMessage$$' -fuzztime 5s ./finnhub
+	$(GO) test -run '^$$' -fuzz '^FuzzEncodeTrade$$' -fuzztime 5s ./internal/pipeline
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDeaggregate$$' -fuzztime $(FUZZTIME) ./aggregation
 	$(GO) test -run '^$$' -fuzz '^FuzzAggregateRoundTrip$$' -fuzztime $(FUZZTIME) ./aggregation
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMessage$$' -fuzztime $(FUZZTIME) ./finnhub
+	$(GO) test -run '^$$' -fuzz '^FuzzEncodeTrade$$' -fuzztime $(FUZZTIME) ./internal/pipeline
 
 bench: tools
 	$(GO) test -run '^$$' -bench . -benchmem ./aggregation ./producer ./bench

@@ -2,8 +2,10 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -110,4 +112,45 @@ func TestEncodeTrade(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzEncodeTrade checks that for any JSON object, EncodeTrade's record is
+// valid JSON holding the same members with the same values, plus
+// ingestion_timestamp.
+func FuzzEncodeTrade(f *testing.F) {
+	for _, s := range goldenFrames {
+		f.Add(s)
+	}
+	f.Add(`{"ingestion_timestamp":1,"s":"A"}`)
+	f.Add(`{}`)
+	f.Fuzz(func(t *testing.T, raw string) {
+		var in map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(raw), &in); err != nil || in == nil {
+			return
+		}
+		got, err := EncodeTrade(finnhub.Trade{Raw: []byte(raw)}, time.UnixMilli(77))
+		if err != nil {
+			t.Fatalf("EncodeTrade(%q): %v", raw, err)
+		}
+		var out map[string]json.RawMessage
+		if err := json.Unmarshal(got, &out); err != nil {
+			t.Fatalf("EncodeTrade(%q) = %q, not JSON: %v", raw, got, err)
+		}
+		if string(out[IngestionTimestampField]) != "77" {
+			t.Fatalf("EncodeTrade(%q) = %q: no ingestion timestamp", raw, got)
+		}
+		delete(in, IngestionTimestampField)
+		delete(out, IngestionTimestampField)
+		if len(in) != len(out) {
+			t.Fatalf("EncodeTrade(%q) = %q: members differ", raw, got)
+		}
+		for k, v := range in {
+			var a, b any
+			_ = json.Unmarshal(v, &a)
+			_ = json.Unmarshal(out[k], &b)
+			if !reflect.DeepEqual(a, b) {
+				t.Fatalf("EncodeTrade(%q) = %q: member %q changed", raw, got, k)
+			}
+		}
+	})
 }
