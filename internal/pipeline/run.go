@@ -117,6 +117,12 @@ type Summary struct {
 
 // Pipeline forwards trades from a Source to a Sink and accounts for every
 // accepted trade. Handle and Counters are safe for concurrent use.
+//
+// Results are consumed in one place: Handle queues the Waiter of each
+// accepted trade (futureQueue) and collect waits for them in acceptance
+// order and counts them. A producer that reports results through a
+// callback fits behind Sink by completing a Waiter from its callback;
+// nothing else in the pipeline depends on how results arrive.
 type Pipeline struct {
 	sink Sink
 	opts Options
