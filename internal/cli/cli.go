@@ -100,25 +100,25 @@ func (f *FlagSet) Fail(w io.Writer, err error) int {
 // DurationVar defines a duration flag whose value must lie in [min, max].
 func (f *FlagSet) DurationVar(p *time.Duration, name string, def, min, max time.Duration, usage string) {
 	*p = def
-	f.Var(&durationValue{p: p, min: min, max: max}, name, fmt.Sprintf("%s (%s)", usage, durationRange(min, max)))
+	f.Var(&durationValue{p: p, min: min, max: max}, name, fmt.Sprintf("%s (`duration` %s)", usage, durationRange(min, max)))
 }
 
 // IntVar defines an integer flag whose value must lie in [min, max].
 func (f *FlagSet) IntVar(p *int, name string, def, min, max int, usage string) {
 	*p = def
-	f.Var(&intValue{p: p, min: min, max: max}, name, fmt.Sprintf("%s (%d to %d)", usage, min, max))
+	f.Var(&intValue{p: p, min: min, max: max}, name, fmt.Sprintf("%s (`int` %d to %d)", usage, min, max))
 }
 
 // Float64Var defines a float flag whose value must lie in [min, max].
 func (f *FlagSet) Float64Var(p *float64, name string, def, min, max float64, usage string) {
 	*p = def
-	f.Var(&floatValue{p: p, min: min, max: max}, name, fmt.Sprintf("%s (%g to %g)", usage, min, max))
+	f.Var(&floatValue{p: p, min: min, max: max}, name, fmt.Sprintf("%s (`number` %g to %g)", usage, min, max))
 }
 
 // ChoiceVar defines a string flag whose value must be one of choices.
 func (f *FlagSet) ChoiceVar(p *string, name, def string, choices []string, usage string) {
 	*p = def
-	f.Var(&choiceValue{p: p, choices: choices}, name, fmt.Sprintf("%s (%s)", usage, strings.Join(choices, ", ")))
+	f.Var(&choiceValue{p: p, choices: choices}, name, fmt.Sprintf("%s (one of `%s`)", usage, strings.Join(choices, "|")))
 }
 
 func durationRange(min, max time.Duration) string {

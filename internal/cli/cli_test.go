@@ -73,7 +73,7 @@ func TestHelpShowsTheDescriptionDefaultsAndRanges(t *testing.T) {
 	if !errors.Is(err, cli.ErrHelp) || fs.Fail(&bytes.Buffer{}, err) != cli.ExitOK {
 		t.Fatalf("err = %v", err)
 	}
-	for _, want := range []string{"demo does things.", "Usage: demo [flags]", "-linger", "how long to wait (0s to 1m0s)", "(default 100ms)"} {
+	for _, want := range []string{"demo does things.", "Usage: demo [flags]", "-linger", "-linger duration", "how long to wait (duration 0s to 1m0s)", "(default 100ms)"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("usage has no %q:\n%s", want, out.String())
 		}
