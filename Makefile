@@ -7,6 +7,7 @@
 #   make fuzz      longer fuzzing
 #   make stress    the producer's model-based stress test over many random schedules
 #   make lint      go vet and a gofmt check
+#   make e2e-long  tests that wait through real long outages (minutes)
 
 GO            ?= go
 KINESIS_LOCAL_VERSION := 0.6.2
@@ -21,7 +22,7 @@ export KINESIS_AGG_DIR := $(KINESIS_AGG)
 FUZZTIME      ?= 2m
 TESTFLAGS     ?=
 
-.PHONY: all run test unit fuzz-short fuzz bench loadtest lint tools stress
+.PHONY: all run test unit fuzz-short fuzz bench loadtest lint tools stress e2e-long
 
 all: lint test
 
@@ -47,11 +48,18 @@ test: tools
 	$(GO) test -race -count=1 -timeout 8m $(TESTFLAGS) ./...
 	$(MAKE) fuzz-short
 
+# e2e-long runs the variants of the recovery tests that wait through a real
+# 60 s feed outage; make test covers the same with a 5 s outage and a fake
+# clock.
+e2e-long: tools
+	KPL_LONG_TESTS=1 $(GO) test -race -count=1 -timeout 10m -run 'Minute' -v ./finnhub
+
 # fuzz-short gives each fuzz target a few seconds; go test -fuzz takes one target at a time.
 fuzz-short:
 	$(GO) test -run '^$$' -fuzz '^FuzzDeaggregate$$' -fuzztime 5s ./aggregation
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMessage$$' -fuzztime 5s ./finnhub
 	$(GO) test -run '^$$' -fuzz '^FuzzDedupe$$' -fuzztime 5s ./dedupe
+	$(GO) test -run '^$$' -fuzz '^FuzzEncodeTrade$$' -fuzztime 5s ./internal/pipeline
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDeaggregate$$' -fuzztime $(FUZZTIME) ./aggregation
@@ -59,6 +67,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMessage$$' -fuzztime $(FUZZTIME) ./finnhub
 	$(GO) test -run '^$$' -fuzz '^FuzzDedupe$$' -fuzztime $(FUZZTIME) ./dedupe
 	$(GO) test -run '^$$' -fuzz '^FuzzUnmarshalBinary$$' -fuzztime $(FUZZTIME) ./dedupe
+	$(GO) test -run '^$$' -fuzz '^FuzzEncodeTrade$$' -fuzztime $(FUZZTIME) ./internal/pipeline
 
 bench: tools
 	$(GO) test -run '^$$' -bench . -benchmem ./aggregation ./dedupe ./producer ./bench

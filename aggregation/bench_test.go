@@ -236,7 +236,7 @@ func BenchmarkDeaggregate(b *testing.B) {
 			for i := 0; ; i++ {
 				r := Record{PartitionKey: benchSymbols[i%len(benchSymbols)], Data: data}
 				if bs.name == "120B_ids" {
-					r.ID = RecordID{PID: benchPID, Seq: uint64(1<<33 + i)}
+					r.ID = RecordID{PID: benchPID, Seq: 1<<33 + uint64(i)}
 				}
 				if err := a.Add(r); err != nil {
 					break

@@ -35,14 +35,31 @@ const (
 	// a trade message of a few hundred trades is tens of kilobytes.
 	DefaultMaxMessageSize = 1 << 20
 	// DefaultMinBackoff is ClientConfig.MinBackoff's default.
-	DefaultMinBackoff = 500 * time.Millisecond
-	// DefaultMaxBackoff is ClientConfig.MaxBackoff's default.
-	DefaultMaxBackoff = 30 * time.Second
+	DefaultMinBackoff = 200 * time.Millisecond
+	// DefaultMaxBackoff is ClientConfig.MaxBackoff's default. It is low on
+	// purpose: Finnhub does not replay what was missed, so every second of
+	// backoff after the feed is back is a second of trades lost, and one
+	// connection attempt per second is no load for a server.
+	DefaultMaxBackoff = 800 * time.Millisecond
 )
 
 // ErrRunning is returned by Run when another Run of the same Client is in
 // progress.
 var ErrRunning = errors.New("finnhub: client is already running")
+
+// Errors Run returns when the feed cannot work at all. They are returned
+// only before the first successful connection of a Run: once the feed has
+// worked, every failure is an outage, retried without end.
+var (
+	// ErrTokenRefused means the server refused the API token (HTTP 401 or
+	// 403 on the websocket handshake).
+	ErrTokenRefused = errors.New("finnhub: the server refused the API token")
+	// ErrHostNotFound means the URL's host name does not resolve.
+	ErrHostNotFound = errors.New("finnhub: the host name does not resolve")
+	// ErrNoConnection means no connection succeeded within
+	// ClientConfig.StartupTimeout.
+	ErrNoConnection = errors.New("finnhub: no connection within the startup timeout")
+)
 
 // ClientConfig configures a Client. Only Symbols is required.
 type ClientConfig struct {
@@ -74,10 +91,17 @@ type ClientConfig struct {
 	// after every failed attempt up to MaxBackoff, and each actual wait is
 	// drawn uniformly from [delay/2, delay] (jitter). It returns to
 	// MinBackoff after a healthy connection: one that delivered a trade or
-	// stayed up for StableAfter. Default DefaultMinBackoff (500ms).
+	// stayed up for StableAfter. Default DefaultMinBackoff (200ms).
 	MinBackoff time.Duration
-	// MaxBackoff caps the reconnect delay. Default DefaultMaxBackoff (30s).
+	// MaxBackoff caps the reconnect delay. Default DefaultMaxBackoff
+	// (800ms): the feed is streaming again at most that long after it came
+	// back.
 	MaxBackoff time.Duration
+	// StartupTimeout, when positive, bounds the time from the start of Run
+	// to the first successful connection: if none succeeded by then, Run
+	// returns an error wrapping ErrNoConnection. The default 0 retries
+	// without end.
+	StartupTimeout time.Duration
 	// StableAfter is how long a connection must stay up to count as healthy
 	// even without trades. Default 30s.
 	StableAfter time.Duration
@@ -119,6 +143,11 @@ type Client struct {
 	dialer *websocket.Dialer
 
 	running atomic.Bool
+
+	// Clock hooks; tests replace them. now is time.Now and after
+	// time.After.
+	now   func() time.Time
+	after func(time.Duration) <-chan time.Time
 
 	connects, reconnects, dialFailures, messages, trades, pings atomic.Uint64
 	unknown, malformed, oversized, serverErrors, deadTimeouts   atomic.Uint64
@@ -194,7 +223,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		log = l
 	}
 	cfg.Symbols = append([]string(nil), cfg.Symbols...)
-	return &Client{cfg: cfg, url: u.String(), secret: secret, log: log, dialer: dialer}, nil
+	return &Client{cfg: cfg, url: u.String(), secret: secret, log: log, dialer: dialer, now: time.Now, after: time.After}, nil
 }
 
 // Stats returns a snapshot of the counters. It never blocks.
@@ -224,7 +253,10 @@ func (c *Client) Stats() Stats {
 //
 // On any disconnect (network error, server close, a DeadTimeout of silence,
 // an oversized frame) Run reconnects after an exponential backoff with jitter
-// and resubscribes to every symbol; it never gives up on its own. Finnhub
+// (at most MaxBackoff) and resubscribes to every symbol; once a connection
+// has succeeded it never gives up on its own. Before that, it returns an
+// error wrapping ErrTokenRefused, ErrHostNotFound or (after StartupTimeout)
+// ErrNoConnection: a feed that never worked is a misconfiguration. Finnhub
 // ping messages are counted, error messages logged, unknown message types
 // and malformed messages counted and ignored.
 //
@@ -254,11 +286,21 @@ func (c *Client) Run(ctx context.Context, handle func(context.Context, []Trade) 
 	bo := backoff{min: c.cfg.MinBackoff, max: c.cfg.MaxBackoff}
 	bo.reset()
 	hadConnection := false
+	var startBy time.Time // zero: no startup deadline
+	if c.cfg.StartupTimeout > 0 {
+		startBy = c.now().Add(c.cfg.StartupTimeout)
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		res := c.session(ctx, handle, hadConnection, rl)
+		dialCtx := ctx
+		cancelDial := func() {}
+		if !hadConnection && !startBy.IsZero() {
+			dialCtx, cancelDial = context.WithDeadline(ctx, startBy)
+		}
+		res := c.session(ctx, dialCtx, handle, hadConnection, rl)
+		cancelDial()
 		if res.fatal != nil {
 			return res.fatal
 		}
@@ -266,46 +308,76 @@ func (c *Client) Run(ctx context.Context, handle func(context.Context, []Trade) 
 			return err
 		}
 		hadConnection = hadConnection || res.connected
+		if !hadConnection {
+			if err := c.startupFailure(res, startBy); err != nil {
+				return err
+			}
+		}
 		if res.healthy {
 			bo.reset()
 		}
 		delay := bo.next()
+		if !hadConnection && !startBy.IsZero() {
+			delay = max(0, min(delay, startBy.Sub(c.now())))
+		}
 		entry := c.log.WithFields(logrus.Fields{"url": RedactURL(c.url), "retry_in": delay.Round(time.Millisecond)})
 		if res.connected {
 			entry.WithError(res.err).Warn("finnhub: connection lost; reconnecting")
 		} else {
 			entry.WithError(res.err).Warn("finnhub: connection failed; retrying")
 		}
-		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return ctx.Err()
-		case <-t.C:
+		case <-c.after(delay):
 		}
 	}
+}
+
+// startupFailure returns the error Run ends with when a connection attempt
+// before the first success failed for a reason that retrying cannot cure,
+// or the startup deadline passed; nil to retry.
+func (c *Client) startupFailure(res sessionResult, startBy time.Time) error {
+	switch {
+	case res.refused:
+		return fmt.Errorf("%w (HTTP %d)", ErrTokenRefused, res.status)
+	case res.noHost:
+		return fmt.Errorf("%w: %w", ErrHostNotFound, res.err)
+	case !startBy.IsZero() && !c.now().Before(startBy):
+		return fmt.Errorf("%w (%v): %w", ErrNoConnection, c.cfg.StartupTimeout, res.err)
+	}
+	return nil
 }
 
 // sessionResult is how one connection ended.
 type sessionResult struct {
 	connected bool  // the handshake succeeded
+	refused   bool  // the handshake was refused with 401 or 403
+	status    int   // the HTTP status of a refused handshake
+	noHost    bool  // the host name does not resolve
 	healthy   bool  // it delivered a trade or lasted StableAfter
 	err       error // why it ended (redacted)
 	fatal     error // handle's error: Run must return it
 }
 
-// session dials, subscribes and reads one connection until it ends.
-func (c *Client) session(ctx context.Context, handle func(context.Context, []Trade) error, reconnect bool, rl *logLimits) sessionResult {
-	conn, resp, err := c.dialer.DialContext(ctx, c.url, nil)
+// session dials (with dialCtx), subscribes and reads one connection until
+// it ends.
+func (c *Client) session(ctx, dialCtx context.Context, handle func(context.Context, []Trade) error, reconnect bool, rl *logLimits) sessionResult {
+	conn, resp, err := c.dialer.DialContext(dialCtx, c.url, nil)
 	if err != nil {
 		c.dialFailures.Add(1)
+		res := sessionResult{}
 		if resp != nil {
 			err = fmt.Errorf("%w (HTTP %s)", err, resp.Status)
 			if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+				res.refused, res.status = true, resp.StatusCode
 				c.log.WithField("url", RedactURL(c.url)).Error("finnhub: the server refused the API token; check FINNHUB_API_KEY")
 			}
 		}
-		return sessionResult{err: c.redact(fmt.Errorf("finnhub: dial: %w", err))}
+		var dnsErr *net.DNSError
+		res.noHost = errors.As(err, &dnsErr) && dnsErr.IsNotFound
+		res.err = c.redact(fmt.Errorf("finnhub: dial: %w", err))
+		return res
 	}
 	defer conn.Close()
 	c.connects.Add(1)

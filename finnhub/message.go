@@ -37,6 +37,12 @@ type Trade struct {
 	// or null (both are marshaled back as null); a non-nil empty slice when
 	// the server sent an empty list.
 	Conditions []string `json:"c"`
+	// Raw is the trade's JSON object exactly as the server sent it, every
+	// field included (those this type does not know, nulls and the
+	// original number spellings too), in the server's key order. It is set
+	// by ParseMessage and nil for a Trade built in code; it shares no
+	// memory with the message it was parsed from.
+	Raw json.RawMessage `json:"-"`
 }
 
 // Message is one websocket message from Finnhub.
@@ -101,17 +107,24 @@ func ParseMessage(b []byte) (Message, error) {
 	default:
 		return m, nil
 	}
-	var data []wireTrade
+	var raws []json.RawMessage
 	if len(w.Data) > 0 {
-		if err := json.Unmarshal(w.Data, &data); err != nil {
+		if err := json.Unmarshal(w.Data, &raws); err != nil {
 			return Message{}, fmt.Errorf("%w: trade data: %w", ErrMalformed, err)
 		}
 	}
-	if data == nil {
+	if raws == nil {
 		return Message{}, fmt.Errorf("%w: trade message without a \"data\" array", ErrMalformed)
 	}
-	m.Data = make([]Trade, len(data))
-	for i, wt := range data {
+	m.Data = make([]Trade, len(raws))
+	for i, raw := range raws {
+		var wt wireTrade
+		if len(raw) == 0 || raw[0] != '{' {
+			return Message{}, fmt.Errorf("%w: trade %d is not an object", ErrMalformed, i)
+		}
+		if err := json.Unmarshal(raw, &wt); err != nil {
+			return Message{}, fmt.Errorf("%w: trade %d: %w", ErrMalformed, i, err)
+		}
 		switch {
 		case wt.S == nil:
 			return Message{}, fmt.Errorf("%w: trade %d: missing \"s\" (symbol)", ErrMalformed, i)
@@ -122,7 +135,8 @@ func ParseMessage(b []byte) (Message, error) {
 		case wt.T == nil:
 			return Message{}, fmt.Errorf("%w: trade %d (%q): missing \"t\" (time)", ErrMalformed, i, *wt.S)
 		}
-		t := Trade{Symbol: *wt.S, Price: *wt.P, Time: *wt.T, Conditions: wt.C}
+		// json.Unmarshal copies a RawMessage, so Raw does not alias b.
+		t := Trade{Symbol: *wt.S, Price: *wt.P, Time: *wt.T, Conditions: wt.C, Raw: raw}
 		if wt.V != nil {
 			t.Volume = *wt.V
 		}

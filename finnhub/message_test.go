@@ -102,6 +102,13 @@ func TestParseMessage(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseMessage(%q): %v", tt.in, err)
 			}
+			// Raw is checked by TestParseMessageKeepsEachTradeAsSent.
+			for i := range got.Data {
+				if !strings.Contains(tt.in, string(got.Data[i].Raw)) || len(got.Data[i].Raw) == 0 {
+					t.Errorf("trade %d: Raw %q is not a part of the message", i, got.Data[i].Raw)
+				}
+				got.Data[i].Raw = nil
+			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("ParseMessage(%q) =\n%#v\nwant\n%#v", tt.in, got, tt.want)
 			}
@@ -202,6 +209,9 @@ func FuzzParseMessage(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-parse of %s: %v", enc, err)
 		}
+		for i := range m.Data { // Raw is the text, which marshaling rewrites
+			m.Data[i].Raw, m2.Data[i].Raw = nil, nil
+		}
 		if !reflect.DeepEqual(m.Data, m2.Data) {
 			t.Fatalf("round trip changed the trades:\n%#v\n%#v", m.Data, m2.Data)
 		}
@@ -222,4 +232,34 @@ func ExampleParseMessage() {
 	// Output:
 	// AAPL 189.50 x 100 at 1575526691134 conditions [1 12]
 	// finnhub: malformed message: trade 0 ("AAPL"): missing "p" (price)
+}
+
+func TestParseMessageKeepsEachTradeAsSent(t *testing.T) {
+	t.Parallel()
+	trades := []string{
+		`{"s":"AAPL","p":189.5,"t":1575526691134,"v":100,"c":["1","12"]}`,
+		`{"s":"BINANCE:BTCUSDT","c":null,"p":1.0E+2,"t":2,"v":0.000001,"x":{"venue":"Zürich","n":[1,2]}}`,
+		`{ "s" : "MSFT" , "p" : 420.010 , "t" : 3 , "v" : 12345678901234567890 , "c" : [ ] }`,
+		`{"t":4,"s":"\u00e9\"q","p":-0.5}`,
+	}
+	msg := `{"type":"trade","data":[` + strings.Join(trades, " ,\n ") + `]}`
+	b := []byte(msg)
+	m, err := finnhub.ParseMessage(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Data) != len(trades) {
+		t.Fatalf("%d trades, want %d", len(m.Data), len(trades))
+	}
+	for i := range b {
+		b[i] = 'X' // Raw must not alias the message
+	}
+	for i, tr := range m.Data {
+		if string(tr.Raw) != trades[i] {
+			t.Errorf("trade %d: Raw = %s, want %s", i, tr.Raw, trades[i])
+		}
+	}
+	if m.Data[3].Symbol != "\u00e9\"q" {
+		t.Errorf("symbol %q", m.Data[3].Symbol)
+	}
 }

@@ -3,22 +3,25 @@
 //
 // It prints its URL ("feedsim listening on ws://127.0.0.1:8765"), streams
 // random-walk trades for whatever symbols its clients subscribe to and, with
-// -trades N, stops after exactly N trades: it then closes every connection
+// -max-trades N, stops after exactly N trades: it then closes every connection
 // with a normal close frame (sent after the last trade, so a client that
 // reads to the close frame has read every trade), prints "sent N trades" and
 // exits 0. On SIGINT or SIGTERM it does the same with the count so far.
 //
 // Usage:
 //
-//	feedsim [-addr 127.0.0.1:8765] [-rate 1000] [-trades N] [-batch 5] [-seed 1] [-token KEY]
+//	feedsim [-addr 127.0.0.1:8765] [-rate 1000] [-max-trades N] [-batch 5] [-seed 1] [-token KEY]
+//
+// Exit status: 0 after the trade limit or a signal, 1 when serving failed, 2
+// for a usage error (one line on stderr).
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -29,72 +32,78 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/kplgo/kpl/finnhub/feedsim"
+	"github.com/kplgo/kpl/internal/cli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
+		var ue usageError
+		switch {
+		case errors.Is(err, cli.ErrHelp):
+			os.Exit(cli.ExitOK)
+		case errors.As(err, &ue):
+			fmt.Fprintf(os.Stderr, "feedsim: %v (see feedsim -h)\n", ue.err)
+			os.Exit(cli.ExitUsage)
 		}
 		fmt.Fprintln(os.Stderr, "feedsim:", err)
-		os.Exit(1)
+		os.Exit(cli.ExitFailed)
 	}
 }
+
+// usageError is a bad command line.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+const description = `feedsim serves a Finnhub-protocol trade websocket for local runs and tests: it
+prints its URL ("feedsim listening on ws://..."), streams random-walk trades for
+the symbols its clients subscribe to, sends {"type":"ping"} messages, and with
+-max-trades N stops after exactly N trades, closing every connection with a
+normal close frame and printing "sent N trades". SIGINT or SIGTERM does the same
+with the count so far.
+
+Usage: feedsim [flags]`
 
 // run parses args, serves until the trade limit is reached or ctx ends, and
 // writes the URL and the final count to stdout and logs to stderr.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("feedsim", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("feedsim", description)
 	addr := fs.String("addr", "127.0.0.1:8765", "listen address (host:port; port 0 picks a free one)")
-	rate := fs.Float64("rate", 1000, "total trades per second over all connections; 0 = as fast as possible")
-	trades := fs.Int64("trades", 0, "stop after exactly this many trades; 0 = run until interrupted")
-	batch := fs.Int("batch", 5, "trades per trade message")
+	var rate float64
+	fs.Float64Var(&rate, "rate", 1000, 0, 1e8, "total trades per second over all connections; 0 = as fast as possible")
+	var maxTrades, batch int
+	fs.IntVar(&maxTrades, "max-trades", 0, 0, math.MaxInt, "stop after exactly this many trades; 0 = run until interrupted")
+	fs.IntVar(&batch, "batch", 5, 1, 10000, "trades per trade message")
 	seed := fs.Int64("seed", 1, "random seed for prices, volumes and condition codes")
 	token := fs.String("token", "", "API token clients must pass as ?token=; empty accepts any")
-	ping := fs.Duration("ping", 10*time.Second, `interval of {"type":"ping"} messages; 0 disables`)
-	grace := fs.Duration("grace", 10*time.Second, "how long to wait for clients to acknowledge the final close")
-	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	format := fs.String("log-format", "text", "log format: text or json")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "feedsim serves a Finnhub-protocol trade websocket for local runs and tests.\n\nUsage: feedsim [flags]\n\n")
-		fs.PrintDefaults()
+	var ping, grace time.Duration
+	fs.DurationVar(&ping, "ping", 10*time.Second, 0, time.Hour, `interval of {"type":"ping"} messages; 0 disables`)
+	fs.DurationVar(&grace, "grace", 10*time.Second, time.Millisecond, time.Hour, "how long to wait for clients to acknowledge the final close")
+	var lf cli.LogFlags
+	fs.AddLogFlags(&lf)
+	if err := fs.Parse(args, stderr); err != nil {
+		if errors.Is(err, cli.ErrHelp) {
+			return err
+		}
+		return usageError{err}
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q; see -h", fs.Args())
-	}
-	if *rate < 0 || *trades < 0 || *batch <= 0 {
-		return errors.New("-rate and -trades must not be negative and -batch must be positive")
-	}
-	log := logrus.New()
-	log.SetOutput(stderr)
-	lvl, err := logrus.ParseLevel(*level)
+	log, err := cli.NewLogger(lf, stderr)
 	if err != nil {
-		return fmt.Errorf("-log-level: %w", err)
+		return usageError{err}
 	}
-	log.SetLevel(lvl)
-	switch *format {
-	case "text":
-	case "json":
-		log.SetFormatter(&logrus.JSONFormatter{})
-	default:
-		return fmt.Errorf("-log-format must be text or json, not %q", *format)
-	}
-	pingInterval := *ping
+	pingInterval := ping
 	if pingInterval <= 0 {
 		pingInterval = -1
 	}
 
 	sim := feedsim.New(feedsim.Config{
 		Token:        *token,
-		Rate:         *rate,
-		Batch:        *batch,
-		MaxTrades:    *trades,
+		Rate:         rate,
+		Batch:        batch,
+		MaxTrades:    int64(maxTrades),
 		Seed:         *seed,
 		PingInterval: pingInterval,
 		Logger:       log,
@@ -112,7 +121,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		note = " (token required)"
 	}
 	fmt.Fprintf(stdout, "feedsim listening on ws://%s%s\n", ln.Addr(), note)
-	log.WithFields(logrus.Fields{"rate": *rate, "trades": *trades, "batch": *batch, "seed": *seed}).Info("feedsim: serving")
+	log.WithFields(logrus.Fields{"rate": rate, "max_trades": maxTrades, "batch": batch, "seed": *seed}).Info("feedsim: serving")
 
 	var serveErr error
 	select {
@@ -122,7 +131,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Info("feedsim: interrupted; closing connections")
 	case serveErr = <-served:
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), *grace)
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := sim.Shutdown(sctx); err != nil {
 		log.WithError(err).Warn("feedsim: some clients did not acknowledge the close in time")

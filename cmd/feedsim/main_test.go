@@ -53,7 +53,7 @@ func wsURL(t *testing.T, lines <-chan string) string {
 
 func TestFeedsimSendsExactlyNTradesAndExits(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	lines, done := startRun(t, context.Background(), "-addr", "127.0.0.1:0", "-trades", "777", "-rate", "0", "-batch", "10", "-token", "k3y")
+	lines, done := startRun(t, context.Background(), "-addr", "127.0.0.1:0", "-max-trades", "777", "-rate", "0", "-batch", "10", "-token", "k3y")
 	url := wsURL(t, lines)
 	c, _, err := websocket.DefaultDialer.Dial(url+"/?token=k3y", nil)
 	if err != nil {

@@ -14,7 +14,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/kplgo/kpl/internal/cli"
 	"github.com/kplgo/kpl/kinesistest/limitserver"
 )
 
@@ -38,11 +38,11 @@ type config struct {
 	recordsPerSec   int64
 	burst           time.Duration
 	latency         time.Duration
-	statsInterval   time.Duration
+	statusInterval  time.Duration
 	maxRecordSize   int
 	maxBytesPerCall int
 	keepData        bool
-	logLevel        string
+	log             cli.LogFlags
 }
 
 // streamSpec is one -streams item.
@@ -52,51 +52,70 @@ type streamSpec struct {
 }
 
 func main() {
-	log := logrus.New()
-	cfg, err := parseFlags(os.Args[1:], os.Stderr)
+	os.Exit(mainCode(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// mainCode runs the command and returns its exit status: 0 after a clean
+// shutdown, 1 when serving failed, 2 for a usage error (one line on
+// stderr).
+func mainCode(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet()
+	cfg, err := parseFlagSet(fs, args, stderr)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		log.WithError(err).Error("invalid command line")
-		os.Exit(2)
+		return fs.Fail(stderr, err)
 	}
-	if lvl, err := logrus.ParseLevel(cfg.logLevel); err == nil {
-		log.SetLevel(lvl)
+	log, err := cli.NewLogger(cfg.log, stderr)
+	if err != nil {
+		return fs.Fail(stderr, err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, cfg, log, os.Stdout); err != nil {
+	if err := run(ctx, cfg, log, stdout); err != nil {
 		log.WithError(err).Error("limitserver failed")
-		os.Exit(1)
+		return cli.ExitFailed
 	}
+	return cli.ExitOK
 }
 
-// parseFlags parses the command line.
+const description = `limitserver runs an in-memory Kinesis endpoint that enforces the service's
+per-shard write limits (1 MiB/s and 1,000 records/s by default) and its
+PutRecords limits, for load tests on one machine. It speaks the Kinesis JSON 1.1
+protocol (CreateStream, ListShards, PutRecord(s), DescribeStreamSummary, ...),
+prints its URL on stdout, logs each stream's counters every -status-interval and
+on exit, and stops on SIGINT or SIGTERM.
+
+Usage: limitserver [-addr 127.0.0.1:4568] [-streams name:shards,...] [flags]`
+
+func newFlagSet() *cli.FlagSet { return cli.NewFlagSet("limitserver", description) }
+
+// parseFlags parses the command line; see parseFlagSet.
 func parseFlags(args []string, out io.Writer) (config, error) {
+	return parseFlagSet(newFlagSet(), args, out)
+}
+
+// parseFlagSet parses the command line into fs; -h writes the usage to out.
+func parseFlagSet(fs *cli.FlagSet, args []string, out io.Writer) (config, error) {
 	var cfg config
 	var streams string
-	fs := flag.NewFlagSet("limitserver", flag.ContinueOnError)
-	fs.SetOutput(out)
 	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:4568", "listen address")
 	fs.StringVar(&streams, "streams", "", "streams to create at start, as name:shards,... (more can be created with CreateStream)")
 	fs.Int64Var(&cfg.bytesPerSec, "bytes-per-sec", limitserver.DefaultBytesPerSecond, "per-shard write limit in bytes (data + partition key) per second; negative = unlimited")
 	fs.Int64Var(&cfg.recordsPerSec, "records-per-sec", limitserver.DefaultRecordsPerSecond, "per-shard write limit in records per second; negative = unlimited")
-	fs.DurationVar(&cfg.burst, "burst", limitserver.DefaultBurst, "time's worth of capacity each shard bucket holds")
-	fs.DurationVar(&cfg.latency, "latency", 0, "latency added to every request")
-	fs.IntVar(&cfg.maxRecordSize, "max-record-size", limitserver.DefaultMaxRecordSize, "largest record, data + partition key, in bytes")
-	fs.IntVar(&cfg.maxBytesPerCall, "max-bytes-per-call", 0, "largest PutRecords call, data + partition keys, in bytes; 0 = the service's (5 MiB, 10 MiB for streams with records above 1 MiB)")
+	fs.DurationVar(&cfg.burst, "burst", limitserver.DefaultBurst, time.Millisecond, time.Hour, "time's worth of capacity each shard bucket holds")
+	fs.DurationVar(&cfg.latency, "latency", 0, 0, time.Minute, "latency added to every request")
+	fs.IntVar(&cfg.maxRecordSize, "max-record-size", limitserver.DefaultMaxRecordSize, 1, 10<<20, "largest record, data + partition key, in bytes")
+	fs.IntVar(&cfg.maxBytesPerCall, "max-bytes-per-call", 0, 0, 1<<30, "largest PutRecords call, data + partition keys, in bytes; 0 = the service's (5 MiB, 10 MiB for streams with records above 1 MiB)")
 	fs.BoolVar(&cfg.keepData, "keep-data", false, "keep record data so that GetShardIterator and GetRecords can read it back")
-	fs.DurationVar(&cfg.statsInterval, "stats-interval", 10*time.Second, "how often to log stream counters; 0 = only at exit")
-	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level (debug, info, warn, error)")
-	if err := fs.Parse(args); err != nil {
+	fs.DurationVar(&cfg.statusInterval, "status-interval", 10*time.Second, 0, 24*time.Hour, "how often to log stream counters; 0 = only at exit")
+	fs.AddLogFlags(&cfg.log)
+	if err := fs.Parse(args, out); err != nil {
 		return config{}, err
 	}
-	if fs.NArg() > 0 {
-		return config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	if cfg.bytesPerSec == 0 {
+		return config{}, errors.New("invalid value \"0\" for flag -bytes-per-sec: must be positive, or negative for unlimited")
 	}
-	if cfg.bytesPerSec == 0 || cfg.recordsPerSec == 0 {
-		return config{}, errors.New("-bytes-per-sec and -records-per-sec must not be 0 (negative means unlimited)")
+	if cfg.recordsPerSec == 0 {
+		return config{}, errors.New("invalid value \"0\" for flag -records-per-sec: must be positive, or negative for unlimited")
 	}
 	var err error
 	if cfg.streams, err = parseStreams(streams); err != nil {
@@ -162,8 +181,8 @@ func run(ctx context.Context, cfg config, log logrus.FieldLogger, stdout io.Writ
 	fmt.Fprintln(stdout, url)
 
 	var tick <-chan time.Time
-	if cfg.statsInterval > 0 {
-		t := time.NewTicker(cfg.statsInterval)
+	if cfg.statusInterval > 0 {
+		t := time.NewTicker(cfg.statusInterval)
 		defer t.Stop()
 		tick = t.C
 	}

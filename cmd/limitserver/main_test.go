@@ -68,7 +68,7 @@ func (w urlWriter) Write(p []byte) (int, error) {
 }
 
 func TestRunServesTheStreamsAndStopsWhenCanceled(t *testing.T) {
-	cfg, err := parseFlags([]string{"-addr", "127.0.0.1:0", "-streams", "s:3", "-stats-interval", "0"}, io.Discard)
+	cfg, err := parseFlags([]string{"-addr", "127.0.0.1:0", "-streams", "s:3", "-status-interval", "0"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,5 +101,35 @@ func TestRunServesTheStreamsAndStopsWhenCanceled(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("run after cancel: %v", err)
+	}
+}
+
+func TestUsageErrorsAreOneLineAndHelpDescribesTheCommand(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		contains string
+	}{
+		{name: "a negative interval names the flag and its range", args: []string{"-status-interval", "-1s"}, code: 2, contains: "-status-interval: out of range: must be 0s to 24h0m0s"},
+		{name: "a duration without a unit is refused", args: []string{"-burst", "100"}, code: 2, contains: "-burst: not a duration"},
+		{name: "a zero limit is refused", args: []string{"-bytes-per-sec", "0"}, code: 2, contains: "-bytes-per-sec"},
+		{name: "a bad stream list is refused", args: []string{"-streams", "a"}, code: 2, contains: "not name:shards"},
+		{name: "-h describes the command", args: []string{"-h"}, code: 0, contains: "limitserver runs an in-memory Kinesis endpoint"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut strings.Builder
+			if code := mainCode(tc.args, &out, &errOut); code != tc.code {
+				t.Fatalf("exit code %d, want %d; stderr %q", code, tc.code, errOut.String())
+			}
+			got := errOut.String()
+			if !strings.Contains(got, tc.contains) {
+				t.Errorf("stderr %q does not contain %q", got, tc.contains)
+			}
+			if tc.code == 2 && strings.Count(got, "\n") != 1 {
+				t.Errorf("stderr is not one line: %q", got)
+			}
+		})
 	}
 }

@@ -4,10 +4,13 @@
 // calls, bytes, throttling, failures, latency and CPU per trade, with the
 // ratio between the two modes, as a table, JSON and a chart.
 //
-// The endpoint is the in-process limit-enforcing endpoint (the default),
-// kinesis-mock started by the command (-endpoint kinesis-mock), or any URL
-// (LocalStack, a standalone limit endpoint); with -endpoint aws the standard
-// AWS configuration (environment, shared files) chooses it.
+// The endpoint is the in-process limit-enforcing endpoint (the default, or
+// -endpoint limit), kinesis-mock started by the command (-endpoint
+// kinesis-mock), LocalStack (-endpoint localstack), or any http(s) URL; with
+// -endpoint aws the standard AWS configuration (environment, shared files)
+// chooses it. Against an engine that can be read, each stream is read back
+// and lost, duplicated and misrouted trades are reported. With -producers N,
+// N independent producers share one stream.
 //
 //	loadtest -mode both -shards 4 -duration 20s -json out/limit.json -chart out/limit.png
 package main
@@ -15,9 +18,9 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -25,33 +28,66 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/term"
+
+	"github.com/kplgo/kpl/internal/cli"
 	"github.com/kplgo/kpl/internal/loadgen"
 )
 
 type options struct {
-	endpoint   string
-	stream     string
-	create     bool
-	keep       bool
-	shards     int
-	mode       string
-	rate       int
-	duration   time.Duration
-	symbols    int
-	keys       string
-	recordSize int
-	workers    int
-	rateLimit  int
-	jsonOut    string
-	chartOut   string
-	region     string
-	seed       uint64
-	quiet      bool
-	drain      time.Duration
-	reqTimeout time.Duration
-	maxBuf     int
-	cpuProfile string
+	endpoint       string
+	stream         string
+	create         bool
+	keep           bool
+	shards         int
+	mode           string
+	producers      int
+	rate           int
+	duration       time.Duration
+	symbols        int
+	keys           string
+	recordSize     int
+	workers        int
+	rateLimit      int
+	jsonOut        string
+	chartOut       string
+	chartScale     string
+	region         string
+	seed           uint64
+	quiet          bool
+	statusInterval time.Duration
+	readBack       bool
+	drain          time.Duration
+	reqTimeout     time.Duration
+	maxBuf         int
+	cpuProfile     string
 }
+
+const description = `loadtest offers synthetic trades to a Kinesis endpoint through the aggregating
+producer and through one PutRecord per trade, and reports what each achieved:
+trades offered and acknowledged per second, Kinesis records, calls, bytes,
+throttling, retries by cause, failures, latency and CPU per trade, with the ratio
+between the two modes, as a table, JSON and a chart. Against an engine that can
+be read (kinesis-mock, LocalStack, a URL) it reads each stream back and reports
+lost, duplicated and misrouted trades per mode.
+
+With -producers N it instead runs N independent producers (each with its own
+client, as separate processes would) writing one stream at the same time, and
+reports their combined goodput as a share of the shards' byte limit, each
+producer's share of it against a fair share of 1/N, and lost trades.
+
+Endpoints: "limit" or empty, the limit-enforcing endpoint in-process (the
+service's per-shard write limits); "kinesis-mock", started by the command;
+"localstack", LocalStack at http://localhost:4566; "aws", the standard AWS
+configuration (AWS_ENDPOINT_URL, AWS_PROFILE, ...); or an http(s):// URL.
+
+Exit status: 0 all trades accounted for; 1 trades lost, failed, misrouted, or
+the run failed; 2 usage error.
+
+Usage: loadtest [flags]
+
+  loadtest -mode both -shards 4 -duration 20s -json out/limit.json -chart out/limit.png
+  loadtest -producers 4 -shards 2 -duration 10s`
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -59,69 +95,68 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	var o options
-	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&o.endpoint, "endpoint", "", `Kinesis endpoint: empty = the limit-enforcing endpoint in-process; "kinesis-mock" = start kinesis-mock; "aws" = the standard AWS configuration (AWS_ENDPOINT_URL etc.); or a URL`)
+	fs := cli.NewFlagSet("loadtest", description)
+	fs.StringVar(&o.endpoint, "endpoint", "", `Kinesis endpoint: limit (or empty), kinesis-mock, localstack, aws, or an http(s):// URL`)
 	fs.StringVar(&o.stream, "stream", "loadtest", "stream name; with -create, a fresh stream <stream>-<mode>-<time> is made per mode")
 	fs.BoolVar(&o.create, "create", true, "create a fresh stream per mode with -shards shards (and delete it after, unless -keep); false uses -stream as it is")
 	fs.BoolVar(&o.keep, "keep", false, "keep the streams this run created")
-	fs.IntVar(&o.shards, "shards", 4, "shards of the streams created")
-	fs.StringVar(&o.mode, "mode", "both", "aggregated, single, or both (one after the other, same settings)")
-	fs.IntVar(&o.rate, "rate", 0, "target trades offered per second; 0 = as fast as accepted")
-	fs.DurationVar(&o.duration, "duration", 20*time.Second, "how long each mode offers trades")
-	fs.IntVar(&o.symbols, "symbols", 50, "number of ticker symbols")
-	fs.StringVar(&o.keys, "keys", "spread", `partition keys: "symbol" (as the pipeline; shards get uneven loads) or "spread" (the symbol plus one of 16 suffixes: even over shards)`)
-	fs.IntVar(&o.recordSize, "record-size", 120, "pad every trade to this many bytes; 0 = natural (about 100 bytes)")
-	fs.IntVar(&o.workers, "workers", 64, "concurrent PutRecord calls of the single mode")
-	fs.IntVar(&o.rateLimit, "rate-limit", 0, "producer RateLimit (percent of shard limits); 0 = the producer's default")
+	fs.IntVar(&o.shards, "shards", 4, 1, 10000, "shards of the streams created")
+	fs.ChoiceVar(&o.mode, "mode", "both", []string{"aggregated", "single", "both"}, "what to run: one mode, or both one after the other with the same settings")
+	fs.IntVar(&o.producers, "producers", 0, 0, 64, "run this many independent aggregating producers on one stream at once instead of -mode; 0 = off")
+	fs.IntVar(&o.rate, "rate", 0, 0, 100_000_000, "target trades offered per second (over all producers); 0 = as fast as accepted")
+	fs.DurationVar(&o.duration, "duration", 20*time.Second, time.Millisecond, 24*time.Hour, "how long each mode offers trades")
+	fs.IntVar(&o.symbols, "symbols", 50, 1, 1_000_000, "number of ticker symbols")
+	fs.ChoiceVar(&o.keys, "keys", "spread", []string{string(loadgen.KeySymbol), string(loadgen.KeySpread)}, `partition keys: "symbol" (as the pipeline; shards get uneven loads) or "spread" (the symbol plus one of 16 suffixes: even over shards)`)
+	fs.IntVar(&o.recordSize, "record-size", 120, 0, 1<<20, "pad every trade to this many bytes; 0 = natural (about 100 bytes)")
+	fs.IntVar(&o.workers, "workers", 64, 1, 10000, "concurrent PutRecord calls of the single mode")
+	fs.IntVar(&o.rateLimit, "rate-limit", 150, 1, 10000, "producer RateLimit, in percent of the shard limits")
 	fs.StringVar(&o.jsonOut, "json", "", "write the results as JSON to this file")
 	fs.StringVar(&o.chartOut, "chart", "", "write a chart of acknowledged trades/s over time to this file (.png or .svg)")
+	fs.ChoiceVar(&o.chartScale, "chart-scale", loadgen.ScaleAuto, []string{loadgen.ScaleAuto, loadgen.ScaleLinear, loadgen.ScaleLog}, "y axis of the chart: auto is logarithmic when the modes differ by more than 20x")
 	fs.StringVar(&o.region, "region", "", "AWS region (default: from the AWS configuration, else us-east-1)")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the trade generator")
-	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
-	fs.DurationVar(&o.reqTimeout, "request-timeout", 6*time.Second, "timeout of one PutRecords or PutRecord call, both modes (the producer's default is 6s; slow local engines need more)")
-	fs.IntVar(&o.maxBuf, "max-buffered", 0, "producer MaxBufferedRecords; 0 = the producer's default")
+	fs.BoolVar(&o.quiet, "quiet", false, "no progress output")
+	fs.DurationVar(&o.statusInterval, "status-interval", 5*time.Second, 100*time.Millisecond, time.Hour, "when stderr is not a terminal, print a progress line this often (on a terminal a progress bar is redrawn instead)")
+	fs.BoolVar(&o.readBack, "read-back", true, "read each stream back at the end, when the endpoint can be read, and count lost, duplicated and misrouted trades")
+	fs.DurationVar(&o.reqTimeout, "request-timeout", 6*time.Second, time.Millisecond, 10*time.Minute, "timeout of one PutRecords or PutRecord call, both modes (slow local engines need more)")
+	fs.IntVar(&o.maxBuf, "max-buffered-records", 200_000, 1, 1<<30, "producer MaxBufferedRecords")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
-	fs.DurationVar(&o.drain, "drain-timeout", 90*time.Second, "how long to wait for outstanding trades after each mode")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: loadtest [flags]\n\nCompares the aggregating producer with one PutRecord per trade against a Kinesis endpoint.\n\n")
-		fs.PrintDefaults()
+	fs.DurationVar(&o.drain, "drain-timeout", 90*time.Second, time.Millisecond, time.Hour, "how long to wait for outstanding trades after each mode")
+	if err := fs.Parse(args, stderr); err != nil {
+		return fs.Fail(stderr, err)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	given := fs.Given()
+	if err := checkEndpoint(o.endpoint); err != nil {
+		return fs.Fail(stderr, err)
+	}
+	if o.producers > 0 && given["mode"] {
+		return fs.Fail(stderr, errors.New("-producers and -mode exclude each other: -producers runs aggregating producers only"))
+	}
+	// Producer knobs not given keep the producer's defaults.
+	if !given["rate-limit"] {
+		o.rateLimit = 0
+	}
+	if !given["max-buffered-records"] {
+		o.maxBuf = 0
 	}
 	var modes []string
 	switch o.mode {
 	case "both":
 		modes = []string{"aggregated", "single"}
-	case "aggregated", "single":
-		modes = []string{o.mode}
 	default:
-		fmt.Fprintf(stderr, "loadtest: -mode must be aggregated, single or both, not %q\n", o.mode)
-		return 2
-	}
-	if o.keys != string(loadgen.KeySymbol) && o.keys != string(loadgen.KeySpread) {
-		fmt.Fprintf(stderr, "loadtest: -keys must be symbol or spread, not %q\n", o.keys)
-		return 2
-	}
-	if o.duration <= 0 || o.shards <= 0 || o.symbols <= 0 {
-		fmt.Fprintln(stderr, "loadtest: -duration, -shards and -symbols must be positive")
-		return 2
+		modes = []string{o.mode}
 	}
 
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)
 		if err != nil {
 			fmt.Fprintf(stderr, "loadtest: %v\n", err)
-			return 1
+			return cli.ExitFailed
 		}
 		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
 			fmt.Fprintf(stderr, "loadtest: %v\n", err)
-			return 1
+			return cli.ExitFailed
 		}
 		defer pprof.StopCPUProfile()
 	}
@@ -132,7 +167,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	tgt, err := openTarget(ctx, o)
 	if err != nil {
 		fmt.Fprintf(stderr, "loadtest: %v\n", err)
-		return 1
+		return cli.ExitFailed
 	}
 	defer tgt.close()
 	if !o.create {
@@ -141,9 +176,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		cancel()
 		if err != nil {
 			fmt.Fprintf(stderr, "loadtest: %v\n", err)
-			return 1
+			return cli.ExitFailed
 		}
 		o.shards = n
+	}
+	progress := newProgress(stderr, o)
+	if o.producers > 0 {
+		return runProducersCommand(ctx, o, tgt, progress, stdout, stderr)
 	}
 
 	report := &loadgen.Report{
@@ -155,56 +194,117 @@ func run(args []string, stdout, stderr io.Writer) int {
 		},
 		Machine: loadgen.ThisMachine(),
 	}
-	exit := 0
+	exit := cli.ExitOK
 	for _, mode := range modes {
-		res, err := runMode(ctx, o, tgt, mode, stderr)
+		res, err := runMode(ctx, o, tgt, mode, progress, stderr)
 		if res != nil {
 			report.Modes = append(report.Modes, *res)
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "loadtest: %s: %v\n", mode, err)
-			exit = 1
+			exit = cli.ExitFailed
 			if ctx.Err() != nil {
 				break
 			}
 		}
-		if res != nil && (res.Lost != 0 || res.Failed != 0) {
-			exit = 1
+		if res != nil && !accountedFor(res) {
+			exit = cli.ExitFailed
 		}
 	}
 	report.Finish()
 	if err := report.WriteTable(stdout); err != nil {
 		fmt.Fprintf(stderr, "loadtest: %v\n", err)
-		exit = 1
+		exit = cli.ExitFailed
 	}
 	if o.jsonOut != "" {
 		if err := report.WriteJSON(o.jsonOut); err != nil {
 			fmt.Fprintf(stderr, "loadtest: %v\n", err)
-			exit = 1
+			exit = cli.ExitFailed
 		}
 	}
 	if o.chartOut != "" && len(report.Modes) > 0 {
-		if err := report.WriteChart(o.chartOut); err != nil {
+		if err := report.WriteChartWith(o.chartOut, loadgen.ChartOptions{Scale: o.chartScale}); err != nil {
 			fmt.Fprintf(stderr, "loadtest: %v\n", err)
-			exit = 1
+			exit = cli.ExitFailed
 		}
 	}
 	return exit
 }
 
-// progressPrinter draws a one-line progress bar on w.
-func progressPrinter(w io.Writer) func(loadgen.Progress) {
+// accountedFor reports whether every trade of a mode has a good outcome:
+// none lost or failed, and, when read back, none missing or misrouted.
+func accountedFor(m *loadgen.ModeResult) bool {
+	if m.Lost != 0 || m.Failed != 0 {
+		return false
+	}
+	return m.ReadBack == nil || (m.ReadBack.Lost == 0 && m.ReadBack.Misrouted == 0)
+}
+
+// checkEndpoint refuses an -endpoint that is neither a known name nor a URL.
+func checkEndpoint(e string) error {
+	switch e {
+	case "", endpointLimit, endpointKinesisMock, endpointLocalStack, endpointAWS:
+		return nil
+	}
+	if u, err := url.Parse(e); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
+		return nil
+	}
+	return fmt.Errorf("invalid value %q for flag -endpoint: use limit, kinesis-mock, localstack, aws or an http(s):// URL", e)
+}
+
+// newProgress returns the progress display: a bar redrawn in place when w
+// is a terminal, a plain line every o.statusInterval otherwise, nothing
+// with -quiet.
+func newProgress(w io.Writer, o options) func(loadgen.Progress) {
+	if o.quiet {
+		return nil
+	}
+	if isTerminal(w) {
+		return progressBar(w)
+	}
+	return progressLines(w, o.statusInterval)
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(interface{ Fd() uintptr })
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// progressBar draws a one-line progress bar on a terminal.
+func progressBar(w io.Writer) func(loadgen.Progress) {
 	return func(p loadgen.Progress) {
+		if p.Final {
+			fmt.Fprintln(w)
+			return
+		}
 		const width = 24
 		frac := p.Elapsed.Seconds() / p.Duration.Seconds()
 		frac = max(0, min(1, frac))
 		n := int(frac * width)
 		bar := strings.Repeat("#", n) + strings.Repeat(".", width-n)
-		state := ""
-		if p.Draining {
-			state = " draining"
-		}
-		fmt.Fprintf(w, "\r\x1b[K%-10s [%s] %5.1fs/%s offered %d acked %d failed %d rate %.0f/s%s",
-			p.Mode, bar, p.Elapsed.Seconds(), p.Duration, p.Offered, p.Acked, p.Failed, p.AckRate, state)
+		fmt.Fprintf(w, "\r\x1b[K%-10s [%s] %s", p.Mode, bar, progressText(p))
 	}
+}
+
+// progressLines prints a plain line at most every interval, and the last
+// state once more at the end.
+func progressLines(w io.Writer, interval time.Duration) func(loadgen.Progress) {
+	var last time.Duration = -1
+	return func(p loadgen.Progress) {
+		if !p.Final && last >= 0 && p.Elapsed-last < interval {
+			return
+		}
+		last = p.Elapsed
+		fmt.Fprintf(w, "%s: %s\n", p.Mode, progressText(p))
+	}
+}
+
+func progressText(p loadgen.Progress) string {
+	state := "offering"
+	if p.Draining {
+		state = "draining"
+	}
+	return fmt.Sprintf("%5.1fs/%s %s, offered %d acked %d failed %d, %.0f acked/s",
+		p.Elapsed.Seconds(), p.Duration, state, p.Offered, p.Acked, p.Failed, p.AckRate)
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kplgo/kpl/internal/loadgen"
 )
@@ -21,6 +22,10 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		{name: "an unknown key mode is refused", args: []string{"-keys", "random"}},
 		{name: "a zero duration is refused", args: []string{"-duration", "0s"}},
 		{name: "an unknown flag is refused", args: []string{"-nope"}},
+		{name: "an endpoint that is neither a name nor a URL is refused", args: []string{"-endpoint", "localstak"}},
+		{name: "a negative drain timeout is refused", args: []string{"-drain-timeout", "-1s"}},
+		{name: "zero shards are refused", args: []string{"-shards", "0"}},
+		{name: "-producers with -mode is refused", args: []string{"-producers", "2", "-mode", "single"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -28,6 +33,9 @@ func TestRunRejectsBadFlags(t *testing.T) {
 			var out, errOut bytes.Buffer
 			if code := run(tc.args, &out, &errOut); code != 2 {
 				t.Fatalf("exit code %d, want 2; stderr: %s", code, errOut.String())
+			}
+			if got := errOut.String(); strings.Count(got, "\n") != 1 || !strings.HasPrefix(got, "loadtest: ") {
+				t.Errorf("stderr is not one line: %q", got)
 			}
 		})
 	}
@@ -38,7 +46,7 @@ func TestRunBothModesAgainstTheLimitEndpoint(t *testing.T) {
 	dir := t.TempDir()
 	jsonPath, chartPath := filepath.Join(dir, "r.json"), filepath.Join(dir, "c.svg")
 	var out, errOut bytes.Buffer
-	code := run([]string{"-mode", "both", "-shards", "2", "-duration", "400ms", "-rate", "500", "-quiet",
+	code := run([]string{"-mode", "both", "-shards", "2", "-duration", "1200ms", "-rate", "500", "-status-interval", "500ms",
 		"-json", jsonPath, "-chart", chartPath}, &out, &errOut)
 	if code != 0 {
 		t.Fatalf("exit code %d\nstdout: %s\nstderr: %s", code, out.String(), errOut.String())
@@ -67,5 +75,116 @@ func TestRunBothModesAgainstTheLimitEndpoint(t *testing.T) {
 	}
 	if st, err := os.Stat(chartPath); err != nil || st.Size() == 0 {
 		t.Fatalf("chart: %v", err)
+	}
+	// stderr is not a terminal: plain lines, no bar.
+	progress := errOut.String()
+	if strings.ContainsAny(progress, "\r\x1b") {
+		t.Errorf("terminal control characters in a log: %q", progress)
+	}
+	for _, mode := range []string{"aggregated", "single"} {
+		if !strings.Contains(progress, mode+": ") {
+			t.Errorf("no progress line for %s: %q", mode, progress)
+		}
+	}
+}
+
+func TestEndpointNames(t *testing.T) {
+	t.Parallel()
+	for _, ok := range []string{"", "limit", "kinesis-mock", "localstack", "aws", "http://127.0.0.1:4566", "https://kinesis.eu-west-1.amazonaws.com"} {
+		if err := checkEndpoint(ok); err != nil {
+			t.Errorf("%q refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"localstak", "kinesis_mock", "127.0.0.1:4566", "ftp://x", "http://"} {
+		if err := checkEndpoint(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestProgressLinesArePlainAndSpaced(t *testing.T) {
+	t.Parallel()
+	var b bytes.Buffer
+	show := progressLines(&b, time.Second)
+	for ms := 0; ms <= 2500; ms += 250 {
+		show(loadgen.Progress{Mode: "aggregated", Elapsed: time.Duration(ms) * time.Millisecond, Duration: 2 * time.Second, Draining: ms > 2000})
+	}
+	show(loadgen.Progress{Mode: "aggregated", Elapsed: 2600 * time.Millisecond, Duration: 2 * time.Second, Draining: true, Final: true})
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	// At 0s, 1s, 2s, and the final state.
+	if len(lines) != 4 || !strings.Contains(lines[3], "draining") || !strings.HasPrefix(lines[0], "aggregated:   0.0s/2s offering") {
+		t.Errorf("lines:\n%s", b.String())
+	}
+}
+
+func TestIndependentProducersShareTheLimitEndpoint(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	jsonPath := filepath.Join(dir, "p.json")
+	var out, errOut bytes.Buffer
+	// Offered at twice the byte limit of one shard, so the producers compete.
+	code := run([]string{"-producers", "3", "-shards", "1", "-duration", "2s", "-rate", "15000", "-quiet", "-json", jsonPath}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit code %d\nstdout: %s\nstderr: %s", code, out.String(), errOut.String())
+	}
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep producersReport
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 3 || rep.Combined.Producers != 3 {
+		t.Fatalf("report: %+v", rep)
+	}
+	sum := 0.0
+	for _, p := range rep.Results {
+		if p.Acked == 0 || p.Lost != 0 || p.Failed != 0 {
+			t.Errorf("%s: %+v", p.Name, p)
+		}
+		sum += p.Share
+	}
+	if sum < 0.999 || sum > 1.001 {
+		t.Errorf("shares add up to %v", sum)
+	}
+	c := rep.Combined
+	if c.LimitFraction <= 0 || c.LimitFraction > 1.6 || c.EndpointLimitFraction <= 0 {
+		t.Errorf("combined: %+v", c)
+	}
+	t.Logf("%s", out.String())
+	if !strings.Contains(out.String(), "combined goodput") || !strings.Contains(out.String(), "vs fair share") {
+		t.Errorf("table:\n%s", out.String())
+	}
+}
+
+func TestReadBackAgainstKinesisMockFindsEveryTradeOnItsShard(t *testing.T) {
+	t.Parallel()
+	jsonPath := filepath.Join(t.TempDir(), "r.json")
+	var out, errOut bytes.Buffer
+	code := run([]string{"-endpoint", "kinesis-mock", "-mode", "both", "-shards", "2", "-duration", "600ms", "-rate", "300",
+		"-request-timeout", "20s", "-quiet", "-json", jsonPath}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit code %d\nstdout: %s\nstderr: %s", code, out.String(), errOut.String())
+	}
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r loadgen.Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range r.Modes {
+		rb := m.ReadBack
+		if rb == nil {
+			t.Fatalf("%s: no read-back", m.Mode)
+		}
+		if rb.Lost != 0 || rb.Misrouted != 0 || rb.Foreign != 0 || rb.Distinct != m.Acked || m.Acked == 0 {
+			t.Errorf("%s: acked %d, read back %+v", m.Mode, m.Acked, *rb)
+		}
+	}
+	if !strings.Contains(out.String(), "read back: lost (acked, not stored)") {
+		t.Errorf("the table has no read-back rows:\n%s", out.String())
 	}
 }

@@ -15,9 +15,20 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/kplgo/kpl/internal/kinesisread"
 	"github.com/kplgo/kpl/internal/loadgen"
 	"github.com/kplgo/kpl/kinesistest/kinesismock"
 	"github.com/kplgo/kpl/producer"
+)
+
+// Endpoint names -endpoint knows.
+const (
+	endpointLimit       = "limit"
+	endpointKinesisMock = "kinesis-mock"
+	endpointLocalStack  = "localstack"
+	endpointAWS         = "aws"
+	// localStackURL is where LocalStack listens by default.
+	localStackURL = "http://localhost:4566"
 )
 
 // target is the endpoint a load test runs against.
@@ -25,6 +36,9 @@ type target struct {
 	name  string     // for the report
 	cfg   aws.Config // region, credentials, endpoint
 	close func()
+	// readable is set when the endpoint stores records and serves
+	// GetRecords, so that a stream can be read back.
+	readable bool
 	// stats reads the endpoint's own counters of a stream; nil when the
 	// endpoint cannot tell.
 	stats func(stream string) *loadgen.EndpointCounters
@@ -38,7 +52,7 @@ func openTarget(ctx context.Context, o options) (*target, error) {
 		region = "us-east-1"
 	}
 	switch o.endpoint {
-	case "":
+	case "", endpointLimit:
 		url, stats, stop, err := startLimitServer(ctx)
 		if err != nil {
 			return nil, err
@@ -53,8 +67,8 @@ func openTarget(ctx context.Context, o options) (*target, error) {
 			return nil, fmt.Errorf("start kinesis-mock: %w", err)
 		}
 		cfg := s.Config()
-		return &target{name: "kinesis-mock", cfg: cfg, close: func() { _ = s.Close() }}, nil
-	case "aws":
+		return &target{name: "kinesis-mock", cfg: cfg, close: func() { _ = s.Close() }, readable: true}, nil
+	case endpointAWS:
 		var opts []func(*config.LoadOptions) error
 		if o.region != "" {
 			opts = append(opts, config.WithRegion(o.region))
@@ -70,7 +84,7 @@ func openTarget(ctx context.Context, o options) (*target, error) {
 		if cfg.BaseEndpoint != nil {
 			name = *cfg.BaseEndpoint
 		}
-		return &target{name: name, cfg: cfg, close: func() {}}, nil
+		return &target{name: name, cfg: cfg, close: func() {}, readable: true}, nil
 	default:
 		var opts []func(*config.LoadOptions) error
 		if o.region != "" {
@@ -84,8 +98,14 @@ func openTarget(ctx context.Context, o options) (*target, error) {
 		if cfg.Region == "" {
 			cfg.Region = region
 		}
-		cfg.BaseEndpoint = aws.String(o.endpoint)
-		return &target{name: o.endpoint, cfg: cfg, close: func() {}}, nil
+		ep, name := o.endpoint, o.endpoint
+		if ep == endpointLocalStack {
+			ep, name = localStackURL, "LocalStack"
+		}
+		cfg.BaseEndpoint = aws.String(ep)
+		// A URL may be a standalone limit endpoint, which stores nothing:
+		// reading back then fails and is reported, not fatal.
+		return &target{name: name, cfg: cfg, close: func() {}, readable: true}, nil
 	}
 }
 
@@ -112,8 +132,9 @@ func (t *target) client(conns int) *kinesis.Client {
 	})
 }
 
-// runMode prepares a stream, runs one mode against it and cleans up.
-func runMode(ctx context.Context, o options, tgt *target, mode string, progress io.Writer) (*loadgen.ModeResult, error) {
+// runMode prepares a stream, runs one mode against it, reads it back when
+// it can, and cleans up.
+func runMode(ctx context.Context, o options, tgt *target, mode string, progress func(loadgen.Progress), stderr io.Writer) (*loadgen.ModeResult, error) {
 	admin := tgt.client(4)
 	stream := o.stream
 	if o.create {
@@ -136,10 +157,7 @@ func runMode(ctx context.Context, o options, tgt *target, mode string, progress 
 	cfg := loadgen.RunConfig{
 		Mode: mode, Duration: o.duration, Rate: o.rate, Symbols: loadgen.DefaultSymbols(o.symbols),
 		RecordSize: o.recordSize, Seed: o.seed, Keys: loadgen.KeyMode(o.keys), DrainTimeout: o.drain,
-	}
-	if !o.quiet {
-		cfg.Progress = progressPrinter(progress)
-		defer fmt.Fprintln(progress)
+		Numbered: true, Progress: progress,
 	}
 	var sink loadgen.Sink
 	var rec *loadgen.Recorder
@@ -169,7 +187,29 @@ func runMode(ctx context.Context, o options, tgt *target, mode string, progress 
 	if tgt.stats != nil {
 		res.Endpoint = tgt.stats(stream)
 	}
+	if err == nil && o.readBack && tgt.readable {
+		rb, rerr := readBack(ctx, admin, stream, rec)
+		if rerr != nil {
+			res.Errors = append(res.Errors, fmt.Sprintf("read back: %v", rerr))
+			fmt.Fprintf(stderr, "loadtest: %s: could not read the stream back: %v\n", mode, rerr)
+		} else {
+			res.ReadBack = &rb
+		}
+	}
 	return &res, err
+}
+
+// readBack reads the whole stream and compares it with the trades rec saw
+// acknowledged.
+func readBack(ctx context.Context, client *kinesis.Client, stream string, rec *loadgen.Recorder) (loadgen.ReadBack, error) {
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	start := time.Now()
+	shards, err := kinesisread.ReadAll(rctx, client, stream)
+	if err != nil {
+		return loadgen.ReadBack{}, err
+	}
+	return loadgen.CheckReadBack(shards, rec.AckedSeqs(), time.Since(start)), nil
 }
 
 // createStream creates a stream and waits until it is active.

@@ -1,7 +1,7 @@
 // Command tradeproducer reads trades from the Finnhub websocket and writes
 // them to an Amazon Kinesis data stream through the aggregating producer:
-// one JSON record per trade (the Finnhub fields s, p, t, v, c plus
-// ingestion_timestamp), partition key = symbol.
+// one JSON record per trade, the trade object exactly as Finnhub sent it plus
+// ingestion_timestamp (Unix ms), partition key = symbol.
 //
 // Run `tradeproducer -h` for the configuration (flags, environment, .env
 // file). On SIGINT or SIGTERM it stops reading, delivers what it accepted
@@ -12,7 +12,13 @@
 //
 // and exits 0. Exit status 1 means the feed failed for good or trades were
 // left unresolved; 2 means misconfiguration, explained in one sentence on
-// stderr.
+// stderr: among others a refused Finnhub token, a host that does not
+// resolve, or no connection to the feed within -startup-timeout.
+//
+// With -metrics-addr it serves /metrics (Prometheus), /healthz (liveness:
+// 200 while the process serves) and /readyz (readiness: 200 while the feed
+// is connected and the producer accepts trades, 503 with the reason
+// otherwise).
 package main
 
 import (
@@ -24,13 +30,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/joho/godotenv"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -51,31 +56,41 @@ func fatal(stderr io.Writer, err error) int {
 }
 
 func run(args []string, stderr io.Writer) int {
-	cfg, err := pipeline.ParseConfig(args, os.LookupEnv, pipeline.ReadEnvFile, stderr)
+	exeDir := ""
+	if exe, err := os.Executable(); err == nil {
+		exeDir = filepath.Dir(exe)
+	}
+	cfg, err := pipeline.ParseConfig(args, pipeline.Environment{LookupEnv: os.LookupEnv, ReadEnvFile: pipeline.ReadEnvFile, ExecutableDir: exeDir}, stderr)
 	if errors.Is(err, pipeline.ErrHelp) {
 		return 0
 	}
 	if err != nil {
 		return fatal(stderr, err)
 	}
-	// AWS_* settings in the .env file reach the SDK through the process
-	// environment; variables already set are not overridden.
-	if _, statErr := os.Stat(cfg.EnvFile); statErr == nil {
-		if err := godotenv.Load(cfg.EnvFile); err != nil {
-			return fatal(stderr, fmt.Errorf("read %s: %w", cfg.EnvFile, err))
+	// The .env file's variables (AWS_* among them) reach the SDK through
+	// the process environment; variables already set are not overridden.
+	for k, v := range cfg.EnvFile.Values {
+		if _, set := os.LookupEnv(k); !set {
+			_ = os.Setenv(k, v)
 		}
 	}
 	log, err := pipeline.NewLogger(cfg.LogFormat, cfg.LogLevel, stderr, cfg.APIKey)
 	if err != nil {
 		return fatal(stderr, err)
 	}
+	for _, w := range cfg.EnvFile.Warnings() {
+		log.Warn(w)
+	}
+	for _, sym := range pipeline.LowerCaseSymbols(cfg.Symbols) {
+		log.WithField("symbol", sym).Warn("symbol has lower-case letters: Finnhub's symbols are upper case (AAPL, BINANCE:BTCUSDT), so it will likely get no trades")
+	}
 
 	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
 
-	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(cfg.Region))
+	awsCfg, err := pipeline.LoadAWSConfig(ctx, cfg.Region)
 	if err != nil {
-		return fatal(stderr, &pipeline.ConfigError{Sentence: fmt.Sprintf("The AWS configuration could not be loaded (%v): check AWS_PROFILE and AWS_CONFIG_FILE.", err)})
+		return fatal(stderr, err)
 	}
 	if err := pipeline.CheckCredentials(ctx, awsCfg); err != nil {
 		return fatal(stderr, err)
@@ -88,7 +103,11 @@ func run(args []string, stderr io.Writer) int {
 	}
 
 	startCtx, cancelStart := context.WithTimeout(ctx, 30*time.Second)
-	prod, err := producer.New(startCtx, client, cfg.Stream, cfg.Producer.Apply, func(o *producer.Options) { o.Logger = producer.PrintfLogger(log) })
+	var prodOpts producer.Options // the options in effect, for /readyz
+	prod, err := producer.New(startCtx, client, cfg.Stream, cfg.Producer.Apply, func(o *producer.Options) {
+		o.Logger = producer.PrintfLogger(log)
+		prodOpts = *o
+	})
 	cancelStart()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -98,11 +117,12 @@ func run(args []string, stderr io.Writer) int {
 	}
 
 	feed, err := finnhub.NewClient(finnhub.ClientConfig{
-		URL:         cfg.FinnhubURL,
-		Token:       cfg.APIKey,
-		Symbols:     cfg.Symbols,
-		Logger:      log,
-		DeadTimeout: cfg.DeadTimeout,
+		URL:            cfg.FinnhubURL,
+		Token:          cfg.APIKey,
+		Symbols:        cfg.Symbols,
+		Logger:         log,
+		DeadTimeout:    cfg.DeadTimeout,
+		StartupTimeout: cfg.StartupTimeout,
 	})
 	if err != nil {
 		_ = prod.Close()
@@ -118,13 +138,15 @@ func run(args []string, stderr io.Writer) int {
 	var wg sync.WaitGroup
 	bgCtx, stopBackground := context.WithCancel(context.Background())
 	if cfg.MetricsAddr != "" {
-		srv, ln, err := metricsServer(ctx, cfg.MetricsAddr, pl, prod, feed)
+		ready := pipeline.Readiness{Running: ctx, Feed: feed, Producer: prod,
+			MaxBufferedRecords: prodOpts.MaxBufferedRecords, MaxBufferedBytes: prodOpts.MaxBufferedBytes}
+		srv, ln, err := metricsServer(cfg.MetricsAddr, pl, prod, feed, ready.Check)
 		if err != nil {
 			stopBackground()
 			_ = prod.Close()
 			return fatal(stderr, &pipeline.ConfigError{Sentence: fmt.Sprintf("Cannot listen on -metrics-addr %s (%v): pick a free address.", cfg.MetricsAddr, err)})
 		}
-		log.WithField("addr", ln.Addr().String()).Info("serving /metrics and /healthz")
+		log.WithField("addr", ln.Addr().String()).Info("serving /metrics, /healthz and /readyz")
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
@@ -155,6 +177,11 @@ func run(args []string, stderr io.Writer) int {
 	fields["feed_malformed"] = fs.Malformed
 	entry := log.WithFields(fields)
 	code := 0
+	if fatalErr := pipeline.FeedStartupError(runErr, cfg.StartupTimeout); fatalErr != runErr {
+		// The feed never worked: nothing was received, the sentence says
+		// it all.
+		return fatal(stderr, fatalErr)
+	}
 	switch {
 	case runErr != nil:
 		entry.WithField("error", runErr.Error()).Error("final summary")
@@ -170,9 +197,9 @@ func run(args []string, stderr io.Writer) int {
 	return code
 }
 
-// metricsServer returns the /metrics and /healthz server and its listener;
-// /healthz fails once running ends.
-func metricsServer(running context.Context, addr string, pl *pipeline.Pipeline, prod *producer.Producer, feed *finnhub.Client) (*http.Server, net.Listener, error) {
+// metricsServer returns the /metrics, /healthz and /readyz server and its
+// listener.
+func metricsServer(addr string, pl *pipeline.Pipeline, prod *producer.Producer, feed *finnhub.Client, ready func() error) (*http.Server, net.Listener, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(metrics.NewCollector(prod, "kpl"))
@@ -182,11 +209,5 @@ func metricsServer(running context.Context, addr string, pl *pipeline.Pipeline, 
 	if err != nil {
 		return nil, nil, err
 	}
-	healthy := func() error {
-		if running.Err() != nil {
-			return errors.New("shutting down")
-		}
-		return nil
-	}
-	return &http.Server{Handler: pipeline.MetricsHandler(reg, healthy), ReadHeaderTimeout: 5 * time.Second}, ln, nil
+	return &http.Server{Handler: pipeline.MetricsHandler(reg, ready), ReadHeaderTimeout: 5 * time.Second}, ln, nil
 }

@@ -315,6 +315,9 @@ func TestSIGTERMDeliversOrReportsEveryAcceptedTrade(t *testing.T) {
 	if got := httpGet("http://" + addr + "/healthz"); got != "ok\n" {
 		t.Errorf("/healthz = %q, want ok", got)
 	}
+	if got := httpGet("http://" + addr + "/readyz"); got != "ready\n" {
+		t.Errorf("/readyz = %q, want ready", got)
+	}
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -474,18 +477,20 @@ func TestTheAPIKeyNeverAppearsInTheOutput(t *testing.T) {
 			good.SendError("Invalid token " + token)
 			waitFor(t, func() bool { return strings.Contains(p.out.String(), "error message") })
 		}},
-		{"a refused token keeps the key out of the logs", wrongURL, func(p *proc) {
-			waitFor(t, func() bool { return strings.Count(p.out.String(), "refused the API token") >= 2 })
-		}},
+		{"a refused token keeps the key out of the logs", wrongURL, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, format := range []string{"text", "json"} {
 				p := startProducer(t, producerEnv(tc.url, stream, token), "-log-format", format, "-log-level", "debug", "-status-interval", "200ms")
-				tc.act(p)
-				_ = p.cmd.Process.Signal(syscall.SIGINT)
-				if code := p.wait(t, 30*time.Second); code != 0 {
-					t.Errorf("%s: exit code %d; output:\n%s", format, code, p.out.String())
+				wantCode, wantSummary := 2, false // a refused token ends the run at once
+				if tc.act != nil {
+					tc.act(p)
+					_ = p.cmd.Process.Signal(syscall.SIGINT)
+					wantCode, wantSummary = 0, true
+				}
+				if code := p.wait(t, 30*time.Second); code != wantCode {
+					t.Errorf("%s: exit code %d, want %d; output:\n%s", format, code, wantCode, p.out.String())
 				}
 				out := p.out.String()
 				if testing.Verbose() {
@@ -494,8 +499,8 @@ func TestTheAPIKeyNeverAppearsInTheOutput(t *testing.T) {
 				if strings.Contains(out, token) {
 					t.Errorf("%s: the API key appears in the output:\n%s", format, out)
 				}
-				if !strings.Contains(out, "final summary") {
-					t.Errorf("%s: no final summary:\n%s", format, out)
+				if strings.Contains(out, "final summary") != wantSummary {
+					t.Errorf("%s: final summary expected %v:\n%s", format, wantSummary, out)
 				}
 			}
 		})
@@ -577,6 +582,40 @@ func TestMisconfigurationExitsWithOneSentence(t *testing.T) {
 	}
 }
 
+func TestAFeedThatNeverWorksExitsWithOneSentence(t *testing.T) {
+	t.Parallel()
+	_, stream := server.NewStream(t, 1)
+	_, url := startSim(t, feedsim.Config{Token: "the-right-token"})
+	tests := []struct {
+		name string
+		env  []string
+		args []string
+		want string
+	}{
+		{name: "a refused token", env: producerEnv(url, stream, "a-wrong-token"), want: "Finnhub refused the API token: check FINNHUB_API_KEY"},
+		{name: "no connection within the startup timeout", env: producerEnv("ws://127.0.0.1:1/", stream, ""), args: []string{"-startup-timeout", "2s"},
+			want: "No connection to the Finnhub feed within 2s of start"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name+" exits 2", func(t *testing.T) {
+			t.Parallel()
+			p := startProducer(t, tc.env, tc.args...)
+			code := p.wait(t, 40*time.Second)
+			out := strings.TrimSpace(p.out.String())
+			if code != 2 {
+				t.Errorf("exit code %d, want 2; output:\n%s", code, out)
+			}
+			lines := strings.Split(out, "\n")
+			if last := lines[len(lines)-1]; !strings.HasPrefix(last, "tradeproducer: ") || !strings.Contains(last, tc.want) {
+				t.Errorf("last line %q, want the sentence %q", last, tc.want)
+			}
+			if strings.Contains(out, "a-wrong-token") {
+				t.Errorf("the output shows the token:\n%s", out)
+			}
+		})
+	}
+}
+
 // freeAddr returns a local address with a free port.
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -618,5 +657,71 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 20s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestVerifyExitCodes(t *testing.T) {
+	t.Parallel()
+	_, stream := server.NewStream(t, 4)
+	env := producerEnv("ws://127.0.0.1:1/", stream, "")
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string // in the output
+	}{
+		{name: "an empty stream fails -expect", args: []string{"-stream", stream, "-expect", "5"}, code: 1, want: "0 distinct trades, expected 5"},
+		{name: "an empty stream passes -expect 0", args: []string{"-stream", stream, "-expect", "0"}, code: 0, want: "verify: OK"},
+		{name: "a missing stream is a configuration error", args: []string{"-stream", stream + "-none"}, code: 2, want: "not found"},
+		{name: "-create with the stream's shard count succeeds", args: []string{"-stream", stream, "-create", "4"}, code: 0, want: "active with 4 shards"},
+		{name: "-create with another shard count is refused", args: []string{"-stream", stream, "-create", "2"}, code: 2, want: "exists with 4 open shards, not 2"},
+		{name: "a negative timeout is a usage error", args: []string{"-timeout", "-1s"}, code: 2, want: "-timeout: out of range"},
+		{name: "-h describes the command", args: []string{"-h"}, code: 0, want: "verify reads a Kinesis stream"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(verifyBin, tc.args...)
+			cmd.Env = env
+			out, _ := cmd.CombinedOutput()
+			if code := cmd.ProcessState.ExitCode(); code != tc.code {
+				t.Errorf("exit code %d, want %d; output:\n%s", code, tc.code, out)
+			}
+			if !strings.Contains(string(out), tc.want) {
+				t.Errorf("output does not contain %q:\n%s", tc.want, out)
+			}
+		})
+	}
+}
+
+func TestReadyzTellsWhyTheProducerIsNotReady(t *testing.T) {
+	t.Parallel()
+	_, stream := server.NewStream(t, 1)
+	sim, url := startSim(t, feedsim.Config{Seed: 4, Rate: 200})
+	addr := freeAddr(t)
+	p := startProducer(t, producerEnv(url, stream, ""), "-status-interval", "0", "-metrics-addr", addr)
+	waitFor(t, func() bool { return httpGet("http://"+addr+"/readyz") == "ready\n" })
+	// The feed goes away for good: connections closed, new ones refused.
+	_ = sim.Close()
+	waitFor(t, func() bool {
+		return strings.Contains(httpGet("http://"+addr+"/readyz"), "not ready: the feed is not connected")
+	})
+	if got := httpGet("http://" + addr + "/healthz"); got != "ok\n" {
+		t.Errorf("/healthz = %q while the feed is down, want ok", got)
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM; output:\n%s", code, p.out.String())
+	}
+}
+
+func TestABadFlagIsOneLineWithoutTheUsage(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"-linger", "100"}, {"-max-connections", "0"}, {"-record-ttl", "-5s"}} {
+		p := startProducer(t, producerEnv("ws://127.0.0.1:1/", "s", ""), args...)
+		code := p.wait(t, 20*time.Second)
+		out := p.out.String()
+		if code != 2 || strings.Count(out, "\n") != 1 || !strings.Contains(out, "flag "+args[0]+":") {
+			t.Errorf("%q: exit code %d, output %q; want 2 and one line naming the flag", args, code, out)
+		}
 	}
 }

@@ -23,6 +23,7 @@ type ProducerSink struct {
 type pendingTrade struct {
 	f    *producer.Future
 	at   int64 // Unix nanoseconds just before Put
+	seq  int64 // TradeSeq of the data
 	size int32
 }
 
@@ -47,7 +48,7 @@ func (s *ProducerSink) Put(ctx context.Context, partitionKey string, data []byte
 		return err
 	}
 	// Accepted: its outcome must be collected even if ctx ends now.
-	s.pending <- pendingTrade{f: f, at: at.UnixNano(), size: int32(len(data))}
+	s.pending <- pendingTrade{f: f, at: at.UnixNano(), seq: TradeSeq(data), size: int32(len(data))}
 	return nil
 }
 
@@ -78,6 +79,7 @@ func (s *ProducerSink) Counters() SinkCounters {
 		Bytes:          int64(st.BytesSucceeded),
 		Throttled:      int64(st.Throttles),
 		Retries:        int64(st.Retries),
+		RetriesByCode:  codes(st.RetriesByCode),
 	}
 }
 
@@ -96,5 +98,17 @@ func (s *ProducerSink) collect() {
 		}
 		at := time.Unix(0, pt.at)
 		s.rec.Acked(at.Add(res.Latency), res.Latency, int(pt.size))
+		s.rec.AckedSeq(pt.seq)
 	}
+}
+
+func codes(m map[string]uint64) map[string]int64 {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]int64, len(m))
+	for k, v := range m {
+		out[k] = int64(v)
+	}
+	return out
 }

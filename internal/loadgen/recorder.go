@@ -24,6 +24,7 @@ type Recorder struct {
 	ackSer   []int64
 	offerSer []int64
 	failures map[string]int64 // by error code
+	ackedSeq SeqSet           // sequence numbers of acknowledged numbered trades
 }
 
 // NewRecorder returns a recorder whose series start at start, with one
@@ -78,6 +79,13 @@ func (r *Recorder) Acked(ackAt time.Time, latency time.Duration, size int) {
 	r.ackSer[i]++
 	r.mu.Unlock()
 }
+
+// AckedSeq notes that the trade with sequence number seq (see TradeSeq)
+// was acknowledged; a negative seq is ignored.
+func (r *Recorder) AckedSeq(seq int64) { r.ackedSeq.Add(seq) }
+
+// AckedSeqs returns the set of acknowledged sequence numbers.
+func (r *Recorder) AckedSeqs() *SeqSet { return &r.ackedSeq }
 
 // Failed counts one trade whose result was a failure with the given error code.
 func (r *Recorder) Failed(code string) {

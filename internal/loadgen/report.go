@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -59,6 +60,10 @@ type ModeResult struct {
 	CPUSeconds           float64 `json:"cpu_seconds"`
 	CPUSecondsPerMillion float64 `json:"cpu_seconds_per_million_trades"`
 	GOMAXPROCS           int     `json:"gomaxprocs"`
+
+	// ReadBack is what reading the stream back found; nil when the
+	// endpoint cannot be read (the limit endpoint stores nothing).
+	ReadBack *ReadBack `json:"read_back,omitempty"`
 
 	FailuresByCode map[string]int64 `json:"failures_by_code,omitempty"`
 	Errors         []string         `json:"errors,omitempty"`
@@ -223,6 +228,21 @@ func (r *Report) WriteTable(w io.Writer) error {
 		row("endpoint: entries throttled", ep(func(e *EndpointCounters) string { return count(e.Throttled) }))
 		row("endpoint: % of byte limit", ep(func(e *EndpointCounters) string { return fmt.Sprintf("%.1f%%", e.ByteLimitPct) }))
 	}
+	if r.Modes[0].ReadBack != nil {
+		rb := func(f func(b *ReadBack) int64) func(m *ModeResult) string {
+			return func(m *ModeResult) string {
+				if m.ReadBack == nil {
+					return "-"
+				}
+				return count(f(m.ReadBack))
+			}
+		}
+		row("read back: distinct trades", rb(func(b *ReadBack) int64 { return b.Distinct }))
+		row("read back: lost (acked, not stored)", rb(func(b *ReadBack) int64 { return b.Lost }))
+		row("read back: duplicated", rb(func(b *ReadBack) int64 { return b.Duplicated }))
+		row("read back: misrouted", rb(func(b *ReadBack) int64 { return b.Misrouted }))
+		row("read back: stored, not acked", rb(func(b *ReadBack) int64 { return b.Unacknowledged }))
+	}
 	row("latency p50 ms", func(m *ModeResult) string { return fmt.Sprintf("%.1f", m.LatencyP50Ms) })
 	row("latency p99 ms", func(m *ModeResult) string { return fmt.Sprintf("%.1f", m.LatencyP99Ms) })
 	row("CPU s / M trades", func(m *ModeResult) string { return fmt.Sprintf("%.1f", m.CPUSecondsPerMillion) })
@@ -237,8 +257,15 @@ func (r *Report) WriteTable(w io.Writer) error {
 		for _, e := range m.Errors {
 			fmt.Fprintf(w, "%s: %s\n", m.Mode, e)
 		}
-		for code, n := range m.FailuresByCode {
-			fmt.Fprintf(w, "%s: %d trades failed with %s\n", m.Mode, n, code)
+		for _, code := range sortedKeys(m.FailuresByCode) {
+			fmt.Fprintf(w, "%s: %d trades failed with %s\n", m.Mode, m.FailuresByCode[code], code)
+		}
+		if len(m.Sink.RetriesByCode) > 0 {
+			var parts []string
+			for _, code := range sortedKeys(m.Sink.RetriesByCode) {
+				parts = append(parts, fmt.Sprintf("%s %s", count(m.Sink.RetriesByCode[code]), code))
+			}
+			fmt.Fprintf(w, "%s: retried entries by cause: %s\n", m.Mode, strings.Join(parts, ", "))
 		}
 	}
 	return nil
@@ -267,4 +294,13 @@ func count(n int64) string {
 		return "-" + b.String()
 	}
 	return b.String()
+}
+
+func sortedKeys(m map[string]int64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

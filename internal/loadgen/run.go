@@ -43,6 +43,9 @@ type RunConfig struct {
 	Seed       uint64
 	// Keys chooses the partition keys; default KeySymbol.
 	Keys KeyMode
+	// Numbered gives every trade its sequence number in the run (see
+	// Generator.Number), for CheckReadBack.
+	Numbered bool
 	// DrainTimeout bounds the wait for outstanding outcomes after Duration.
 	// Default 60s.
 	DrainTimeout time.Duration
@@ -61,6 +64,8 @@ type Progress struct {
 	Counts
 	// AckRate is the trades acknowledged per second over the last second.
 	AckRate float64
+	// Final is set on the one last call, made when every outcome is in.
+	Final bool
 }
 
 // Run drives one run: it offers trades from a fresh generator to sink for
@@ -78,6 +83,9 @@ func Run(ctx context.Context, cfg RunConfig, sink Sink, rec *Recorder) (ModeResu
 		cfg.Keys = KeySymbol
 	}
 	gen := NewGenerator(cfg.Symbols, cfg.RecordSize, cfg.Seed)
+	if cfg.Numbered {
+		gen.Number()
+	}
 	cpu0 := CPUTime()
 	start := rec.Start()
 	end := start.Add(cfg.Duration)
@@ -175,6 +183,10 @@ func Run(ctx context.Context, cfg RunConfig, sink Sink, rec *Recorder) (ModeResu
 	cpu := CPUTime() - cpu0
 	close(stopProgress)
 	<-progressDone
+	if cfg.Progress != nil {
+		cfg.Progress(Progress{Mode: cfg.Mode, Elapsed: finished.Sub(start), Duration: cfg.Duration,
+			Draining: true, Counts: rec.Counts(), Final: true})
+	}
 
 	res := summarize(cfg, rec, sink.Counters(), start, genEnd, finished, cpu)
 	res.Refused = refused
@@ -239,20 +251,16 @@ func summarize(cfg RunConfig, rec *Recorder, kc SinkCounters, start, genEnd, fin
 	return r
 }
 
-// rates turns counts per interval into rates per second. The last bucket,
-// cut short by the end of the run at elapsed seconds, is divided by the time
-// it covers, or left out when it covers less than half an interval.
+// rates turns counts per interval into rates per second. A last bucket cut
+// short by the end of the run at elapsed seconds is left out: its rate
+// would compare a part of a second with whole ones.
 func rates(counts []int64, interval, elapsed float64) []float64 {
 	out := make([]float64, 0, len(counts))
 	for i, v := range counts {
-		width := interval
-		if rest := elapsed - float64(i)*interval; rest < interval {
-			if rest < interval/2 {
-				break
-			}
-			width = rest
+		if elapsed-float64(i)*interval < interval {
+			break
 		}
-		out = append(out, float64(v)/width)
+		out = append(out, float64(v)/interval)
 	}
 	return out
 }

@@ -80,8 +80,8 @@ func TestRates(t *testing.T) {
 		want    []float64
 	}{
 		{name: "full buckets are counts per interval", counts: []int64{10, 20}, elapsed: 2, want: []float64{10, 20}},
-		{name: "a short last bucket is divided by the time it covers", counts: []int64{10, 20, 15}, elapsed: 2.5, want: []float64{10, 20, 30}},
-		{name: "a last bucket under half an interval is left out", counts: []int64{10, 20, 1}, elapsed: 2.2, want: []float64{10, 20}},
+		{name: "a partial last bucket is left out", counts: []int64{10, 20, 15}, elapsed: 2.9, want: []float64{10, 20}},
+		{name: "a bucket the run did not reach is left out", counts: []int64{10, 20, 1}, elapsed: 1.5, want: []float64{10}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -181,5 +181,17 @@ func TestRunThroughTheProducer(t *testing.T) {
 	}
 	if res.Sink.KinesisRecords >= res.Acked/10 {
 		t.Fatalf("%d trades took %d Kinesis records: not aggregated", res.Acked, res.Sink.KinesisRecords)
+	}
+}
+
+func TestSegmentsBreakAtZeroOnALogAxis(t *testing.T) {
+	t.Parallel()
+	series := []float64{5, 0, 0, 7, 8, 0}
+	if got := segments(series, 1, false); len(got) != 1 || len(got[0]) != 6 {
+		t.Errorf("linear: %v, want one segment of 6 points", got)
+	}
+	got := segments(series, 1, true)
+	if len(got) != 2 || len(got[0]) != 1 || len(got[1]) != 2 || got[1][0].X != 3.5 || got[1][0].Y != 7 {
+		t.Errorf("log: %v, want [(0.5,5)] [(3.5,7) (4.5,8)]", got)
 	}
 }

@@ -38,6 +38,8 @@ type SinkCounters struct {
 	Bytes          int64 `json:"bytes"`           // data + partition keys of acknowledged Kinesis records
 	Throttled      int64 `json:"throttled"`       // entries answered ProvisionedThroughputExceeded
 	Retries        int64 `json:"retries"`         // entries sent again
+	// RetriesByCode splits Retries by the error code that caused them.
+	RetriesByCode map[string]int64 `json:"retries_by_code,omitempty"`
 }
 
 // PutRecordAPI is the one call the single-put baseline makes; *kinesis.Client
@@ -80,6 +82,7 @@ type SingleSink struct {
 	ctx      context.Context
 
 	records, calls, bytes, throttled, retries atomic.Int64
+	retryCodes                                codeCounts
 }
 
 type singleJob struct {
@@ -152,6 +155,7 @@ func (s *SingleSink) Counters() SinkCounters {
 		Bytes:          s.bytes.Load(),
 		Throttled:      s.throttled.Load(),
 		Retries:        s.retries.Load(),
+		RetriesByCode:  s.retryCodes.snapshot(),
 	}
 }
 
@@ -181,6 +185,7 @@ func (s *SingleSink) put(rng *rand.Rand, job singleJob) {
 			s.records.Add(1)
 			s.bytes.Add(int64(len(job.data) + len(job.pk)))
 			s.rec.Acked(now, now.Sub(start), len(job.data))
+			s.rec.AckedSeq(TradeSeq(job.data))
 			return
 		}
 		code, retryable := classify(err)
@@ -204,6 +209,7 @@ func (s *SingleSink) put(rng *rand.Rand, job singleJob) {
 			return
 		}
 		s.retries.Add(1)
+		s.retryCodes.add(code)
 	}
 }
 

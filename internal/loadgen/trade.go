@@ -62,6 +62,34 @@ type Generator struct {
 	rng        *rand.Rand
 	recordSize int
 	slab       []byte // trades are cut from here, so a trade costs no allocation of its own
+	numbered   bool   // write "n" first
+	seq        int64  // the next trade's "n"
+}
+
+// Number makes every following trade carry its sequence number in the run
+// (0, 1, 2, ...) as a first field "n", so that a read-back of the stream
+// can tell lost and duplicated trades (see TradeSeq). It returns g.
+func (g *Generator) Number() *Generator {
+	g.numbered = true
+	return g
+}
+
+// TradeSeq returns the sequence number of a numbered trade ({"n":123,...}),
+// or -1 when data carries none.
+func TradeSeq(data []byte) int64 {
+	const prefix = `{"n":`
+	if len(data) <= len(prefix) || string(data[:len(prefix)]) != prefix {
+		return -1
+	}
+	var n int64
+	i := len(prefix)
+	for ; i < len(data) && data[i] >= '0' && data[i] <= '9'; i++ {
+		n = n*10 + int64(data[i]-'0')
+	}
+	if i == len(prefix) || i == len(data) || data[i] != ',' {
+		return -1
+	}
+	return n
 }
 
 // NewGenerator returns a generator over symbols. recordSize > 0 pads each
@@ -118,7 +146,14 @@ func (g *Generator) appendTrade(dst []byte, i int, now time.Time) []byte {
 	volume := 1 + g.rng.IntN(10)*g.rng.IntN(100)
 	conds := conditionSets[g.rng.IntN(len(conditionSets))]
 
-	dst = append(dst, `{"s":"`...)
+	if g.numbered {
+		dst = append(dst, `{"n":`...)
+		dst = strconv.AppendInt(dst, g.seq, 10)
+		dst = append(dst, `,"s":"`...)
+		g.seq++
+	} else {
+		dst = append(dst, `{"s":"`...)
+	}
 	dst = append(dst, g.symbols[i]...)
 	dst = append(dst, `","p":`...)
 	dst = strconv.AppendFloat(dst, math.Round(p*100)/100, 'f', -1, 64)

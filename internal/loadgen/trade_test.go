@@ -100,3 +100,23 @@ func TestDefaultSymbols(t *testing.T) {
 		}
 	}
 }
+
+func TestNumberedTradesCarryTheirSequence(t *testing.T) {
+	t.Parallel()
+	g := NewGenerator(DefaultSymbols(3), 120, 7).Number()
+	now := time.UnixMilli(1764337000123)
+	for want := int64(0); want < 100; want++ {
+		_, data := g.Next(now)
+		if got := TradeSeq(data); got != want {
+			t.Fatalf("trade %d: TradeSeq = %d in %s", want, got, data)
+		}
+		if len(data) < 120 {
+			t.Fatalf("trade %d is %d bytes, want at least 120: %s", want, len(data), data)
+		}
+	}
+	for _, in := range []string{`{"s":"A","n":1}`, `{"n":x,`, `{"n":12}`, `{"n":`, ``} {
+		if got := TradeSeq([]byte(in)); got != -1 {
+			t.Errorf("TradeSeq(%s) = %d, want -1", in, got)
+		}
+	}
+}

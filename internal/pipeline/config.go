@@ -8,15 +8,17 @@ package pipeline
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"net/url"
 	"strings"
 	"time"
 
-	"github.com/joho/godotenv"
+	"github.com/kplgo/kpl/finnhub"
+	"github.com/kplgo/kpl/internal/cli"
+	"github.com/kplgo/kpl/producer"
 )
 
 // Environment variable names read by the trade producer. They are the names
@@ -36,14 +38,18 @@ const (
 	DefaultSymbols    = "AAPL,AMZN,MSFT,GOOGL,TSLA,NVDA,META"
 	DefaultFinnhubURL = "wss://ws.finnhub.io"
 	DefaultEnvFile    = ".env"
+	// DefaultStartupTimeout is how long the trade producer waits for a
+	// first connection to the feed before it gives up with exit status 2.
+	DefaultStartupTimeout = 30 * time.Second
 )
 
 // RealFinnhubHost is the host of the real Finnhub websocket; an API key is
 // required when FINNHUB_URL points at it.
 const RealFinnhubHost = "ws.finnhub.io"
 
-// ProducerConfig holds the producer knobs exposed as flags. A zero value
-// means "the producer's default".
+// ProducerConfig holds the producer knobs exposed as flags. Apply sets only
+// the knobs given on the command line (or, for a ProducerConfig built in
+// code, the non-zero ones); the others keep the producer's defaults.
 type ProducerConfig struct {
 	Aggregation         bool
 	AggregationMaxSize  int
@@ -59,23 +65,30 @@ type ProducerConfig struct {
 	MaxBufferedBytes    int
 	FailWhenFull        bool
 	Ordered             bool
+
+	set map[string]bool // flags given; nil for a ProducerConfig built in code
 }
 
 // Config is the trade producer's configuration. Its String method never
 // shows the API key.
 type Config struct {
-	APIKey     string
-	Stream     string
+	APIKey string
+	Stream string
+	// Region is the region given by -region, AWS_REGION or the .env file;
+	// "" leaves it to the AWS configuration (a profile's region), with
+	// DefaultRegion as the last resort.
 	Region     string
 	Symbols    []string
 	FinnhubURL string
-	EnvFile    string
+	// EnvFile is the .env file read (Path "" if none) and its skipped lines.
+	EnvFile DotEnv
 
 	LogFormat       string // "text" or "json"
 	LogLevel        string // a logrus level name
 	StatusInterval  time.Duration
 	MetricsAddr     string
 	ShutdownTimeout time.Duration
+	StartupTimeout  time.Duration
 	DeadTimeout     time.Duration
 	MaxTrades       uint64 // stop after this many accepted trades; 0 = no limit
 
@@ -89,13 +102,21 @@ func (c Config) String() string {
 	if c.APIKey != "" {
 		key = "set"
 	}
-	return fmt.Sprintf("stream=%s region=%s symbols=%s finnhub_url=%s api_key=%s",
-		c.Stream, c.Region, strings.Join(c.Symbols, ","), c.FinnhubURL, key)
+	region := c.Region
+	if region == "" {
+		region = "(AWS configuration)"
+	}
+	envFile := c.EnvFile.Path
+	if envFile == "" {
+		envFile = "none"
+	}
+	return fmt.Sprintf("stream=%s region=%s symbols=%s finnhub_url=%s api_key=%s env_file=%s",
+		c.Stream, region, strings.Join(c.Symbols, ","), redactedURL(c.FinnhubURL), key, envFile)
 }
 
 // ErrHelp is returned by ParseConfig when -h or -help was given; the usage
 // text has been written to the output.
-var ErrHelp = flag.ErrHelp
+var ErrHelp = cli.ErrHelp
 
 // envFlag pairs a flag with the environment variable that sets it.
 type envFlag struct{ flag, env string }
@@ -110,76 +131,98 @@ func envFlags() []envFlag {
 	}
 }
 
-// ReadEnvFile reads a .env file into a map. It is the default file reader of
-// ParseConfig.
-func ReadEnvFile(name string) (map[string]string, error) {
-	return godotenv.Read(name)
+// Environment is what ParseConfig reads besides the command line.
+type Environment struct {
+	// LookupEnv reads a process environment variable: os.LookupEnv in the
+	// command.
+	LookupEnv func(string) (string, bool)
+	// ReadEnvFile reads a .env file: ReadEnvFile in the command. A missing
+	// file must give an error wrapping fs.ErrNotExist.
+	ReadEnvFile func(string) (DotEnv, error)
+	// ExecutableDir is the directory of the running executable, where a
+	// .env file is looked for after the working directory; "" looks only in
+	// the working directory.
+	ExecutableDir string
 }
 
 // ParseConfig builds the configuration from the command-line arguments
-// (without the program name), the environment (lookupEnv, os.LookupEnv in
-// the command) and an optional .env file read with readEnvFile (ReadEnvFile
-// in the command). Precedence, highest first: flags, environment, .env file,
-// defaults. A missing .env file is not an error unless -env-file names it
-// explicitly. Usage text and flag errors go to out.
-func ParseConfig(args []string, lookupEnv func(string) (string, bool), readEnvFile func(string) (map[string]string, error), out io.Writer) (Config, error) {
+// (without the program name), the environment and a .env file. Precedence,
+// highest first: flags, environment, .env file, defaults. Without -env-file
+// the first .env of EnvFileCandidates is read, if any; -env-file names a
+// file that must exist. Config.EnvFile tells which file was read and its
+// skipped lines. The usage goes to out on -h; errors are returned (one line,
+// never showing a value of the file or the environment), nothing else is
+// written.
+func ParseConfig(args []string, env Environment, out io.Writer) (Config, error) {
 	var c Config
-	flags := flag.NewFlagSet("tradeproducer", flag.ContinueOnError)
-	flags.SetOutput(out)
-	var symbols string
+	flags := cli.NewFlagSet("tradeproducer", description)
+	var symbols, envFile string
 	flags.StringVar(&c.Stream, "stream", DefaultStream, "Kinesis stream name (env "+EnvStream+")")
-	flags.StringVar(&c.Region, "region", DefaultRegion, "AWS region (env "+EnvRegion+")")
+	flags.StringVar(&c.Region, "region", "", "AWS region (env "+EnvRegion+"); default: the AWS configuration's (profile), else "+DefaultRegion)
 	flags.StringVar(&symbols, "symbols", DefaultSymbols, "comma-separated symbols to subscribe to (env "+EnvSymbols+")")
 	flags.StringVar(&c.FinnhubURL, "finnhub-url", DefaultFinnhubURL, "Finnhub websocket URL, without the token (env "+EnvFinnhubURL+")")
-	flags.StringVar(&c.EnvFile, "env-file", DefaultEnvFile, "optional .env file with KEY=value lines; a missing default file is ignored")
-	flags.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
-	flags.StringVar(&c.LogLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
-	flags.DurationVar(&c.StatusInterval, "status-interval", 10*time.Second, "interval of the one-line status log; 0 disables it")
-	flags.StringVar(&c.MetricsAddr, "metrics-addr", "", "if set, serve Prometheus /metrics and /healthz on this address, e.g. :9090")
-	flags.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGINT/SIGTERM, how long to wait for buffered trades to be delivered")
-	flags.DurationVar(&c.DeadTimeout, "dead-timeout", 0, "treat the websocket as dead after this long without any message; 0 = the client's default")
-	flags.Uint64Var(&c.MaxTrades, "max-trades", 0, "stop (as on SIGTERM) after this many trades were accepted; 0 = run until signalled")
+	flags.StringVar(&envFile, "env-file", "", "the .env file to read (it must exist); default: .env in the working directory, else beside the executable, if there is one")
+	lf := cli.LogFlags{}
+	flags.AddLogFlags(&lf)
+	flags.DurationVar(&c.StatusInterval, "status-interval", 10*time.Second, 0, 24*time.Hour, "interval of the one-line status log; 0 disables it")
+	flags.StringVar(&c.MetricsAddr, "metrics-addr", "", "if set, serve Prometheus /metrics, /healthz and /readyz on this address, e.g. :9090")
+	flags.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, time.Millisecond, time.Hour, "on SIGINT/SIGTERM, how long to wait for buffered trades to be delivered")
+	flags.DurationVar(&c.StartupTimeout, "startup-timeout", DefaultStartupTimeout, time.Second, time.Hour, "exit 2 unless the feed connects within this long after start (once it has, outages are retried without end)")
+	flags.DurationVar(&c.DeadTimeout, "dead-timeout", finnhub.DefaultDeadTimeout, time.Second, time.Hour, "treat the websocket as dead after this long without any frame")
+	var maxTrades int
+	flags.IntVar(&maxTrades, "max-trades", 0, 0, math.MaxInt, "stop (as on SIGTERM) after this many trades were accepted; 0 = run until signalled")
 
 	p := &c.Producer
 	flags.BoolVar(&p.Aggregation, "aggregation", true, "pack several trades into one Kinesis record (KPL aggregation)")
-	flags.IntVar(&p.AggregationMaxSize, "aggregation-max-size", 0, "maximum bytes of one aggregated record; 0 = producer default (51200)")
-	flags.IntVar(&p.AggregationMaxCount, "aggregation-max-count", 0, "maximum trades in one aggregated record; 0 = producer default")
-	flags.IntVar(&p.CollectionMaxCount, "collection-max-count", 0, "maximum Kinesis records per PutRecords call; 0 = producer default (500)")
-	flags.IntVar(&p.CollectionMaxSize, "collection-max-size", 0, "maximum bytes per PutRecords call; 0 = producer default (5 MiB)")
-	flags.DurationVar(&p.Linger, "linger", 0, "how long a trade may wait in the buffer for others to join it; 0 = producer default (100ms)")
-	flags.DurationVar(&p.RecordTTL, "record-ttl", 0, "give up on a trade not delivered after this long, reporting it failed; 0 = producer default (30s)")
-	flags.IntVar(&p.MaxConnections, "max-connections", 0, "maximum concurrent PutRecords calls; 0 = producer default (24)")
-	flags.DurationVar(&p.RequestTimeout, "request-timeout", 0, "timeout of one PutRecords call; 0 = producer default (6s)")
-	flags.IntVar(&p.RateLimit, "rate-limit", 0, "per-shard rate limit in percent of the shard limits; 0 = producer default (150)")
-	flags.IntVar(&p.MaxBufferedRecords, "max-buffered-records", 0, "bound on buffered trades; 0 = producer default")
-	flags.IntVar(&p.MaxBufferedBytes, "max-buffered-bytes", 0, "bound on buffered bytes; 0 = producer default")
+	flags.IntVar(&p.AggregationMaxSize, "aggregation-max-size", 51200, 1, 1<<20, "maximum bytes of one aggregated record")
+	flags.IntVar(&p.AggregationMaxCount, "aggregation-max-count", math.MaxInt32, 1, math.MaxInt32, "maximum trades in one aggregated record (the producer's default, 4294967295 on 64-bit systems, is no limit in practice)")
+	flags.IntVar(&p.CollectionMaxCount, "collection-max-count", producer.MaxPutRecordsCount, 1, producer.MaxPutRecordsCount, "maximum Kinesis records per PutRecords call")
+	flags.IntVar(&p.CollectionMaxSize, "collection-max-size", producer.MaxPutRecordsSize, 1, producer.MaxPutRecordsSize, "maximum bytes per PutRecords call")
+	flags.DurationVar(&p.Linger, "linger", 100*time.Millisecond, 0, time.Minute, "how long a trade may wait in the buffer for others to join it; 0 sends at once")
+	flags.DurationVar(&p.RecordTTL, "record-ttl", 30*time.Second, time.Millisecond, 24*time.Hour, "give up on a trade not delivered after this long, reporting it failed")
+	flags.IntVar(&p.MaxConnections, "max-connections", 24, 1, 1024, "maximum concurrent PutRecords calls")
+	flags.DurationVar(&p.RequestTimeout, "request-timeout", 6*time.Second, time.Millisecond, 10*time.Minute, "timeout of one PutRecords call")
+	flags.IntVar(&p.RateLimit, "rate-limit", 150, 1, 10000, "per-shard rate limit in percent of the shard limits")
+	flags.IntVar(&p.MaxBufferedRecords, "max-buffered-records", 200_000, 1, math.MaxInt32, "bound on buffered trades")
+	flags.IntVar(&p.MaxBufferedBytes, "max-buffered-bytes", 64<<20, 1, math.MaxInt32, "bound on buffered bytes")
 	flags.BoolVar(&p.FailWhenFull, "fail-when-full", false, "when the buffer is full, refuse (and count) trades instead of pausing the websocket reader")
 	flags.BoolVar(&p.Ordered, "ordered", true, "keep each symbol's trades in order in the stream (one PutRecords in flight per shard)")
-	flags.Usage = func() { usage(flags) }
 
-	if err := flags.Parse(args); err != nil {
+	if err := flags.Parse(args, out); err != nil {
 		return Config{}, err
 	}
-	if flags.NArg() > 0 {
-		fmt.Fprintf(out, "unexpected arguments: %q\n", flags.Args())
-		return Config{}, fmt.Errorf("unexpected arguments %q", flags.Args())
-	}
-	set := map[string]bool{}
-	flags.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	c.LogFormat, c.LogLevel, c.MaxTrades = lf.Format, lf.Level, uint64(maxTrades)
+	set := flags.Given()
+	// Only the producer knobs given on the command line are applied; the
+	// others keep the producer's own defaults (shown in the usage).
+	p.set = set
 
-	dotenv, err := readEnvFile(c.EnvFile)
-	if err != nil {
-		if !set["env-file"] && errors.Is(err, fs.ErrNotExist) {
-			dotenv = nil
-		} else {
-			return Config{}, fmt.Errorf("read env file %s: %w", c.EnvFile, err)
+	var dotenv DotEnv
+	if set["env-file"] {
+		d, err := env.ReadEnvFile(envFile)
+		if err != nil {
+			return Config{}, &ConfigError{fmt.Sprintf("Cannot read the -env-file: %v.", err)}
+		}
+		dotenv = d
+	} else {
+		for _, name := range EnvFileCandidates(env.ExecutableDir) {
+			d, err := env.ReadEnvFile(name)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return Config{}, &ConfigError{fmt.Sprintf("Cannot read the .env file: %v; fix its permissions or name another with -env-file.", err)}
+			}
+			dotenv = d
+			break
 		}
 	}
+	c.EnvFile = dotenv
 	lookup := func(name string) (string, bool) {
-		if v, ok := lookupEnv(name); ok && v != "" {
+		if v, ok := env.LookupEnv(name); ok && v != "" {
 			return v, true
 		}
-		if v, ok := dotenv[name]; ok && v != "" {
+		if v, ok := dotenv.Values[name]; ok && v != "" {
 			return v, true
 		}
 		return "", false
@@ -190,7 +233,9 @@ func ParseConfig(args []string, lookupEnv func(string) (string, bool), readEnvFi
 		}
 		if v, ok := lookup(ef.env); ok {
 			if err := flags.Set(ef.flag, v); err != nil {
-				return Config{}, fmt.Errorf("%s: %w", ef.env, err)
+				// The value is not shown: it may be a secret put in the
+				// wrong variable.
+				return Config{}, &ConfigError{fmt.Sprintf("%s has an invalid value: fix it.", ef.env)}
 			}
 		}
 	}
@@ -218,6 +263,20 @@ func SplitSymbols(s string) []string {
 	return out
 }
 
+// LowerCaseSymbols returns the symbols that have lower-case letters.
+// Finnhub's symbols are upper case (AAPL, BINANCE:BTCUSDT, OANDA:EUR_USD);
+// a lower-case one is subscribed as given and most likely never gets a
+// trade.
+func LowerCaseSymbols(symbols []string) []string {
+	var out []string
+	for _, s := range symbols {
+		if s != strings.ToUpper(s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // ConfigError is a fatal misconfiguration. Its message is one sentence that
 // says what to do.
 type ConfigError struct{ Sentence string }
@@ -230,19 +289,15 @@ func (c Config) validate() error {
 	}
 	u, err := url.Parse(c.FinnhubURL)
 	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-		return &ConfigError{fmt.Sprintf("FINNHUB_URL %q is not a ws:// or wss:// URL: set it to wss://ws.finnhub.io or to a simulator's address.", redactedURL(c.FinnhubURL))}
+		// The value is not shown: it may be a secret put in the wrong
+		// variable.
+		return &ConfigError{"FINNHUB_URL (or -finnhub-url) is not a ws:// or wss:// URL: set it to wss://ws.finnhub.io or to a simulator's address."}
 	}
 	if c.APIKey == "" && u.Hostname() == RealFinnhubHost {
 		return &ConfigError{"FINNHUB_API_KEY is not set: put your Finnhub API key in the environment or in a .env file (FINNHUB_API_KEY=...), or point FINNHUB_URL at a simulator."}
 	}
 	if c.Stream == "" {
 		return &ConfigError{"The Kinesis stream name is empty: set KINESIS_STREAM_NAME or -stream."}
-	}
-	if c.LogFormat != "text" && c.LogFormat != "json" {
-		return &ConfigError{fmt.Sprintf("Unknown log format %q: use -log-format text or json.", c.LogFormat)}
-	}
-	if c.ShutdownTimeout <= 0 {
-		return &ConfigError{"The shutdown timeout must be positive: set -shutdown-timeout to, for example, 30s."}
 	}
 	return nil
 }
@@ -256,35 +311,37 @@ func redactedURL(s string) string {
 	return s
 }
 
-func usage(flags *flag.FlagSet) {
-	w := flags.Output()
-	fmt.Fprint(w, `tradeproducer reads trades from the Finnhub websocket and writes them to an
+const description = `tradeproducer reads trades from the Finnhub websocket and writes them to an
 Amazon Kinesis data stream through the aggregating producer, one JSON record per
-trade ({"s","p","t","v","c","ingestion_timestamp"}), partition key = symbol.
+trade: the trade object exactly as Finnhub sent it, plus "ingestion_timestamp"
+(Unix ms), partition key = symbol.
 
 Usage: tradeproducer [flags]
 
 Configuration, highest precedence first: flags, environment variables, the .env
-file (-env-file), built-in defaults.
+file, built-in defaults. The .env file is the one -env-file names, else .env in
+the working directory, else .env beside the executable. Its syntax is
+python-dotenv's; a line that does not parse is skipped with a warning that
+names only its number.
 
 Environment:
   FINNHUB_API_KEY      Finnhub API key (required for wss://ws.finnhub.io; it is
                        read only from the environment or the .env file and never logged)
-  KINESIS_STREAM_NAME  stream name (default `+DefaultStream+`)
-  AWS_REGION           region (default `+DefaultRegion+`)
-  STOCK_SYMBOLS        comma-separated symbols (default `+DefaultSymbols+`)
-  FINNHUB_URL          websocket URL (default `+DefaultFinnhubURL+`)
+  KINESIS_STREAM_NAME  stream name (default ` + DefaultStream + `)
+  AWS_REGION           region (default: the AWS configuration's, such as the
+                       AWS_PROFILE's region, else ` + DefaultRegion + `)
+  STOCK_SYMBOLS        comma-separated symbols (default ` + DefaultSymbols + `)
+  FINNHUB_URL          websocket URL (default ` + DefaultFinnhubURL + `)
   AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_KINESIS, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
   AWS_PROFILE, ...     standard AWS SDK settings (config.LoadDefaultConfig); point
                        AWS_ENDPOINT_URL at LocalStack (http://localhost:4566) or kinesis-mock.
-                       AWS_* variables in the .env file are honoured too.
+                       Variables of the .env file reach the SDK too, unless already
+                       set in the environment.
 
 On SIGINT or SIGTERM it stops reading, waits up to -shutdown-timeout for every
 accepted trade to be delivered (what is not delivered by then is reported failed),
 logs a final summary line (received, accepted, refused, delivered, failed) and exits
-0; 1 if the feed failed for good. Misconfiguration exits 2 with one sentence on stderr.
-
-Flags:
-`)
-	flags.PrintDefaults()
-}
+0; 1 if the feed failed for good. Misconfiguration exits 2 with one sentence on
+stderr: among others a refused Finnhub token, a host that does not resolve, or no
+connection to the feed within -startup-timeout. Once the feed has worked, outages
+are retried without end.`

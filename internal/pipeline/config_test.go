@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -17,14 +15,18 @@ func envFrom(m map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
 }
 
-func fileFrom(files map[string]map[string]string) func(string) (map[string]string, error) {
-	return func(name string) (map[string]string, error) {
+func fileFrom(files map[string]map[string]string) func(string) (DotEnv, error) {
+	return func(name string) (DotEnv, error) {
 		m, ok := files[name]
 		if !ok {
-			return nil, fmt.Errorf("open %s: %w", name, fs.ErrNotExist)
+			return DotEnv{}, fmt.Errorf("open %s: %w", name, fs.ErrNotExist)
 		}
-		return m, nil
+		return DotEnv{Path: name, Values: m}, nil
 	}
+}
+
+func environment(env map[string]string, files map[string]map[string]string) Environment {
+	return Environment{LookupEnv: envFrom(env), ReadEnvFile: fileFrom(files), ExecutableDir: "/opt/bin"}
 }
 
 func TestParseConfig(t *testing.T) {
@@ -42,7 +44,7 @@ func TestParseConfig(t *testing.T) {
 			name: "defaults apply when only the key is set",
 			env:  map[string]string{EnvAPIKey: key},
 			check: func(t *testing.T, c Config) {
-				want := Config{APIKey: key, Stream: DefaultStream, Region: DefaultRegion, FinnhubURL: DefaultFinnhubURL,
+				want := Config{APIKey: key, Stream: DefaultStream, Region: "", FinnhubURL: DefaultFinnhubURL,
 					Symbols: []string{"AAPL", "AMZN", "MSFT", "GOOGL", "TSLA", "NVDA", "META"}}
 				if c.APIKey != want.APIKey || c.Stream != want.Stream || c.Region != want.Region || c.FinnhubURL != want.FinnhubURL || !reflect.DeepEqual(c.Symbols, want.Symbols) {
 					t.Errorf("got %+v", c)
@@ -145,20 +147,20 @@ func TestParseConfig(t *testing.T) {
 			name:    "an unknown log format is fatal",
 			args:    []string{"-log-format", "xml"},
 			env:     map[string]string{EnvAPIKey: key},
-			wantErr: "Unknown log format",
+			wantErr: "invalid value \"xml\" for flag -log-format: must be one of text, json",
 		},
 		{
 			name:    "positional arguments are refused",
 			args:    []string{"extra"},
 			env:     map[string]string{EnvAPIKey: key},
-			wantErr: "unexpected arguments",
+			wantErr: "unexpected argument",
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var out bytes.Buffer
-			c, err := ParseConfig(tc.args, envFrom(tc.env), fileFrom(tc.files), &out)
+			c, err := ParseConfig(tc.args, environment(tc.env, tc.files), &out)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)
@@ -182,7 +184,7 @@ func TestParseConfig(t *testing.T) {
 func TestParseConfigHelpDocumentsEveryVariable(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
-	_, err := ParseConfig([]string{"-h"}, envFrom(nil), fileFrom(nil), &out)
+	_, err := ParseConfig([]string{"-h"}, environment(nil, nil), &out)
 	if !errors.Is(err, ErrHelp) {
 		t.Fatalf("err = %v, want ErrHelp", err)
 	}
@@ -193,20 +195,10 @@ func TestParseConfigHelpDocumentsEveryVariable(t *testing.T) {
 	}
 }
 
-func TestReadEnvFileReadsDotenvSyntax(t *testing.T) {
+func TestLowerCaseSymbols(t *testing.T) {
 	t.Parallel()
-	name := filepath.Join(t.TempDir(), ".env")
-	if err := os.WriteFile(name, []byte("# comment\nFINNHUB_API_KEY=abc\nexport STOCK_SYMBOLS=\"AAPL,IBM\"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	m, err := ReadEnvFile(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m[EnvAPIKey] != "abc" || m[EnvSymbols] != "AAPL,IBM" {
-		t.Errorf("got %v", m)
-	}
-	if _, err := ReadEnvFile(filepath.Join(t.TempDir(), "none")); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("missing file: err = %v, want fs.ErrNotExist", err)
+	got := LowerCaseSymbols([]string{"AAPL", "msft", "BINANCE:BTCUSDT", "Binance:ETHUSDT", "OANDA:EUR_USD"})
+	if want := []string{"msft", "Binance:ETHUSDT"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }

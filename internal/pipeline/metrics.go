@@ -1,12 +1,17 @@
 package pipeline
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kplgo/kpl/finnhub"
+	"github.com/kplgo/kpl/producer"
 )
 
 // Collectors returns Prometheus counters for the pipeline's trade
@@ -61,17 +66,69 @@ func FeedCollectors(namespace string, feed FeedStats) []prometheus.Collector {
 	}
 }
 
-// MetricsHandler serves /metrics from reg and /healthz, which answers 200
-// "ok" while healthy returns nil and 503 with the error otherwise.
-func MetricsHandler(reg *prometheus.Registry, healthy func() error) http.Handler {
+// MetricsHandler serves /metrics from reg, /healthz and /readyz.
+//
+// /healthz is the liveness check: it answers 200 "ok" as long as the
+// process serves HTTP, shutdown included (a restart would not help a
+// process that is delivering what it buffered).
+//
+// /readyz is the readiness check: 200 "ready" while ready returns nil, 503
+// with the reason in the body otherwise (see Readiness.Check).
+func MetricsHandler(reg *prometheus.Registry, ready func() error) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		if err := healthy(); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
 	return mux
+}
+
+// ProducerStats is the part of the producer readiness reads;
+// *producer.Producer satisfies it.
+type ProducerStats interface{ Stats() producer.Stats }
+
+var _ ProducerStats = (*producer.Producer)(nil)
+
+// Readiness decides whether the trade producer is ready: the feed is
+// connected and the producer accepts trades.
+type Readiness struct {
+	// Running ends when the producer starts shutting down.
+	Running context.Context
+	// Feed and Producer are read on every check.
+	Feed     FeedStats
+	Producer ProducerStats
+	// MaxBufferedRecords and MaxBufferedBytes are the producer's bounds:
+	// a full buffer means Put blocks or refuses.
+	MaxBufferedRecords, MaxBufferedBytes int
+}
+
+// Check returns nil when ready, else the reason, one of: shutting down, the
+// feed is not connected (with its dial failures), the producer's buffer is
+// full. It never blocks.
+func (r Readiness) Check() error {
+	if r.Running != nil && r.Running.Err() != nil {
+		return errors.New("shutting down")
+	}
+	if fs := r.Feed.Stats(); !fs.Connected {
+		since := "never connected"
+		if !fs.LastMessageAt.IsZero() {
+			since = "last message " + time.Since(fs.LastMessageAt).Round(time.Second).String() + " ago"
+		}
+		return fmt.Errorf("the feed is not connected (%s, %d failed connection attempts)", since, fs.DialFailures)
+	}
+	ps := r.Producer.Stats()
+	if r.MaxBufferedRecords > 0 && ps.BufferedRecords >= int64(r.MaxBufferedRecords) {
+		return fmt.Errorf("the producer's buffer is full (%d records): Kinesis is not keeping up", ps.BufferedRecords)
+	}
+	if r.MaxBufferedBytes > 0 && ps.BufferedBytes >= int64(r.MaxBufferedBytes) {
+		return fmt.Errorf("the producer's buffer is full (%d bytes): Kinesis is not keeping up", ps.BufferedBytes)
+	}
+	return nil
 }

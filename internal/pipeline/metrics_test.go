@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/kplgo/kpl/finnhub"
+	"github.com/kplgo/kpl/producer"
 )
 
 type fakeFeed struct{ s finnhub.Stats }
@@ -50,8 +51,8 @@ tp_feed_connected 1
 		t.Error(err)
 	}
 
-	var unhealthy error
-	srv := httptest.NewServer(MetricsHandler(reg, func() error { return unhealthy }))
+	var unready error
+	srv := httptest.NewServer(MetricsHandler(reg, func() error { return unready }))
 	defer srv.Close()
 	get := func(path string) (int, string) {
 		resp, err := http.Get(srv.URL + path)
@@ -65,11 +66,51 @@ tp_feed_connected 1
 	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, "tp_trades_received_total 3") {
 		t.Errorf("/metrics: %d %s", code, body)
 	}
-	if code, body := get("/healthz"); code != 200 || body != "ok\n" {
-		t.Errorf("/healthz while healthy: %d %q", code, body)
+	if code, body := get("/readyz"); code != 200 || body != "ready\n" {
+		t.Errorf("/readyz while ready: %d %q", code, body)
 	}
-	unhealthy = errors.New("shutting down")
-	if code, body := get("/healthz"); code != 503 || !strings.Contains(body, "shutting down") {
-		t.Errorf("/healthz while shutting down: %d %q", code, body)
+	unready = errors.New("the feed is not connected")
+	if code, body := get("/readyz"); code != 503 || !strings.Contains(body, "the feed is not connected") {
+		t.Errorf("/readyz while not ready: %d %q", code, body)
+	}
+	if code, body := get("/healthz"); code != 200 || body != "ok\n" {
+		t.Errorf("/healthz while not ready: %d %q", code, body)
+	}
+}
+
+type fakeProducerStats producer.Stats
+
+func (f fakeProducerStats) Stats() producer.Stats { return producer.Stats(f) }
+
+func TestReadinessNamesTheReason(t *testing.T) {
+	t.Parallel()
+	stopped, stop := context.WithCancel(context.Background())
+	stop()
+	up := fakeFeed{finnhub.Stats{Connected: true}}
+	tests := []struct {
+		name string
+		r    Readiness
+		want string // "" = ready
+	}{
+		{name: "connected with room in the buffer is ready", r: Readiness{Running: context.Background(), Feed: up, Producer: fakeProducerStats{BufferedRecords: 9}, MaxBufferedRecords: 10, MaxBufferedBytes: 100}},
+		{name: "a feed that is down is not ready", r: Readiness{Feed: fakeFeed{finnhub.Stats{DialFailures: 7}}, Producer: fakeProducerStats{}}, want: "the feed is not connected (never connected, 7 failed"},
+		{name: "a full buffer of records is not ready", r: Readiness{Feed: up, Producer: fakeProducerStats{BufferedRecords: 10}, MaxBufferedRecords: 10}, want: "buffer is full (10 records)"},
+		{name: "a full buffer of bytes is not ready", r: Readiness{Feed: up, Producer: fakeProducerStats{BufferedBytes: 100}, MaxBufferedBytes: 100}, want: "buffer is full (100 bytes)"},
+		{name: "shutting down is not ready", r: Readiness{Running: stopped, Feed: up, Producer: fakeProducerStats{}}, want: "shutting down"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := tc.r.Check()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("not ready: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Check() = %v, want %q", err, tc.want)
+			}
+		})
 	}
 }

@@ -117,6 +117,12 @@ type Summary struct {
 
 // Pipeline forwards trades from a Source to a Sink and accounts for every
 // accepted trade. Handle and Counters are safe for concurrent use.
+//
+// Results are consumed in one place: Handle queues the Waiter of each
+// accepted trade (futureQueue) and collect waits for them in acceptance
+// order and counts them. A producer that reports results through a
+// callback fits behind Sink by completing a Waiter from its callback;
+// nothing else in the pipeline depends on how results arrive.
 type Pipeline struct {
 	sink Sink
 	opts Options
@@ -163,19 +169,8 @@ type discard struct{}
 
 func (discard) Write(b []byte) (int, error) { return len(b), nil }
 
-// RecordFor returns the TradeRecord written for a trade received at now.
-func RecordFor(tr finnhub.Trade, now time.Time) TradeRecord {
-	return TradeRecord{
-		Symbol:             tr.Symbol,
-		Price:              tr.Price,
-		Time:               tr.Time,
-		Volume:             tr.Volume,
-		Conditions:         tr.Conditions,
-		IngestionTimestamp: now.UnixMilli(),
-	}
-}
-
-// Handle puts each trade into the sink, partition key = symbol. It blocks
+// Handle puts each trade into the sink as EncodeTrade encodes it, partition
+// key = symbol. It blocks
 // while the producer's buffer is full (unless the producer fails when full),
 // and returns ctx's error once ctx is done; a trade not accepted is counted
 // as refused and logged.
@@ -187,24 +182,23 @@ func (p *Pipeline) Handle(ctx context.Context, trades []finnhub.Trade) error {
 			return nil
 		}
 		p.received.Add(1)
-		rec := RecordFor(tr, now)
-		data, err := rec.Encode()
+		data, err := EncodeTrade(tr, now)
 		if err != nil {
 			p.refused.Add(1)
-			p.logLimited("trade refused: cannot encode", rec, err)
+			p.logLimited("trade refused: cannot encode", tr, err)
 			continue
 		}
-		w, err := p.sink.Put(ctx, rec.Symbol, data)
+		w, err := p.sink.Put(ctx, tr.Symbol, data)
 		if err != nil {
 			p.refused.Add(1)
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			p.logLimited("trade refused by the producer", rec, err)
+			p.logLimited("trade refused by the producer", tr, err)
 			continue
 		}
 		p.accepted.Add(1)
-		p.queue.push(pending{w: w, symbol: rec.Symbol, time: rec.Time})
+		p.queue.push(pending{w: w, symbol: tr.Symbol, time: tr.Time})
 	}
 	if max := p.opts.MaxTrades; max > 0 && p.accepted.Load() >= max {
 		p.stop()
@@ -220,11 +214,11 @@ func (p *Pipeline) stop() {
 	}
 }
 
-func (p *Pipeline) logLimited(msg string, rec TradeRecord, err error) {
+func (p *Pipeline) logLimited(msg string, tr finnhub.Trade, err error) {
 	if !p.rate.allow(time.Now()) {
 		return
 	}
-	p.log.WithFields(logrus.Fields{"symbol": rec.Symbol, "t": rec.Time, "error": err.Error()}).Warn(msg)
+	p.log.WithFields(logrus.Fields{"symbol": tr.Symbol, "t": tr.Time, "error": err.Error()}).Warn(msg)
 }
 
 // Counters returns a snapshot of the trade accounting.

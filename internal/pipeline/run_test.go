@@ -255,7 +255,7 @@ func TestHandleWritesTheTradeAsJSONKeyedBySymbol(t *testing.T) {
 	}
 	want := []putCall{
 		{"AAPL", []byte(`{"s":"AAPL","p":189.5,"t":1575526691134,"v":100,"c":["1","12"],"ingestion_timestamp":1575526691201}`)},
-		{"BINANCE:BTCUSDT", []byte(`{"s":"BINANCE:BTCUSDT","p":7296.89,"t":1575526691135,"v":0.011467,"ingestion_timestamp":1575526691201}`)},
+		{"BINANCE:BTCUSDT", []byte(`{"s":"BINANCE:BTCUSDT","p":7296.89,"t":1575526691135,"v":0.011467,"c":null,"ingestion_timestamp":1575526691201}`)},
 	}
 	if len(sink.puts) != len(want) {
 		t.Fatalf("%d puts, want %d", len(sink.puts), len(want))

@@ -10,29 +10,24 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
 	"github.com/sirupsen/logrus"
 
 	"github.com/kplgo/kpl/finnhub"
+	"github.com/kplgo/kpl/internal/cli"
 	"github.com/kplgo/kpl/producer"
 )
 
-// NewLogger returns a logrus logger writing to out in the given format
-// ("text" or "json") at the given level. Every line passes through a hook
-// that redacts Finnhub tokens in URLs and the literal secret, if not empty.
+// NewLogger returns the commands' logger (cli.NewLogger) writing to out in
+// the given format ("text" or "json") at the given level. Every line passes
+// through a hook that redacts Finnhub tokens in URLs and the literal secret,
+// if not empty.
 func NewLogger(format, level string, out io.Writer, secret string) (*logrus.Logger, error) {
-	lvl, err := logrus.ParseLevel(level)
+	l, err := cli.NewLogger(cli.LogFlags{Format: format, Level: level}, out)
 	if err != nil {
-		return nil, &ConfigError{fmt.Sprintf("Unknown log level %q: use -log-level trace, debug, info, warn or error.", level)}
-	}
-	l := logrus.New()
-	l.SetOutput(out)
-	l.SetLevel(lvl)
-	if format == "json" {
-		l.SetFormatter(&logrus.JSONFormatter{TimestampFormat: time.RFC3339Nano})
-	} else {
-		l.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, TimestampFormat: "15:04:05.000", DisableColors: true})
+		return nil, &ConfigError{fmt.Sprintf("%s.", strings.ToUpper(err.Error()[:1])+err.Error()[1:])}
 	}
 	l.AddHook(redactHook{secret: secret})
 	return l, nil
@@ -66,33 +61,58 @@ func (h redactHook) redact(s string) string {
 	return s
 }
 
-// Apply sets the producer options the flags gave; zero values keep the
+// Apply sets the producer options given on the command line, or, for a
+// ProducerConfig built in code, the non-zero ones; the others keep the
 // producer's defaults. Aggregation, Ordered and FailWhenFull are always set.
 func (c ProducerConfig) Apply(o *producer.Options) {
 	o.AggregationEnabled = c.Aggregation
 	o.Ordered = c.Ordered
 	o.FailWhenFull = c.FailWhenFull
-	setInt := func(dst *int, v int) {
-		if v > 0 {
+	given := func(name string, nonZero bool) bool {
+		if c.set != nil {
+			return c.set[name]
+		}
+		return nonZero
+	}
+	setInt := func(dst *int, name string, v int) {
+		if given(name, v > 0) {
 			*dst = v
 		}
 	}
-	setDur := func(dst *time.Duration, v time.Duration) {
-		if v > 0 {
+	setDur := func(dst *time.Duration, name string, v time.Duration) {
+		if given(name, v > 0) {
 			*dst = v
 		}
 	}
-	setInt(&o.AggregationMaxSize, c.AggregationMaxSize)
-	setInt(&o.AggregationMaxCount, c.AggregationMaxCount)
-	setInt(&o.CollectionMaxCount, c.CollectionMaxCount)
-	setInt(&o.CollectionMaxSize, c.CollectionMaxSize)
-	setDur(&o.Linger, c.Linger)
-	setDur(&o.RecordTTL, c.RecordTTL)
-	setInt(&o.MaxConnections, c.MaxConnections)
-	setDur(&o.RequestTimeout, c.RequestTimeout)
-	setInt(&o.RateLimit, c.RateLimit)
-	setInt(&o.MaxBufferedRecords, c.MaxBufferedRecords)
-	setInt(&o.MaxBufferedBytes, c.MaxBufferedBytes)
+	setInt(&o.AggregationMaxSize, "aggregation-max-size", c.AggregationMaxSize)
+	setInt(&o.AggregationMaxCount, "aggregation-max-count", c.AggregationMaxCount)
+	setInt(&o.CollectionMaxCount, "collection-max-count", c.CollectionMaxCount)
+	setInt(&o.CollectionMaxSize, "collection-max-size", c.CollectionMaxSize)
+	setDur(&o.Linger, "linger", c.Linger)
+	setDur(&o.RecordTTL, "record-ttl", c.RecordTTL)
+	setInt(&o.MaxConnections, "max-connections", c.MaxConnections)
+	setDur(&o.RequestTimeout, "request-timeout", c.RequestTimeout)
+	setInt(&o.RateLimit, "rate-limit", c.RateLimit)
+	setInt(&o.MaxBufferedRecords, "max-buffered-records", c.MaxBufferedRecords)
+	setInt(&o.MaxBufferedBytes, "max-buffered-bytes", c.MaxBufferedBytes)
+}
+
+// LoadAWSConfig loads the AWS configuration from the SDK's default chain
+// (environment, shared config and credentials files with AWS_PROFILE, IMDS).
+// A non-empty region overrides the chain's; when neither names one,
+// DefaultRegion applies.
+func LoadAWSConfig(ctx context.Context, region string, optFns ...func(*config.LoadOptions) error) (aws.Config, error) {
+	if region != "" {
+		optFns = append(optFns, config.WithRegion(region))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, optFns...)
+	if err != nil {
+		return aws.Config{}, &ConfigError{fmt.Sprintf("The AWS configuration could not be loaded (%s): check AWS_PROFILE, AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE.", finnhub.RedactURL(err.Error()))}
+	}
+	if cfg.Region == "" {
+		cfg.Region = DefaultRegion
+	}
+	return cfg, nil
 }
 
 // CheckCredentials retrieves the AWS credentials once, so that missing
@@ -139,4 +159,20 @@ func StartupError(err error, stream, region, endpoint string) error {
 		return &ConfigError{fmt.Sprintf("Cannot reach %s: check AWS_ENDPOINT_URL and that the service is running.", ep)}
 	}
 	return &ConfigError{fmt.Sprintf("Cannot start the producer for stream %q: %s.", stream, finnhub.RedactURL(err.Error()))}
+}
+
+// FeedStartupError turns an error of the feed that ends the trade producer
+// at start (see finnhub.ErrTokenRefused, ErrHostNotFound, ErrNoConnection)
+// into a ConfigError whose one sentence says what to do; other errors are
+// returned as they are.
+func FeedStartupError(err error, startupTimeout time.Duration) error {
+	switch {
+	case errors.Is(err, finnhub.ErrTokenRefused):
+		return &ConfigError{"Finnhub refused the API token: check FINNHUB_API_KEY in the environment or the .env file."}
+	case errors.Is(err, finnhub.ErrHostNotFound):
+		return &ConfigError{"The Finnhub host name does not resolve: check FINNHUB_URL and this machine's DNS."}
+	case errors.Is(err, finnhub.ErrNoConnection):
+		return &ConfigError{fmt.Sprintf("No connection to the Finnhub feed within %v of start: check FINNHUB_URL and the network, or raise -startup-timeout.", startupTimeout)}
+	}
+	return err
 }

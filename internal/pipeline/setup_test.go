@@ -2,9 +2,12 @@ package pipeline
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -134,5 +137,39 @@ func TestSummaryFieldsCarryTheAccounting(t *testing.T) {
 		if f[k] != v {
 			t.Errorf("%s = %v, want %v", k, f[k], v)
 		}
+	}
+}
+
+func TestLoadAWSConfigTakesTheRegionFromTheChainUnlessGiven(t *testing.T) {
+	// t.Setenv: not parallel.
+	for _, k := range []string{"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "config")
+	if err := os.WriteFile(cfgFile, []byte("[profile trading]\nregion = eu-central-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_CONFIG_FILE", cfgFile)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "none"))
+	tests := []struct {
+		name, profile, flag, want string
+	}{
+		{name: "a profile's region applies", profile: "trading", want: "eu-central-1"},
+		{name: "a given region wins over the profile's", profile: "trading", flag: "ap-south-1", want: "ap-south-1"},
+		{name: "without any region the default applies", want: DefaultRegion},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("AWS_PROFILE", tc.profile)
+			cfg, err := LoadAWSConfig(context.Background(), tc.flag)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Region != tc.want {
+				t.Errorf("region %q, want %q", cfg.Region, tc.want)
+			}
+		})
 	}
 }

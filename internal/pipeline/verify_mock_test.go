@@ -11,8 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/kplgo/kpl/aggregation"
-	"github.com/kplgo/kpl/kinesistest/kinesismock"
 	"github.com/kplgo/kpl/internal/kinesisread"
+	"github.com/kplgo/kpl/kinesistest/kinesismock"
 )
 
 // TestVerifyRemovesRetryCopiesReadFromKinesisMock writes aggregates of trades

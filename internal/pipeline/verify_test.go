@@ -65,7 +65,7 @@ func withID(r aggregation.Record, seq uint64) aggregation.Record {
 
 // at gives a Kinesis record the sequence number n on its shard.
 func at(r types.Record, n int) types.Record {
-	r.SequenceNumber = aws.String(fmt.Sprint(49590000000 + n))
+	r.SequenceNumber = aws.String(fmt.Sprint(int64(49590000000) + int64(n)))
 	return r
 }
 

@@ -1,0 +1,161 @@
+package loadgen
+
+import (
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/kplgo/kpl/aggregation"
+	"github.com/kplgo/kpl/internal/kinesisread"
+)
+
+// SeqSet is a set of non-negative trade sequence numbers. It is safe for
+// concurrent use; the zero value is empty.
+type SeqSet struct {
+	mu   sync.Mutex
+	bits []uint64
+	n    int64
+}
+
+// Add puts seq into the set; a negative seq is ignored.
+func (s *SeqSet) Add(seq int64) {
+	if seq < 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := int(seq / 64)
+	for len(s.bits) <= w {
+		s.bits = append(s.bits, 0)
+	}
+	if b := uint64(1) << (seq % 64); s.bits[w]&b == 0 {
+		s.bits[w] |= b
+		s.n++
+	}
+}
+
+// Has reports whether seq is in the set.
+func (s *SeqSet) Has(seq int64) bool {
+	if seq < 0 {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := int(seq / 64)
+	return w < len(s.bits) && s.bits[w]&(uint64(1)<<(seq%64)) != 0
+}
+
+// Len returns the number of elements.
+func (s *SeqSet) Len() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n
+}
+
+// ReadBack is what reading the stream back after a run found, for numbered
+// trades (see Generator.Number).
+type ReadBack struct {
+	KinesisRecords int64 `json:"kinesis_records"`
+	UserRecords    int64 `json:"user_records"`
+	// Distinct counts distinct trades read.
+	Distinct int64 `json:"distinct"`
+	// Duplicated counts copies beyond the first of a trade.
+	Duplicated int64 `json:"duplicated"`
+	// Lost counts acknowledged trades that were not read back: must be 0.
+	Lost int64 `json:"lost"`
+	// Misrouted counts user records read from a shard whose hash key range
+	// does not hold their hash key: must be 0.
+	Misrouted int64 `json:"misrouted"`
+	// Unacknowledged counts distinct trades read back that were never
+	// acknowledged (reported failed after an ambiguous error, or still
+	// pending when the run ended).
+	Unacknowledged int64 `json:"unacknowledged"`
+	// Foreign counts user records that are not numbered trades, or whose
+	// aggregate could not be decoded.
+	Foreign int64 `json:"foreign"`
+	// Seconds is how long reading took.
+	Seconds float64 `json:"seconds"`
+}
+
+// CheckReadBack compares the shards read back from a stream with the set of
+// acknowledged trades.
+func CheckReadBack(shards []kinesisread.Shard, acked *SeqSet, took time.Duration) ReadBack {
+	rb := ReadBack{Seconds: took.Seconds()}
+	var seen SeqSet
+	for _, sh := range shards {
+		lo, hi, rangeOK := hashRange(sh.Shard)
+		for _, kr := range sh.Records {
+			rb.KinesisRecords++
+			users, err := aggregation.Deaggregate(kr.Data, aws.ToString(kr.PartitionKey), "")
+			if err != nil {
+				rb.Foreign++
+				continue
+			}
+			for _, u := range users {
+				rb.UserRecords++
+				if rangeOK {
+					hk, err := u.Record.HashKey()
+					if err != nil || hk.Cmp(lo) < 0 || hk.Cmp(hi) > 0 {
+						rb.Misrouted++
+					}
+				}
+				seq := TradeSeq(u.Data)
+				if seq < 0 {
+					rb.Foreign++
+					continue
+				}
+				if seen.Has(seq) {
+					rb.Duplicated++
+					continue
+				}
+				seen.Add(seq)
+				rb.Distinct++
+				if !acked.Has(seq) {
+					rb.Unacknowledged++
+				}
+			}
+		}
+	}
+	rb.Lost = acked.Len() - (rb.Distinct - rb.Unacknowledged)
+	return rb
+}
+
+func hashRange(sh types.Shard) (lo, hi aggregation.HashKey, ok bool) {
+	if sh.HashKeyRange == nil {
+		return lo, hi, false
+	}
+	lo, errLo := aggregation.ParseHashKey(aws.ToString(sh.HashKeyRange.StartingHashKey))
+	hi, errHi := aggregation.ParseHashKey(aws.ToString(sh.HashKeyRange.EndingHashKey))
+	return lo, hi, errLo == nil && errHi == nil
+}
+
+// codeCounts counts events by code. It is safe for concurrent use; the zero
+// value is empty.
+type codeCounts struct {
+	mu sync.Mutex
+	m  map[string]int64
+}
+
+func (c *codeCounts) add(code string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]int64{}
+	}
+	c.m[code]++
+}
+
+func (c *codeCounts) snapshot() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) == 0 {
+		return nil
+	}
+	out := make(map[string]int64, len(c.m))
+	for k, v := range c.m {
+		out[k] = v
+	}
+	return out
+}
