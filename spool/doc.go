@@ -8,7 +8,10 @@
 // it puts records with PutRecord, acknowledges each one by its result,
 // writes the ones that failed for good to a dead-letter file, and gives the
 // ones the producer gave up on for a passing reason (ErrRecordExpired,
-// ErrClosed) back to the spool to be sent again.
+// ErrClosed) back to the spool to be sent again. With a producer that has a
+// callback per record (AsyncPutter, PutAsync) it takes the results from the
+// callbacks; otherwise it waits for the futures with
+// ForwarderOptions.Waiters goroutines.
 //
 //	s, err := spool.Open(ctx, dir, func(o *spool.Options) { o.MaxBytes = 4 << 30 })
 //	fwd, err := spool.NewForwarder(s, prod)

@@ -21,8 +21,9 @@ import (
 )
 
 // flakyClient is the counting client with faults: while failing is set
-// every call fails with a network error; entries with partition key badKey
-// (aggregation off) fail with InvalidArgumentException. It records how often
+// every call fails with a network error; entries holding a user record
+// with partition key badKey (aggregation off) fail with
+// InvalidArgumentException. It records how often
 // each user record's data was stored.
 type flakyClient struct {
 	*loadgen.CountingClient
@@ -57,14 +58,18 @@ func (c *flakyClient) PutRecords(ctx context.Context, in *kinesis.PutRecordsInpu
 	}
 	failed := int32(0)
 	for i, e := range in.Records {
-		if c.badKey != "" && aws.ToString(e.PartitionKey) == c.badKey {
-			out.Records[i] = types.PutRecordsResultEntry{ErrorCode: aws.String("InvalidArgumentException"), ErrorMessage: aws.String("refused for the test")}
-			failed++
-			continue
-		}
 		urs, err := aggregation.Deaggregate(e.Data, aws.ToString(e.PartitionKey), aws.ToString(e.ExplicitHashKey))
 		if err != nil {
 			return nil, err
+		}
+		bad := false
+		for _, u := range urs {
+			bad = bad || c.badKey != "" && u.PartitionKey == c.badKey
+		}
+		if bad { // a record with an id travels as an aggregate of one
+			out.Records[i] = types.PutRecordsResultEntry{ErrorCode: aws.String("InvalidArgumentException"), ErrorMessage: aws.String("refused for the test")}
+			failed++
+			continue
 		}
 		for _, u := range urs {
 			c.delivered[string(u.Data)]++

@@ -683,3 +683,41 @@ func TestCloseReleasesBlockedAppenders(t *testing.T) {
 		t.Fatalf("%d records on disk, want the %d accepted", st.Recovered, r.n)
 	}
 }
+
+// TestLargeRecords reads back records larger than the reader's chunk, mixed
+// with small ones, across segments.
+func TestLargeRecords(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := openT(t, dir, func(o *Options) { o.SegmentSize = 1 << 20 })
+	sizes := []int{10, 900 << 10, 20, 300 << 10, 1 << 20, 5}
+	for i, n := range sizes {
+		r := aggregation.Record{PartitionKey: "k", Data: make([]byte, n)}
+		for j := range r.Data {
+			r.Data[j] = byte(i + j)
+		}
+		if _, err := s.Append(context.Background(), r); err != nil {
+			t.Fatalf("record of %d bytes: %v", n, err)
+		}
+	}
+	check := func(s *Spool) {
+		for i, n := range sizes {
+			e := nextT(t, s)
+			if len(e.Record.Data) != n {
+				t.Fatalf("record %d: %d bytes, want %d", i, len(e.Record.Data), n)
+			}
+			for j, c := range e.Record.Data {
+				if c != byte(i+j) {
+					t.Fatalf("record %d: byte %d is %d, want %d", i, j, c, byte(i+j))
+				}
+			}
+		}
+	}
+	check(s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openT(t, dir)
+	defer s.Close()
+	check(s)
+}
