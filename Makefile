@@ -43,14 +43,16 @@ test: tools
 fuzz-short:
 	$(GO) test -run '^$$' -fuzz '^FuzzDeaggregate$$' -fuzztime 5s ./aggregation
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMessage$$' -fuzztime 5s ./finnhub
+	$(GO) test -run '^$$' -fuzz '^FuzzSegmentReader$$' -fuzztime 5s ./spool
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDeaggregate$$' -fuzztime $(FUZZTIME) ./aggregation
 	$(GO) test -run '^$$' -fuzz '^FuzzAggregateRoundTrip$$' -fuzztime $(FUZZTIME) ./aggregation
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMessage$$' -fuzztime $(FUZZTIME) ./finnhub
+	$(GO) test -run '^$$' -fuzz '^FuzzSegmentReader$$' -fuzztime $(FUZZTIME) ./spool
 
 bench: tools
-	$(GO) test -run '^$$' -bench . -benchmem ./aggregation ./producer ./bench
+	$(GO) test -run '^$$' -bench . -benchmem ./aggregation ./producer ./bench ./spool
 
 # loadtest compares the aggregated producer with one PutRecord per trade, one
 # mode after the other in the same run: against the in-process limit-enforcing
