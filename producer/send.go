@@ -192,7 +192,7 @@ func (p *Producer) apply(k *krec, o outcome, cl errClass, shardID, seq string, n
 
 // landed counts a Kinesis record of s out of flight and feeds its outcome
 // to the shard's rate limiter. A shard that may now send more is visited.
-func (p *Producer) landed(s *shard, cl errClass, now time.Time, requeued bool) {
+func (p *Producer) landed(s *shard, cl errClass, now time.Time, _ bool) {
 	s.mu.Lock()
 	s.inflight--
 	retired := s.state == shardRetired
@@ -201,7 +201,10 @@ func (p *Producer) landed(s *shard, cl errClass, now time.Time, requeued bool) {
 	} else if cl.code == "" {
 		s.lim.succeeded(now)
 	}
-	wake := !retired && p.opts.Ordered && s.inflight == 0 && !requeued
+	// In Ordered mode a shard with a call in flight is visited only to be
+	// put off (to its TTL); the landing of that call must wake it, also
+	// when the record was requeued (the visit then finds its backoff).
+	wake := !retired && p.opts.Ordered && s.inflight == 0
 	s.mu.Unlock()
 	if retired {
 		p.retiredLanded()
