@@ -58,30 +58,22 @@ e2e-long: tools
 fuzz-short:
 	$(GO) test -run '^$$' -fuzz '^FuzzDeaggregate$$' -fuzztime 5s ./aggregation
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMessage$$' -fuzztime 5s ./finnhub
-<<<<<<< HEAD
 	$(GO) test -run '^$$' -fuzz '^FuzzDedupe$$' -fuzztime 5s ./dedupe
 	$(GO) test -run '^$$' -fuzz '^FuzzEncodeTrade$$' -fuzztime 5s ./internal/pipeline
-=======
 	$(GO) test -run '^$$' -fuzz '^FuzzSegmentReader$$' -fuzztime 5s ./spool
->>>>>>> spool
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDeaggregate$$' -fuzztime $(FUZZTIME) ./aggregation
 	$(GO) test -run '^$$' -fuzz '^FuzzAggregateRoundTrip$$' -fuzztime $(FUZZTIME) ./aggregation
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMessage$$' -fuzztime $(FUZZTIME) ./finnhub
-<<<<<<< HEAD
 	$(GO) test -run '^$$' -fuzz '^FuzzDedupe$$' -fuzztime $(FUZZTIME) ./dedupe
 	$(GO) test -run '^$$' -fuzz '^FuzzUnmarshalBinary$$' -fuzztime $(FUZZTIME) ./dedupe
 	$(GO) test -run '^$$' -fuzz '^FuzzEncodeTrade$$' -fuzztime $(FUZZTIME) ./internal/pipeline
 
-bench: tools
-	$(GO) test -run '^$$' -bench . -benchmem ./aggregation ./dedupe ./producer ./bench
-=======
 	$(GO) test -run '^$$' -fuzz '^FuzzSegmentReader$$' -fuzztime $(FUZZTIME) ./spool
 
 bench: tools
-	$(GO) test -run '^$$' -bench . -benchmem ./aggregation ./producer ./bench ./spool
->>>>>>> spool
+	$(GO) test -run '^$$' -bench . -benchmem ./aggregation ./dedupe ./producer ./bench ./spool
 
 # loadtest compares the aggregated producer with one PutRecord per trade, one
 # mode after the other in the same run: against the in-process limit-enforcing
