@@ -69,7 +69,6 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDedupe$$' -fuzztime $(FUZZTIME) ./dedupe
 	$(GO) test -run '^$$' -fuzz '^FuzzUnmarshalBinary$$' -fuzztime $(FUZZTIME) ./dedupe
 	$(GO) test -run '^$$' -fuzz '^FuzzEncodeTrade$$' -fuzztime $(FUZZTIME) ./internal/pipeline
-
 	$(GO) test -run '^$$' -fuzz '^FuzzSegmentReader$$' -fuzztime $(FUZZTIME) ./spool
 
 bench: tools
