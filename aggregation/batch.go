@@ -14,8 +14,9 @@ type HashMode int
 
 const (
 	// HashAuto hashes in lanes when the CPU supports it (AVX2 or AVX-512,
-	// see LanesSupported) and a batch holds enough aggregates for lanes to
-	// pay off; it uses crypto/md5 otherwise. It is the mode for production.
+	// see LanesSupported) and a group of up to 16 aggregates is large enough
+	// for lanes to pay off (at least 3 aggregates and 32 KiB); it uses
+	// crypto/md5 otherwise. It is the mode for production.
 	HashAuto HashMode = iota
 	// HashLanes always hashes through the md5-simd server, whatever the
 	// batch size. On a CPU or build without SIMD support md5-simd itself
@@ -80,8 +81,9 @@ const (
 // (calls take the servers in turn), and a reusable set of 16 lane hashers
 // per call in flight; Close stops the goroutines. No goroutine is started per
 // aggregate or per call. There are as many servers as GOMAXPROCS when the
-// encoder is made, at most 4: one server hashes on at most one core (about
-// 2-5 GB/s with AVX-512), so concurrent calls hash on several cores.
+// encoder is made, at most 4: one server hashes on at most one core (2-3 GB/s
+// with AVX-512 on the machine the benchmarks ran on), so that concurrent
+// calls hash on several cores.
 //
 // A BatchEncoder is safe for concurrent use by several goroutines; calls that
 // share a server fill its lanes together. Its zero value is not usable: call
@@ -108,8 +110,9 @@ type laneServer struct {
 }
 
 // laneSet is the md5-simd hashers one call uses, one per lane. Hashers are
-// reused (Reset) rather than created per call: md5-simd keeps state for
-// every hasher it ever handed out until the server closes.
+// reused (Reset) rather than created per call: md5-simd (v1.1.2) keeps every
+// hasher it ever handed out, closed or not, in a table that its server scans
+// for every block until the server closes.
 type laneSet struct {
 	srv *laneServer
 	h   [lanes]md5simd.Hasher
@@ -268,7 +271,7 @@ func (e *BatchEncoder) acquire() *laneSet {
 	if len(e.servers) == 0 {
 		return nil
 	}
-	srv := e.servers[int(e.next.Add(1)-1)%len(e.servers)]
+	srv := e.servers[(e.next.Add(1)-1)%uint32(len(e.servers))]
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
