@@ -383,3 +383,13 @@ func TestHashModeString(t *testing.T) {
 		}
 	}
 }
+
+func TestNewBatchEncoderUnknownModePanics(t *testing.T) {
+	t.Parallel()
+	defer func() {
+		if recover() == nil {
+			t.Error("NewBatchEncoder(HashMode(9)) did not panic")
+		}
+	}()
+	NewBatchEncoder(HashMode(9)).Close()
+}
