@@ -292,16 +292,26 @@ func TestBatchEncoderConcurrentCalls(t *testing.T) {
 // for calls in flight, is idempotent, and that the encoder keeps encoding
 // correctly afterwards.
 func TestBatchEncoderClose(t *testing.T) {
-	// Not parallel: goleak checks the goroutines of the whole process.
+	// Not parallel: goleak checks the goroutines of the whole process, and
+	// the test counts md5-simd's.
 	defer goleak.VerifyNone(t)
 	for _, mode := range batchModes {
 		t.Run(mode.String(), func(t *testing.T) {
+			goleak.VerifyNone(t) // servers of earlier tests have stopped
 			e := NewBatchEncoder(mode)
 			rng := rand.New(rand.NewPCG(7, 8))
 			aggs := randomBatch(t, rng, 20)
 			wantLanes := mode == HashLanes || (mode == HashAuto && LanesSupported())
 			if e.Lanes() != wantLanes {
 				t.Errorf("Lanes() = %v before Close, want %v", e.Lanes(), wantLanes)
+			}
+			// With SIMD, every server is one md5-simd goroutine.
+			wantServers := 0
+			if wantLanes && LanesSupported() {
+				wantServers = min(runtime.GOMAXPROCS(0), maxLaneServers)
+			}
+			if got := countGoroutines("created by github.com/minio/md5-simd.NewServer"); got != wantServers {
+				t.Errorf("%d md5-simd server goroutines running, want %d", got, wantServers)
 			}
 
 			// Calls in flight while Close runs finish with correct output.
@@ -336,6 +346,19 @@ func TestBatchEncoderClose(t *testing.T) {
 			}
 		})
 	}
+}
+
+// countGoroutines returns how many goroutines have fn in their stacks.
+func countGoroutines(fn string) int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for _, g := range bytes.Split(buf, []byte("\n\n")) {
+		if bytes.Contains(g, []byte(fn)) {
+			n++
+		}
+	}
+	return n
 }
 
 func TestBatchEncoderStdlibStartsNoGoroutine(t *testing.T) {
