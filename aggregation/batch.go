@@ -14,8 +14,9 @@ type HashMode int
 
 const (
 	// HashAuto hashes in lanes when the CPU supports it (AVX2 or AVX-512,
-	// see LanesSupported) and a batch holds enough aggregates for lanes to
-	// pay off; it uses crypto/md5 otherwise. It is the mode for production.
+	// see LanesSupported) and a group of up to 16 aggregates is large enough
+	// for lanes to pay off (at least 3 aggregates and 32 KiB); it uses
+	// crypto/md5 otherwise. It is the mode for production.
 	HashAuto HashMode = iota
 	// HashLanes always hashes through the md5-simd server, whatever the
 	// batch size. On a CPU or build without SIMD support md5-simd itself
@@ -60,6 +61,14 @@ const (
 	// measured lanes/stdlib at 0.7-0.85 for 1 and 2 aggregates, 1.09-1.31
 	// for 3, 1.35-1.56 for 4 and 2-3 for 8 to 16.
 	minAutoLanes = 3
+
+	// minAutoLaneBytes is the smallest group, in encoded bytes, that
+	// HashAuto hashes in lanes: below it the round trips to the server cost
+	// more than the lanes save. BenchmarkBatchEncoderAggregateSize measured
+	// lanes/stdlib at 0.7 for 16 aggregates of 1 KiB and 1.4-1.5 for 16 of
+	// 2 KiB, 0.8-1.1 for 8 of 2 KiB, about 1 for 4 of 4 KiB and 1.5-1.7 for
+	// 4 of 8 KiB.
+	minAutoLaneBytes = 32 << 10
 )
 
 // BatchEncoder encodes many sealed aggregates at once, computing their MD5
@@ -72,8 +81,9 @@ const (
 // (calls take the servers in turn), and a reusable set of 16 lane hashers
 // per call in flight; Close stops the goroutines. No goroutine is started per
 // aggregate or per call. There are as many servers as GOMAXPROCS when the
-// encoder is made, at most 4: one server hashes on at most one core (about
-// 2-5 GB/s with AVX-512), so concurrent calls hash on several cores.
+// encoder is made, at most 4: one server hashes on at most one core (2-3 GB/s
+// with AVX-512 on the machine the benchmarks ran on), so that concurrent
+// calls hash on several cores.
 //
 // A BatchEncoder is safe for concurrent use by several goroutines; calls that
 // share a server fill its lanes together. Its zero value is not usable: call
@@ -100,8 +110,9 @@ type laneServer struct {
 }
 
 // laneSet is the md5-simd hashers one call uses, one per lane. Hashers are
-// reused (Reset) rather than created per call: md5-simd keeps state for
-// every hasher it ever handed out until the server closes.
+// reused (Reset) rather than created per call: md5-simd (v1.1.2) keeps every
+// hasher it ever handed out, closed or not, in a table that its server scans
+// for every block until the server closes.
 type laneSet struct {
 	srv *laneServer
 	h   [lanes]md5simd.Hasher
@@ -144,47 +155,67 @@ func (e *BatchEncoder) Lanes() bool {
 
 // AppendEncoded appends the encoding of each aggregate aggs[i] to dsts[i], in
 // place: afterwards dsts[i] holds what aggs[i].AppendEncoded(dsts[i]) would
-// have returned. It panics if the two slices differ in length.
+// have returned. A nil aggs[i] leaves dsts[i] as it is, so that the plain
+// (not aggregated) records of a request, which carry no digest, can keep
+// their places among its aggregates. It panics if the two slices differ in
+// length.
 //
 // It does not change the aggregators, and it neither keeps nor shares dsts or
 // aggs after it returns. Each dsts[i] grows (allocates) only if it has less
 // spare capacity than aggs[i].Size(): to encode a batch into one buffer, give
 // each aggregate a zero-length slice of it with exactly that capacity, as the
-// example shows. Plain (not aggregated) records carry no digest; append
-// their data to the buffers directly.
+// example shows.
 //
-// Aggregates are hashed in groups of up to 16, one group after another, and
-// AppendEncoded blocks until the last digest is computed. It does no I/O. The
-// aggregators must not be changed during the call.
+// Aggregates are hashed in groups of up to 16, in order, one group after
+// another; under HashAuto a group of fewer than 3 aggregates or of less than
+// 32 KiB in all is hashed with crypto/md5, which is faster for it.
+// AppendEncoded blocks until the last digest is computed. It does no I/O.
+// The aggregators must not be changed during the call.
 func (e *BatchEncoder) AppendEncoded(dsts [][]byte, aggs []*Aggregator) {
 	if len(dsts) != len(aggs) {
 		panic(fmt.Sprintf("aggregation: BatchEncoder.AppendEncoded: %d buffers for %d aggregates", len(dsts), len(aggs)))
 	}
-	n := len(aggs)
-	if n == 0 {
-		return
-	}
-	if e.mode == HashAuto && n < minAutoLanes {
-		appendEncodedStdlib(dsts, aggs)
-		return
-	}
-	set := e.acquire()
-	if set == nil {
-		appendEncodedStdlib(dsts, aggs)
-		return
-	}
-	defer e.release(set)
+	var (
+		set     *laneSet // acquired for the first group that takes lanes
+		noLanes = len(e.servers) == 0
+
+		// The group: indices in aggs, buffers and aggregates.
+		idx [lanes]int
+		gd  [lanes][]byte
+		ga  [lanes]*Aggregator
+	)
+	defer func() {
+		if set != nil {
+			e.release(set)
+		}
+	}()
 	// Full groups of 16 first, then the rest. With AVX-512 a group of a few
 	// lanes costs about what a full group does, so splitting into even
-	// groups would only add work; a rest too small for lanes is cheaper with
-	// crypto/md5 (HashAuto).
-	for start := 0; start < n; start += lanes {
-		end := min(start+lanes, n)
-		if e.mode == HashAuto && end-start < minAutoLanes {
-			appendEncodedStdlib(dsts[start:end], aggs[start:end])
-			break
+	// groups would only add work.
+	for i := 0; i < len(aggs); {
+		k, size := 0, 0
+		for ; i < len(aggs) && k < lanes; i++ {
+			if a := aggs[i]; a != nil {
+				idx[k], gd[k], ga[k] = i, dsts[i], a
+				size += a.Size()
+				k++
+			}
 		}
-		hashGroup(set, dsts[start:end], aggs[start:end])
+		useLanes := !noLanes && k > 0 &&
+			(e.mode != HashAuto || k >= minAutoLanes && size >= minAutoLaneBytes)
+		if useLanes && set == nil {
+			if set = e.acquire(); set == nil {
+				noLanes, useLanes = true, false
+			}
+		}
+		if useLanes {
+			hashGroup(set, gd[:k], ga[:k])
+		} else {
+			appendEncodedStdlib(gd[:k], ga[:k])
+		}
+		for j := range k {
+			dsts[idx[j]] = gd[j]
+		}
 	}
 }
 
@@ -240,7 +271,7 @@ func (e *BatchEncoder) acquire() *laneSet {
 	if len(e.servers) == 0 {
 		return nil
 	}
-	srv := e.servers[int(e.next.Add(1)-1)%len(e.servers)]
+	srv := e.servers[(e.next.Add(1)-1)%uint32(len(e.servers))]
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()

@@ -321,3 +321,47 @@ func BenchmarkBatchEncoderPaired(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBatchEncoderAggregateSize measures lanes against crypto/md5 for
+// groups of n aggregates of several sizes, interleaved as in
+// BenchmarkBatchEncoderLanes: small aggregates (a lightly loaded shard's,
+// sent at the linger deadline) have little to hash per digest, while every
+// digest still costs a round trip to the hashing server. The crossover sets
+// minAutoLaneBytes.
+func BenchmarkBatchEncoderAggregateSize(b *testing.B) {
+	for _, n := range []int{3, 4, 8, 16} {
+		for _, size := range []int{256, 1 << 10, 2 << 10, 4 << 10, 8 << 10, 16 << 10} {
+			b.Run(fmt.Sprintf("%dx%d", n, size), func(b *testing.B) {
+				data := make([]byte, 120)
+				aggs := make([]*Aggregator, n)
+				for i := range aggs {
+					aggs[i] = NewAggregator(size, 0)
+					for j := 0; aggs[i].Add(Record{PartitionKey: benchSymbols[j%len(benchSymbols)], Data: data}) == nil; j++ {
+					}
+				}
+				encs := []*BatchEncoder{NewBatchEncoder(HashLanes), NewBatchEncoder(HashStdlib)}
+				defer encs[0].Close()
+				dsts := make([][]byte, len(aggs))
+				for i := range dsts {
+					dsts[i] = make([]byte, 0, size)
+				}
+				var spent [2]time.Duration
+				b.ReportAllocs()
+				for b.Loop() {
+					for k, e := range encs {
+						for i := range dsts {
+							dsts[i] = dsts[i][:0]
+						}
+						start := time.Now()
+						e.AppendEncoded(dsts, aggs)
+						spent[k] += time.Since(start)
+					}
+				}
+				rate := func(k int) float64 { return float64(b.N*len(aggs)) / spent[k].Seconds() }
+				b.ReportMetric(rate(0), "lanes-aggregates/s")
+				b.ReportMetric(rate(1), "stdlib-aggregates/s")
+				b.ReportMetric(rate(0)/rate(1), "lanes/stdlib")
+			})
+		}
+	}
+}

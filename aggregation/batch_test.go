@@ -120,10 +120,19 @@ func randomBatch(t testing.TB, rng *rand.Rand, n int) []*Aggregator {
 	return aggs
 }
 
+// describe names an aggregate's shape in a failure message.
+func describe(a *Aggregator) string {
+	if a == nil {
+		return "nil"
+	}
+	return fmt.Sprintf("%d records, %d bytes", a.Count(), a.Size())
+}
+
 // TestBatchEncoderMatchesAppendEncoded is the property that the batch
 // encoder's output is byte-identical to Aggregator.AppendEncoded, over
 // random batches (sizes 0 to 40, crossing the 16-lane groups), random
-// aggregates and random existing buffer contents, in every mode.
+// aggregates, nil aggregates among them and random existing buffer contents,
+// in every mode.
 func TestBatchEncoderMatchesAppendEncoded(t *testing.T) {
 	t.Parallel()
 	for _, mode := range batchModes {
@@ -144,12 +153,17 @@ func TestBatchEncoderMatchesAppendEncoded(t *testing.T) {
 					// Some buffers have room to spare, some none.
 					dsts[i] = append(make([]byte, 0, len(prefix)+rng.IntN(2)*aggs[i].Size()), prefix...)
 					want[i] = aggs[i].AppendEncoded(bytes.Clone(prefix))
+					// A nil aggregate (a plain record's place) leaves its
+					// buffer alone.
+					if rng.IntN(8) == 0 {
+						aggs[i], want[i] = nil, bytes.Clone(prefix)
+					}
 				}
 				e.AppendEncoded(dsts, aggs)
 				for i := range dsts {
 					if !bytes.Equal(dsts[i], want[i]) {
-						t.Fatalf("iteration %d, aggregate %d of %d (%d records, %d bytes): batch encoding differs from AppendEncoded",
-							iter, i, n, aggs[i].Count(), aggs[i].Size())
+						t.Fatalf("iteration %d, aggregate %d of %d (%v): batch encoding differs from AppendEncoded",
+							iter, i, n, describe(aggs[i]))
 					}
 				}
 			}
@@ -278,16 +292,26 @@ func TestBatchEncoderConcurrentCalls(t *testing.T) {
 // for calls in flight, is idempotent, and that the encoder keeps encoding
 // correctly afterwards.
 func TestBatchEncoderClose(t *testing.T) {
-	// Not parallel: goleak checks the goroutines of the whole process.
+	// Not parallel: goleak checks the goroutines of the whole process, and
+	// the test counts md5-simd's.
 	defer goleak.VerifyNone(t)
 	for _, mode := range batchModes {
 		t.Run(mode.String(), func(t *testing.T) {
+			goleak.VerifyNone(t) // servers of earlier tests have stopped
 			e := NewBatchEncoder(mode)
 			rng := rand.New(rand.NewPCG(7, 8))
 			aggs := randomBatch(t, rng, 20)
 			wantLanes := mode == HashLanes || (mode == HashAuto && LanesSupported())
 			if e.Lanes() != wantLanes {
 				t.Errorf("Lanes() = %v before Close, want %v", e.Lanes(), wantLanes)
+			}
+			// With SIMD, every server is one md5-simd goroutine.
+			wantServers := 0
+			if wantLanes && LanesSupported() {
+				wantServers = min(runtime.GOMAXPROCS(0), maxLaneServers)
+			}
+			if got := countGoroutines("created by github.com/minio/md5-simd.NewServer"); got != wantServers {
+				t.Errorf("%d md5-simd server goroutines running, want %d", got, wantServers)
 			}
 
 			// Calls in flight while Close runs finish with correct output.
@@ -322,6 +346,19 @@ func TestBatchEncoderClose(t *testing.T) {
 			}
 		})
 	}
+}
+
+// countGoroutines returns how many goroutines have fn in their stacks.
+func countGoroutines(fn string) int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for _, g := range bytes.Split(buf, []byte("\n\n")) {
+		if bytes.Contains(g, []byte(fn)) {
+			n++
+		}
+	}
+	return n
 }
 
 func TestBatchEncoderStdlibStartsNoGoroutine(t *testing.T) {
@@ -368,4 +405,14 @@ func TestHashModeString(t *testing.T) {
 			t.Errorf("HashMode(%d).String() = %q, want %q", int(tt.mode), got, tt.want)
 		}
 	}
+}
+
+func TestNewBatchEncoderUnknownModePanics(t *testing.T) {
+	t.Parallel()
+	defer func() {
+		if recover() == nil {
+			t.Error("NewBatchEncoder(HashMode(9)) did not panic")
+		}
+	}()
+	NewBatchEncoder(HashMode(9)).Close()
 }
