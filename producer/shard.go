@@ -201,42 +201,54 @@ func (s *shard) seal() {
 // pushSealed queues k behind the sealed records.
 func (s *shard) pushSealed(k *krec) {
 	s.sealed = append(s.sealed, k)
-	if s.state == shardActive {
-		s.env.sealedKrecs.Add(1)
-		s.env.sealedBytes.Add(int64(k.size))
-	}
+	s.countSealed(s.sealed[len(s.sealed)-1:], 1)
 	s.env.sched.noteSealed(s)
 }
 
 // popSealed removes the first sealed record and returns it.
 func (s *shard) popSealed() *krec {
 	k := s.sealed[0]
+	s.countSealed(s.sealed[:1], -1)
 	s.sealed[0] = nil
 	s.sealed = s.sealed[1:]
-	if s.state == shardActive {
-		s.env.sealedKrecs.Add(-1)
-		s.env.sealedBytes.Add(-int64(k.size))
-	}
 	return k
+}
+
+// replaceSealed replaces the sealed queue (after expiry re-packed part of
+// it).
+func (s *shard) replaceSealed(q []*krec) {
+	s.countSealed(s.sealed, -1)
+	s.sealed = q
+	s.countSealed(s.sealed, 1)
 }
 
 // setState changes the shard's state, keeping the sealed totals to active
 // shards only (a stale or held shard's records cannot fill a call).
 func (s *shard) setState(st shardState) {
-	was := s.state == shardActive
-	s.state = st
-	if now := st == shardActive; now != was {
-		var n, b int64
-		for _, k := range s.sealed {
-			n++
-			b += int64(k.size)
+	if was, now := s.state == shardActive, st == shardActive; was && !now {
+		s.countSealed(s.sealed, -1)
+		s.state = st
+	} else {
+		s.state = st
+		if !was && now {
+			s.countSealed(s.sealed, 1)
 		}
-		if !now {
-			n, b = -n, -b
-		}
-		s.env.sealedKrecs.Add(n)
-		s.env.sealedBytes.Add(b)
 	}
+}
+
+// countSealed adds (sign 1) or removes (sign -1) ks from the sealed totals
+// of an active shard. pushSealed, popSealed, replaceSealed and setState
+// are the only callers: the totals are kept in this one place.
+func (s *shard) countSealed(ks []*krec, sign int64) {
+	if s.state != shardActive || len(ks) == 0 {
+		return
+	}
+	var b int64
+	for _, k := range ks {
+		b += int64(k.size)
+	}
+	s.env.sealedKrecs.Add(sign * int64(len(ks)))
+	s.env.sealedBytes.Add(sign * b)
 }
 
 // oldestUnsent returns the put time and epoch of the oldest record waiting
@@ -400,11 +412,17 @@ func (s *shard) expire(now time.Time, out *outbox) {
 	if s.state != shardActive && s.agg.Count() > 0 {
 		s.seal()
 	}
-	s.retries = s.expireQueue(s.retries, now, false, out)
-	s.sealed = s.expireQueue(s.sealed, now, true, out)
+	if q, changed := s.expireQueue(s.retries, now, out); changed {
+		s.retries = q
+	}
+	if q, changed := s.expireQueue(s.sealed, now, out); changed {
+		s.replaceSealed(q)
+	}
 }
 
-func (s *shard) expireQueue(q []*krec, now time.Time, sealed bool, out *outbox) []*krec {
+// expireQueue returns q with each expired Kinesis record replaced by its
+// live user records, re-packed, and whether anything expired.
+func (s *shard) expireQueue(q []*krec, now time.Time, out *outbox) ([]*krec, bool) {
 	var res []*krec
 	for i, k := range q {
 		if k.deadline.After(now) {
@@ -416,23 +434,13 @@ func (s *shard) expireQueue(q []*krec, now time.Time, sealed bool, out *outbox) 
 		if res == nil {
 			res = append(make([]*krec, 0, len(q)), q[:i]...)
 		}
-		if sealed && s.state == shardActive {
-			s.env.sealedKrecs.Add(-1)
-			s.env.sealedBytes.Add(-int64(k.size))
-		}
 		live := expireRecs(k, now, s.env, out)
-		for _, nk := range pack(s, live, k.notBefore, s.env) {
-			if sealed && s.state == shardActive {
-				s.env.sealedKrecs.Add(1)
-				s.env.sealedBytes.Add(int64(nk.size))
-			}
-			res = append(res, nk)
-		}
+		res = append(res, pack(s, live, k.notBefore, s.env)...)
 	}
 	if res == nil {
-		return q
+		return q, false
 	}
-	return res
+	return res, true
 }
 
 // requeue puts k, which failed with a retryable error, back for another
