@@ -3,6 +3,7 @@ package producer
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/kplgo/kpl/aggregation"
 )
@@ -61,5 +62,24 @@ func TestRecordIDs(t *testing.T) {
 	}
 	if len(lastSeq) != 3 {
 		t.Errorf("%d lanes for 3 shards", len(lastSeq))
+	}
+}
+
+func TestAnOversizedRecordsAggregatorDoesNotJoinThePool(t *testing.T) {
+	opts := defaultOptions()
+	opts.RecordIDs = true
+	opts.AggregationMaxSize = 1000
+	s := newTestShard(opts, time.Now())
+	f := &Future{p: &Producer{base: time.Now()}, pk: "big", data: make([]byte, 5000), size: 5003,
+		id: aggregation.RecordID{PID: "0123456789abcdef0123456789abcdef", Seq: 1}}
+	k := s.single(f)
+	if !k.isAgg || k.agg.MaxSize() <= opts.AggregationMaxSize {
+		t.Fatalf("an oversized record with an id: aggregate %v, limit %d", k.isAgg, k.agg.MaxSize())
+	}
+	k.encode(nil, s.env.putAgg) // gives the aggregator back, as a sender does
+	for range 100 {
+		if a := s.env.getAgg(); a.MaxSize() != opts.AggregationMaxSize || a.MaxCount() != opts.AggregationMaxCount {
+			t.Fatalf("the pool handed out an aggregator of limits %d/%d, want %d/%d", a.MaxSize(), a.MaxCount(), opts.AggregationMaxSize, opts.AggregationMaxCount)
+		}
 	}
 }

@@ -66,7 +66,12 @@ func (e *shardEnv) getAgg() *aggregation.Aggregator {
 	return e.aggPool.Get().(*aggregation.Aggregator)
 }
 
+// putAgg gives an aggregator back to the pool; one made with other limits
+// (a single oversized record's) is left to the garbage collector.
 func (e *shardEnv) putAgg(a *aggregation.Aggregator) {
+	if a.MaxSize() != e.opts.AggregationMaxSize || a.MaxCount() != e.opts.AggregationMaxCount {
+		return
+	}
 	a.Reset()
 	e.aggPool.Put(a)
 }
@@ -171,9 +176,15 @@ func (s *shard) single(f *Future) *krec {
 	if f.id.IsZero() {
 		return newPlain(s, f, ttl)
 	}
-	agg := aggregation.NewAggregator(aggregation.MaxRecordSize, 1)
-	if agg.Add(f.record()) != nil { // Put checked the size: cannot happen
-		return newPlain(s, f, ttl)
+	agg := s.env.getAgg()
+	if agg.Add(f.record()) != nil {
+		// Larger than AggregationMaxSize: an aggregate of its own, up to
+		// the service's record limit (Put checked that it fits).
+		s.env.putAgg(agg)
+		agg = aggregation.NewAggregator(aggregation.MaxRecordSize, 1)
+		if agg.Add(f.record()) != nil {
+			return newPlain(s, f, ttl)
+		}
 	}
 	return newAggregate(s, agg, []*Future{f}, ttl)
 }
