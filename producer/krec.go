@@ -105,10 +105,7 @@ func (k *krec) encode(buf []byte, free func(*aggregation.Aggregator)) {
 // first and its aggregator given back through free.
 func (k *krec) dissolve(free func(*aggregation.Aggregator)) []*Future {
 	k.state = krecDissolved
-	recs := k.recs
-	if len(recs) == 1 {
-		recs = []*Future{recs[0]} // k.recs may alias k.one, cleared below
-	}
+	recs := k.recs // may alias k.one, which is left as it is
 	if k.agg != nil {
 		k.data = k.agg.AppendEncoded(nil)
 		free(k.agg)
@@ -140,6 +137,6 @@ func (k *krec) dissolve(free func(*aggregation.Aggregator)) []*Future {
 			}
 		}
 	}
-	k.recs, k.one, k.data, k.agg = nil, [1]*Future{}, nil, nil
+	k.recs, k.data, k.agg = nil, nil, nil
 	return recs
 }
