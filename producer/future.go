@@ -154,7 +154,6 @@ func (f *Future) result() (Result, error) {
 func (f *Future) complete(now int64) {
 	f.lat = time.Duration(now - f.put)
 	f.data = nil
-	f.p.stats.putLatency.observe(f.lat)
 	if f.done != nil {
 		f.state.Or(futureDone)
 		f.done(f.result())

@@ -38,6 +38,28 @@ func bucketOf(d time.Duration) int {
 	return min(i, histogramBuckets)
 }
 
+// latencyBatch collects durations locally, to be added to a shared
+// histogram in one go.
+type latencyBatch struct {
+	counts [histogramBuckets + 1]uint64
+	sum    int64
+}
+
+func (b *latencyBatch) add(d time.Duration) {
+	b.counts[bucketOf(d)]++
+	b.sum += int64(d)
+}
+
+// addTo adds the batch to h.
+func (b *latencyBatch) addTo(h *latencyHistogram) {
+	for i, n := range b.counts {
+		if n != 0 {
+			h.counts[i].Add(n)
+		}
+	}
+	h.sum.Add(b.sum)
+}
+
 func (h *latencyHistogram) snapshot() Histogram {
 	var s Histogram
 	s.Bounds = make([]time.Duration, histogramBuckets)

@@ -109,7 +109,15 @@ func (p *Producer) deliver(o *outbox) {
 		p.log.log(l.level, l.msg, l.attrs...)
 	}
 	if len(o.done) > 0 {
+		// Latencies go into the shared histogram once per step, not once
+		// per record, and before the results, so that Stats read by
+		// whoever sees a result include it.
 		ns := p.nanos(time.Now())
+		var lat latencyBatch
+		for _, f := range o.done {
+			lat.add(time.Duration(ns - f.put))
+		}
+		lat.addTo(&p.stats.putLatency)
 		for _, f := range o.done {
 			f.complete(ns)
 		}
