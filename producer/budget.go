@@ -26,11 +26,10 @@ type budget struct {
 	progMu      sync.Mutex
 	progCh      chan struct{}
 	progWaiters atomic.Int32
-	closing     <-chan struct{}
 }
 
-func newBudget(maxRecs, maxBytes int, closing <-chan struct{}) *budget {
-	return &budget{maxRecs: int64(maxRecs), maxBytes: int64(maxBytes), progCh: make(chan struct{}), closing: closing}
+func newBudget(maxRecs, maxBytes int) *budget {
+	return &budget{maxRecs: int64(maxRecs), maxBytes: int64(maxBytes), progCh: make(chan struct{})}
 }
 
 // tryReserve takes one record and size bytes if that keeps the buffer
@@ -123,16 +122,6 @@ func (b *budget) wait(ctx context.Context, cond func() bool) error {
 		case <-ch:
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-b.closing:
-			if cond() {
-				return nil
-			}
-			// Close has begun: keep waiting on broadcasts only.
-			select {
-			case <-ch:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
 		}
 	}
 }

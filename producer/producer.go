@@ -70,7 +70,6 @@ type Producer struct {
 
 	puts      atomic.Uint64 // user records accepted
 	closed    atomic.Bool
-	closing   chan struct{} // closed when Close begins
 	aborting  atomic.Bool   // a Shutdown's context ended: fail what is left
 	stop      chan struct{} // closed to stop the goroutines
 	stopped   chan struct{} // closed when Close has finished
@@ -117,7 +116,6 @@ func New(ctx context.Context, client Client, stream string, optFns ...func(*Opti
 		base:      time.Now(),
 		refreshCh: make(chan struct{}, 1),
 		window:    newCallWindow(opts.MaxConnections, opts.AggregationMaxSize, opts.CollectionMaxSize, opts.RequestTimeout),
-		closing:   make(chan struct{}),
 		stop:      make(chan struct{}),
 		stopped:   make(chan struct{}),
 		calls:     make(map[*call]struct{}),
@@ -130,7 +128,7 @@ func New(ctx context.Context, client Client, stream string, optFns ...func(*Opti
 	}
 	p.log = logSink{l: opts.Logger, stream: stream}
 	p.work = make(chan *call, opts.MaxConnections)
-	p.budget = newBudget(opts.MaxBufferedRecords, opts.MaxBufferedBytes, p.closing)
+	p.budget = newBudget(opts.MaxBufferedRecords, opts.MaxBufferedBytes)
 	p.env.opts = &p.opts
 	p.env.sched = newScheduler()
 	p.env.window = p.window
@@ -349,9 +347,9 @@ func (p *Producer) Close() error {
 func (p *Producer) Shutdown(ctx context.Context) error {
 	p.closeOnce.Do(func() {
 		p.closed.Store(true)
-		close(p.closing)
 		p.env.closing.Store(true)
 		p.env.sched.kick()
+		p.budget.broadcast() // a Put waiting for room sees the close
 		go p.finishClose()
 	})
 	select {
