@@ -13,8 +13,7 @@ func (p *Producer) dispatch() {
 	defer close(p.work)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	var out outbox
-	out.stats = &p.stats
+	out := p.newOutbox()
 	// What the last pass saw of Flush and Close, from their initial
 	// values: a Flush before the first pass still counts as a change.
 	var lastForce uint32
@@ -95,20 +94,17 @@ func (p *Producer) startCall(c *call) {
 // ended. Calls in flight are abandoned: their records fail now, and their
 // responses, if they ever come, are ignored.
 func (p *Producer) abortAll() {
-	c := errClass{code: "ProducerClosed", message: "the producer shut down before the record was delivered"}
-	out := outbox{stats: &p.stats}
+	out := p.newOutbox()
 	p.mapMu.Lock()
 	m := p.smap.Load()
 	for _, s := range m.shards {
 		s.mu.Lock()
 		ks := s.drainAll()
 		s.mu.Unlock()
-		for _, k := range ks {
-			out.fail(k.dissolve(p.env.putAgg), nil, c, ErrClosed)
-		}
+		p.failClosed(&out, ks)
 	}
 	for _, w := range p.wrongPending {
-		out.fail(w.k.dissolve(p.env.putAgg), nil, c, ErrClosed)
+		p.failClosed(&out, []*krec{w.k})
 	}
 	p.wrongPending = nil
 	p.mapMu.Unlock()
@@ -123,9 +119,24 @@ func (p *Producer) abortAll() {
 	}
 	p.callsMu.Unlock()
 	for _, cl := range abandoned {
-		for _, k := range cl.krecs {
-			out.fail(k.dissolve(p.env.putAgg), nil, c, ErrClosed)
-		}
+		p.failClosed(&out, cl.krecs)
 	}
 	p.deliver(&out)
+}
+
+// closedClass is the failure of a record that a Shutdown gave up on; cause,
+// when not empty, is the retryable error its last attempt met.
+func closedClass(cause errClass) errClass {
+	c := errClass{code: "ProducerClosed", message: "the producer shut down before the record was delivered", cause: cause.cause}
+	if cause.message != "" {
+		c.message += ": " + cause.message
+	}
+	return c
+}
+
+// failClosed fails every user record of ks with ErrClosed.
+func (p *Producer) failClosed(out *outbox, ks []*krec) {
+	for _, k := range ks {
+		out.fail(k.dissolve(p.env.putAgg), nil, closedClass(errClass{}), ErrClosed)
+	}
 }

@@ -102,6 +102,9 @@ func (o *outbox) logf(level slog.Level, msg string, attrs ...any) {
 	o.logs = append(o.logs, logLine{level: level, msg: msg, attrs: attrs})
 }
 
+// newOutbox returns an empty outbox of the producer.
+func (p *Producer) newOutbox() outbox { return outbox{stats: &p.stats} }
+
 // deliver completes the futures, gives back the buffer room, reuses the
 // buffers and writes the log lines. No lock may be held.
 func (p *Producer) deliver(o *outbox) {

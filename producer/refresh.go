@@ -58,7 +58,7 @@ func (p *Producer) wrongShardResult(k *krec, actual, seq string, now time.Time, 
 	s.mu.Unlock()
 	p.mapMu.Unlock()
 	p.requestRefresh()
-	p.landed(s, errClass{}, now, false)
+	p.landed(s, errClass{}, now)
 }
 
 // holdsAll reports whether every user record of k belongs to shard x (nil:
@@ -187,7 +187,7 @@ func (p *Producer) pause(d time.Duration) bool {
 // expireWrongPending fails the wrong-shard records whose TTL has ended while
 // refreshes fail.
 func (p *Producer) expireWrongPending(now time.Time) {
-	out := outbox{stats: &p.stats}
+	out := p.newOutbox()
 	c := errClass{code: "RecordExpired", message: "record TTL ended while the shard map was refreshed", retryable: true}
 	p.mapMu.Lock()
 	kept := p.wrongPending[:0]
@@ -217,7 +217,7 @@ func (p *Producer) refresh() error {
 	}
 	p.stats.refreshes.Add(1)
 	now := time.Now()
-	out := outbox{stats: &p.stats}
+	out := p.newOutbox()
 	defer p.deliver(&out)
 
 	p.mapMu.Lock()

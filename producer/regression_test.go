@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"go.uber.org/goleak"
@@ -211,5 +210,3 @@ func TestFlushDoesNotForceRecordsPutWhileItWaits(t *testing.T) {
 		t.Errorf("after Close: %+v; want 101 records in 2 Kinesis records", st)
 	}
 }
-
-var _ = aws.String

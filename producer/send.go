@@ -15,8 +15,7 @@ import (
 // worker sends the calls the dispatcher builds.
 func (p *Producer) worker() {
 	defer p.wg.Done()
-	var out outbox
-	out.stats = &p.stats
+	out := p.newOutbox()
 	for c := range p.work {
 		p.send(c, &out)
 		p.inflightCalls.Add(-1)
@@ -37,10 +36,7 @@ func (p *Producer) send(c *call, out *outbox) {
 	p.callsMu.Lock()
 	if p.aborting.Load() {
 		p.callsMu.Unlock()
-		cl := errClass{code: "ProducerClosed", message: "the producer shut down before the record was delivered"}
-		for _, k := range c.krecs {
-			out.fail(k.dissolve(p.env.putAgg), nil, cl, ErrClosed)
-		}
+		p.failClosed(out, c.krecs)
 		p.deliver(out)
 		return
 	}
@@ -159,15 +155,15 @@ func (p *Producer) apply(k *krec, o outcome, cl errClass, shardID, seq string, n
 	switch o {
 	case outStored:
 		out.succeed(k, shardID, seq)
-		p.landed(s, cl, now, false)
+		p.landed(s, cl, now)
 	case outFatal:
 		sentinel := error(nil)
 		if cl.retryable { // only Shutdown ends a retryable record early
 			sentinel = ErrClosed
-			cl = errClass{code: "ProducerClosed", message: "the producer shut down before the record was delivered: " + cl.message, cause: cl.cause}
+			cl = closedClass(cl)
 		}
 		out.fail(k.dissolve(p.env.putAgg), nil, cl, sentinel)
-		p.landed(s, cl, now, false)
+		p.landed(s, cl, now)
 	case outWrongShard:
 		p.wrongShardResult(k, shardID, seq, now, out)
 	case outRetry:
@@ -178,7 +174,7 @@ func (p *Producer) apply(k *krec, o outcome, cl errClass, shardID, seq string, n
 			k.notBefore = at
 			s.requeue(k)
 			s.mu.Unlock()
-			p.landed(s, cl, now, true)
+			p.landed(s, cl, now)
 			return
 		}
 		s.mu.Unlock()
@@ -186,13 +182,13 @@ func (p *Producer) apply(k *krec, o outcome, cl errClass, shardID, seq string, n
 		// gone: its live records are packed again, through the map.
 		live := expireRecs(k, at, &p.env, out)
 		p.reroute(live, at, out)
-		p.landed(s, cl, now, false)
+		p.landed(s, cl, now)
 	}
 }
 
 // landed counts a Kinesis record of s out of flight and feeds its outcome
 // to the shard's rate limiter. A shard that may now send more is visited.
-func (p *Producer) landed(s *shard, cl errClass, now time.Time, _ bool) {
+func (p *Producer) landed(s *shard, cl errClass, now time.Time) {
 	s.mu.Lock()
 	s.inflight--
 	retired := s.state == shardRetired
