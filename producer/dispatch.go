@@ -119,6 +119,11 @@ func (p *Producer) abortAll() {
 	}
 	p.callsMu.Unlock()
 	for _, cl := range abandoned {
+		for _, k := range cl.krecs {
+			if k.buf != nil {
+				k.buf.abandoned.Store(true) // the client may still read it
+			}
+		}
 		p.failClosed(&out, cl.krecs)
 	}
 	p.deliver(&out)

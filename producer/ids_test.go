@@ -76,7 +76,9 @@ func TestAnOversizedRecordsAggregatorDoesNotJoinThePool(t *testing.T) {
 	if !k.isAgg || k.agg.MaxSize() <= opts.AggregationMaxSize {
 		t.Fatalf("an oversized record with an id: aggregate %v, limit %d", k.isAgg, k.agg.MaxSize())
 	}
-	k.encode(nil, s.env.putAgg) // gives the aggregator back, as a sender does
+	enc := newEncoder(s.env.putAgg)
+	enc.encodeCall(&call{krecs: []*krec{k}}, nil, nil) // gives the aggregator back, as a sender does
+	enc.close()
 	for range 100 {
 		if a := s.env.getAgg(); a.MaxSize() != opts.AggregationMaxSize || a.MaxCount() != opts.AggregationMaxCount {
 			t.Fatalf("the pool handed out an aggregator of limits %d/%d, want %d/%d", a.MaxSize(), a.MaxCount(), opts.AggregationMaxSize, opts.AggregationMaxCount)

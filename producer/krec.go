@@ -35,10 +35,10 @@ type krec struct {
 	ehk   *string
 	size  int // len(data) + len(pk): what the service counts
 
-	state   krecState
-	isAgg   bool     // an aggregate (of one record or more), not a plain record
-	ownData bool     // data is a pooled buffer of the producer, reusable after success
-	hist    *history // attempts of this Kinesis record
+	state krecState
+	isAgg bool     // an aggregate (of one record or more), not a plain record
+	buf   *callBuf // the call buffer data is a window of; nil if data is k's own
+	hist  *history // attempts of this Kinesis record
 
 	notBefore time.Time // earliest next attempt (retry backoff)
 	oldest    time.Time // put time of its oldest user record
@@ -83,22 +83,6 @@ func newAggregate(s *shard, agg *aggregation.Aggregator, recs []*Future, ttl tim
 	return k
 }
 
-// encode turns an aggregate into its bytes, into buf (reused if large
-// enough), and gives the aggregator back through free. The aggregate's
-// explicit hash key is its first user record's hash key, which lies in the
-// shard's range. A plain record is left as it is.
-func (k *krec) encode(buf []byte, free func(*aggregation.Aggregator)) {
-	if k.agg == nil {
-		return
-	}
-	k.data = k.agg.AppendEncoded(buf[:0])
-	k.ownData = true
-	ehk := k.recs[0].hash.String()
-	k.ehk = &ehk
-	free(k.agg)
-	k.agg = nil
-}
-
 // dissolve ends k and returns its user records, each with its data (aliasing
 // k's encoded bytes: shared, not copied) and k's attempts as its prior
 // history, ready to be packed again. An aggregate not yet encoded is encoded
@@ -111,6 +95,7 @@ func (k *krec) dissolve(free func(*aggregation.Aggregator)) []*Future {
 		free(k.agg)
 		k.agg = nil
 	}
+	k.ownData()  // the user records will alias it: it must not be reused
 	if k.isAgg { // its records' data is in it
 		urs, err := aggregation.Deaggregate(k.data, k.pk, "")
 		if err != nil || len(urs) != len(recs) {
@@ -121,7 +106,6 @@ func (k *krec) dissolve(free func(*aggregation.Aggregator)) []*Future {
 		for i, f := range recs {
 			f.data = urs[i].Data
 		}
-		k.ownData = false // the user records alias it now
 	}
 	if k.hist.count() > 0 {
 		// One frozen history shared by all the records of k.

@@ -12,7 +12,6 @@ import (
 type outbox struct {
 	done  []*Future
 	rel   release
-	bufs  [][]byte
 	logs  []logLine
 	stats *counters
 }
@@ -53,9 +52,7 @@ func (o *outbox) succeed(k *krec, shardID, seq string) {
 		o.rel.add(f)
 		o.done = append(o.done, f)
 	}
-	if k.ownData {
-		o.freeBuf(k.data)
-	}
+	k.dropData()
 	k.recs, k.one, k.data = nil, [1]*Future{}, nil // futures keep k: drop what they do not need
 }
 
@@ -95,9 +92,6 @@ func (o *outbox) fail(recs []*Future, hist *history, c errClass, sentinel error)
 	}
 }
 
-// freeBuf gives an encoded aggregate's buffer back for reuse.
-func (o *outbox) freeBuf(b []byte) { o.bufs = append(o.bufs, b[:0]) }
-
 func (o *outbox) logf(level slog.Level, msg string, attrs ...any) {
 	o.logs = append(o.logs, logLine{level: level, msg: msg, attrs: attrs})
 }
@@ -125,12 +119,7 @@ func (p *Producer) deliver(o *outbox) {
 			f.complete(ns)
 		}
 	}
-	for _, b := range o.bufs {
-		b := b
-		p.bufPool.Put(&b)
-	}
 	p.budget.release(&o.rel)
 	clear(o.done)
-	clear(o.bufs)
-	o.done, o.bufs, o.logs = o.done[:0], o.bufs[:0], nil
+	o.done, o.logs = o.done[:0], nil
 }

@@ -47,7 +47,7 @@ type Producer struct {
 	window   *callWindow
 	budget   *budget
 	hashes   *hashCache
-	bufPool  sync.Pool // *[]byte, buffers of encoded aggregates
+	enc      *encoder
 	base     time.Time // monotonic origin of Future.put
 	closedCh chan struct{}
 
@@ -159,6 +159,7 @@ func New(ctx context.Context, client Client, stream string, optFns ...func(*Opti
 	p.smap.Store(m)
 	p.stats.refreshes.Add(1)
 
+	p.enc = newEncoder(p.env.putAgg) // owns goroutines: only once New cannot fail
 	p.reqCtx, p.reqCancel = context.WithCancel(context.Background())
 	p.wg.Add(2 + opts.MaxConnections)
 	go p.dispatch()
@@ -384,6 +385,7 @@ func (p *Producer) finishClose() {
 	} else {
 		<-done
 	}
+	p.enc.close()
 	p.log.log(slog.LevelInfo, "producer: closed")
 	close(p.stopped)
 }

@@ -43,8 +43,25 @@ func putN(b *testing.B, p *Producer, n int, keys []string) (time.Duration, time.
 	return time.Since(start), cpuTime() - cpu0
 }
 
-// spreadKeys returns n partition keys; with n much larger than the shard
-// count every shard gets records.
+// benchKeys are the partition keys of the shard-count benchmarks: the same
+// 100,000 keys whatever the shard count, so that the hash cache and the
+// aggregates' key tables cost the same per record, and only the shard count
+// differs (every one of 5,000 shards gets records).
+var benchKeys = spreadKeys(100_000)
+
+// newBenchProducer returns a producer without rate limit into a counting
+// client of the given shard count, closed when the benchmark ends.
+func newBenchProducer(b *testing.B, shards int) *Producer {
+	b.Helper()
+	p, err := New(context.Background(), newCountingClient(shards), "bench", func(o *Options) { o.RateLimit = 0 })
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
+// spreadKeys returns n partition keys.
 func spreadKeys(n int) []string {
 	keys := make([]string, n)
 	for i := range keys {
@@ -60,13 +77,8 @@ func spreadKeys(n int) []string {
 func BenchmarkShards(b *testing.B) {
 	for _, shards := range []int{4, 2000, 5000} {
 		b.Run(strconv.Itoa(shards), func(b *testing.B) {
-			c := newCountingClient(shards)
-			p, err := New(context.Background(), c, "bench", func(o *Options) { o.RateLimit = 0 })
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer p.Close()
-			keys := spreadKeys(20 * shards)
+			p := newBenchProducer(b, shards)
+			keys := benchKeys
 			const n = 200_000
 			b.ResetTimer()
 			var el, cpu time.Duration
@@ -89,13 +101,8 @@ func BenchmarkShards(b *testing.B) {
 func BenchmarkTrickle(b *testing.B) {
 	for _, shards := range []int{4, 5000} {
 		b.Run(strconv.Itoa(shards), func(b *testing.B) {
-			c := newCountingClient(shards)
-			p, err := New(context.Background(), c, "bench", func(o *Options) { o.RateLimit = 0 })
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer p.Close()
-			keys := spreadKeys(20 * shards)
+			p := newBenchProducer(b, shards)
+			keys := benchKeys
 			payload := trade(1)
 			ctx := context.Background()
 			const rate = 5000

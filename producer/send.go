@@ -10,27 +10,31 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/kplgo/kpl/aggregation"
 )
 
 // worker sends the calls the dispatcher builds.
 func (p *Producer) worker() {
 	defer p.wg.Done()
 	out := p.newOutbox()
+	var w sendScratch
 	for c := range p.work {
-		p.send(c, &out)
+		p.send(c, &w, &out)
 		p.inflightCalls.Add(-1)
 		p.env.sched.kick()
 	}
 }
 
+// sendScratch is a sender's reusable space for encoding.
+type sendScratch struct {
+	dsts [][]byte
+	aggs []*aggregation.Aggregator
+}
+
 // send encodes the Kinesis records of c, makes the PutRecords call and
 // applies its outcome.
-func (p *Producer) send(c *call, out *outbox) {
-	entries := make([]types.PutRecordsRequestEntry, len(c.krecs))
-	for i, k := range c.krecs {
-		k.encode(p.getBuf(k), p.env.putAgg)
-		entries[i] = types.PutRecordsRequestEntry{Data: k.data, PartitionKey: &k.pk, ExplicitHashKey: k.ehk}
-	}
+func (p *Producer) send(c *call, w *sendScratch, out *outbox) {
 	// Register the call so that an abort can abandon it; after the abort
 	// has begun no call starts.
 	p.callsMu.Lock()
@@ -42,6 +46,12 @@ func (p *Producer) send(c *call, out *outbox) {
 	}
 	p.calls[c] = struct{}{}
 	p.callsMu.Unlock()
+
+	w.dsts, w.aggs = p.enc.encodeCall(c, w.dsts, w.aggs)
+	entries := make([]types.PutRecordsRequestEntry, len(c.krecs))
+	for i, k := range c.krecs {
+		entries[i] = types.PutRecordsRequestEntry{Data: k.data, PartitionKey: &k.pk, ExplicitHashKey: k.ehk}
+	}
 	p.stats.calls.Add(1)
 	p.stats.krecsSent.Add(uint64(len(entries)))
 	p.stats.bytesSent.Add(uint64(c.bytes))
@@ -67,18 +77,6 @@ func (p *Producer) send(c *call, out *outbox) {
 	}
 	p.handle(c, res, err, start, dur, out)
 	p.deliver(out)
-}
-
-// getBuf returns a buffer for encoding k, from the pool when one is large
-// enough.
-func (p *Producer) getBuf(k *krec) []byte {
-	if k.agg == nil {
-		return nil
-	}
-	if b, ok := p.bufPool.Get().(*[]byte); ok && cap(*b) >= k.agg.Size() {
-		return (*b)[:0]
-	}
-	return make([]byte, 0, max(k.agg.Size(), p.opts.AggregationMaxSize))
 }
 
 // outcome is what one entry of a response says of its Kinesis record.
@@ -169,6 +167,7 @@ func (p *Producer) apply(k *krec, o outcome, cl errClass, shardID, seq string, n
 	case outRetry:
 		p.stats.retry(cl.code, 1, uint64(len(k.recs)))
 		at := now.Add(p.backoff(k.hist.count()))
+		k.ownData() // it outlives its call: its call buffer can go back
 		s.mu.Lock()
 		if s.state != shardRetired && at.Before(k.deadline) {
 			k.notBefore = at
