@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/kplgo/kpl/aggregation"
 )
 
 // ErrClosed is returned by Put and PutRecord after Close (or Shutdown) has
@@ -44,6 +46,15 @@ type RecordError struct {
 	// AttemptCount is the number of attempts made, those Attempts leaves
 	// out included.
 	AttemptCount int
+	// PartitionKey, ExplicitHashKey, Data and ID are the record that
+	// failed, as it was put (ID as the producer gave it, with
+	// Options.RecordIDs), so that a caller can send it again, store it
+	// aside or report it. Data must not be modified; it may share memory
+	// with the data of other failed records of one aggregate.
+	PartitionKey    string
+	ExplicitHashKey string
+	Data            []byte
+	ID              aggregation.RecordID
 
 	sentinel error // ErrRecordExpired, ErrClosed or nil
 	cause    error // the request error, when the whole call failed

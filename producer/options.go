@@ -96,6 +96,14 @@ type Options struct {
 	// its own Record.ID (a spool replaying what a killed process accepted)
 	// keeps it, whether or not this is set. The default is false.
 	RecordIDs bool
+	// OnFailure, when set, is called with every record that fails, after
+	// its Future or PutAsync callback has its result: a single place to
+	// count, store aside or re-send failed records, whichever way they
+	// were put. The *RecordError carries the record (key, data, id), its
+	// attempts and its final code. It is called on one of the producer's
+	// goroutines with no producer lock held and must not block for long.
+	// The default is nil.
+	OnFailure func(*RecordError)
 	// Logger receives log lines; nil (the default) is silent.
 	Logger Logger
 

@@ -86,7 +86,8 @@ func (o *outbox) fail(recs []*Future, hist *history, c errClass, sentinel error)
 			Code: c.code, Message: c.message, Retryable: c.retryable,
 			Attempts:     atts,
 			AttemptCount: f.prior.count() + hist.count(),
-			sentinel:     sentinel, cause: c.cause,
+			PartitionKey: f.pk, ExplicitHashKey: f.ehk, Data: f.data, ID: f.id,
+			sentinel: sentinel, cause: c.cause,
 		}
 		o.done = append(o.done, f)
 	}
@@ -117,6 +118,13 @@ func (p *Producer) deliver(o *outbox) {
 		lat.addTo(&p.stats.putLatency)
 		for _, f := range o.done {
 			f.complete(ns)
+		}
+		if h := p.opts.OnFailure; h != nil {
+			for _, f := range o.done {
+				if re, ok := f.err.(*RecordError); ok {
+					h(re)
+				}
+			}
 		}
 	}
 	p.budget.release(&o.rel)

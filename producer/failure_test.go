@@ -1,0 +1,71 @@
+package producer
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
+	"github.com/kplgo/kpl/aggregation"
+)
+
+func TestAFailureCarriesTheRecordAndReachesOnFailure(t *testing.T) {
+	for _, agg := range []bool{true, false} {
+		c := newFakeClient(2)
+		c.script = func(_ context.Context, _ int, in *kinesis.PutRecordsInput) ([]string, error) {
+			codes := make([]string, len(in.Records))
+			for i := range codes {
+				codes[i] = "InvalidArgumentException" // not retryable: fails at once
+			}
+			return codes, nil
+		}
+		var mu sync.Mutex
+		handled := map[string]int{}
+		p := newProducer(t, c, func(o *Options) {
+			o.AggregationEnabled = agg
+			o.OnFailure = func(e *RecordError) {
+				mu.Lock()
+				handled[string(e.Data)]++
+				mu.Unlock()
+			}
+		})
+		recs := putAll(t, p, 50, 5)
+		var async sync.WaitGroup
+		async.Add(1)
+		var asyncErr error
+		p.PutAsync(context.Background(), aggregation.Record{PartitionKey: "async", ExplicitHashKey: "7", Data: []byte("async-data")}, func(_ Result, err error) {
+			asyncErr = err
+			async.Done()
+		})
+		if err := p.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		async.Wait()
+		for _, r := range recs {
+			_, err := r.f.Wait(context.Background())
+			var re *RecordError
+			if !errors.As(err, &re) {
+				t.Fatalf("aggregation %v: %v, want a *RecordError", agg, err)
+			}
+			if re.PartitionKey != r.pk || string(re.Data) != r.data || re.Code != "InvalidArgumentException" {
+				t.Errorf("aggregation %v: the failure carries %q/%q (%s), want %q/%q", agg, re.PartitionKey, re.Data, re.Code, r.pk, r.data)
+			}
+		}
+		var re *RecordError
+		if !errors.As(asyncErr, &re) || re.ExplicitHashKey != "7" || string(re.Data) != "async-data" {
+			t.Errorf("aggregation %v: PutAsync failure %+v", agg, asyncErr)
+		}
+		mu.Lock()
+		if len(handled) != len(recs)+1 {
+			t.Errorf("aggregation %v: OnFailure saw %d records, want %d", agg, len(handled), len(recs)+1)
+		}
+		for d, n := range handled {
+			if n != 1 {
+				t.Errorf("aggregation %v: OnFailure called %d times for %q", agg, n, d)
+			}
+		}
+		mu.Unlock()
+	}
+}
