@@ -59,7 +59,14 @@ var metricDefs = []metricDef{
 	{"call_bytes_allowed", "Largest PutRecords call allowed now, in bytes (lowered while the endpoint times out).", prometheus.GaugeValue, nil, func(s producer.Stats) float64 { return float64(s.CallBytesAllowed) }},
 	{"user_records_per_kinesis_record", "Average user records per stored Kinesis record.", prometheus.GaugeValue, nil, producer.Stats.UserRecordsPerKinesisRecord},
 	{"retries_total", "Kinesis records scheduled for another attempt, by error code.", prometheus.CounterValue, []string{"code"}, nil},
+	{"user_records_failed_by_code_total", "User records that failed, by the error code of their last attempt.", prometheus.CounterValue, []string{"code"}, nil},
+	{"put_latency_seconds", "Time from Put to each user record's result.", histogramKind, nil, nil},
+	{"put_records_call_duration_seconds", "Duration of PutRecords calls.", histogramKind, nil, nil},
 }
+
+// histogramKind marks a metricDef exported as a histogram (a
+// prometheus.ValueType has no value for one).
+const histogramKind prometheus.ValueType = 0
 
 type collector struct {
 	stats func() producer.Stats
@@ -81,8 +88,31 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.descs[i], m.kind, m.value(s))
 			continue
 		}
-		for code, n := range s.RetriesByCode {
-			ch <- prometheus.MustNewConstMetric(c.descs[i], m.kind, float64(n), code)
+		switch m.name {
+		case "retries_total":
+			for code, n := range s.RetriesByCode {
+				ch <- prometheus.MustNewConstMetric(c.descs[i], m.kind, float64(n), code)
+			}
+		case "user_records_failed_by_code_total":
+			for code, n := range s.FailuresByCode {
+				ch <- prometheus.MustNewConstMetric(c.descs[i], m.kind, float64(n), code)
+			}
+		case "put_latency_seconds":
+			ch <- constHistogram(c.descs[i], s.PutLatency)
+		case "put_records_call_duration_seconds":
+			ch <- constHistogram(c.descs[i], s.CallDuration)
 		}
 	}
+}
+
+// constHistogram exports a producer histogram, with its fixed buckets, as a
+// Prometheus histogram in seconds.
+func constHistogram(d *prometheus.Desc, h producer.Histogram) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(h.Bounds))
+	var cum uint64
+	for i, b := range h.Bounds {
+		cum += h.Counts[i]
+		buckets[b.Seconds()] = cum
+	}
+	return prometheus.MustNewConstHistogram(d, h.Count, h.Sum.Seconds(), buckets)
 }

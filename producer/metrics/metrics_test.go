@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -110,5 +111,37 @@ app_producer_kinesis_records_succeeded_total 1
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want),
 		"app_producer_user_records_succeeded_total", "app_producer_kinesis_records_succeeded_total"); err != nil {
 		t.Error(err)
+	}
+}
+
+func TestCollectorExportsLatencyHistogramsAndFailureCodes(t *testing.T) {
+	st := producer.Stats{
+		FailuresByCode: map[string]uint64{"RecordExpired": 2},
+		PutLatency: producer.Histogram{
+			Bounds: []time.Duration{time.Millisecond, 2 * time.Millisecond},
+			Counts: []uint64{3, 1, 1},
+			Count:  5,
+			Sum:    10 * time.Millisecond,
+		},
+	}
+	c := NewStatsCollector(func() producer.Stats { return st }, "kpl")
+	want := `
+# HELP kpl_producer_put_latency_seconds Time from Put to each user record's result.
+# TYPE kpl_producer_put_latency_seconds histogram
+kpl_producer_put_latency_seconds_bucket{le="0.001"} 3
+kpl_producer_put_latency_seconds_bucket{le="0.002"} 4
+kpl_producer_put_latency_seconds_bucket{le="+Inf"} 5
+kpl_producer_put_latency_seconds_sum 0.01
+kpl_producer_put_latency_seconds_count 5
+# HELP kpl_producer_user_records_failed_by_code_total User records that failed, by the error code of their last attempt.
+# TYPE kpl_producer_user_records_failed_by_code_total counter
+kpl_producer_user_records_failed_by_code_total{code="RecordExpired"} 2
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want),
+		"kpl_producer_put_latency_seconds", "kpl_producer_user_records_failed_by_code_total"); err != nil {
+		t.Error(err)
+	}
+	if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %+v", err, problems)
 	}
 }
