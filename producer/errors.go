@@ -14,8 +14,9 @@ import (
 var ErrClosed = errors.New("producer: closed")
 
 // ErrRecordTooLarge is returned by Put and PutRecord when the data plus the
-// partition key exceed aggregation.MaxRecordSize (1 MiB), the largest record
-// the service accepts.
+// partition key exceed the largest record the stream accepts:
+// aggregation.MaxRecordSize (1 MiB), or up to 10 MiB on a stream whose
+// record size limit was raised (see Options.SkipStreamLimits).
 var ErrRecordTooLarge = errors.New("producer: record too large")
 
 // ErrBufferFull is returned by Put and PutRecord when Options.FailWhenFull is

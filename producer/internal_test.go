@@ -21,7 +21,7 @@ import (
 func TestLimiter(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	t.Run("a full bucket passes one second of the scaled rate and no more", func(t *testing.T) {
-		l := newLimiter(100, t0)
+		l := newLimiter(100, 0, t0)
 		sent := 0
 		for l.take(t0, 1024) {
 			sent++
@@ -34,7 +34,7 @@ func TestLimiter(t *testing.T) {
 		}
 	})
 	t.Run("RateLimit scales the bytes per second", func(t *testing.T) {
-		l := newLimiter(50, t0)
+		l := newLimiter(50, 0, t0)
 		var bytes int
 		for l.take(t0, 100<<10) {
 			bytes += 100 << 10
@@ -44,7 +44,7 @@ func TestLimiter(t *testing.T) {
 		}
 	})
 	t.Run("a record larger than the bucket passes when the bucket is full", func(t *testing.T) {
-		l := newLimiter(10, t0) // 104857 bytes per second
+		l := newLimiter(10, 0, t0) // 104857 bytes per second
 		if !l.take(t0, 1<<20) {
 			t.Fatal("a 1 MiB record never passes a 10% bucket")
 		}
@@ -53,7 +53,7 @@ func TestLimiter(t *testing.T) {
 		}
 	})
 	t.Run("throttling lowers the rate multiplicatively, once per interval", func(t *testing.T) {
-		l := newLimiter(100, t0)
+		l := newLimiter(100, 0, t0)
 		l.throttled(t0)
 		l.throttled(t0.Add(time.Millisecond))
 		if l.factor != rateDecrease {
@@ -74,7 +74,7 @@ func TestLimiter(t *testing.T) {
 		}
 	})
 	t.Run("success raises the rate additively back to the ceiling", func(t *testing.T) {
-		l := newLimiter(100, t0)
+		l := newLimiter(100, 0, t0)
 		l.throttled(t0)
 		l.succeeded(t0.Add(time.Second))
 		if want := rateDecrease + rateIncreasePerSecond; l.factor < want-1e-9 || l.factor > want+1e-9 {
@@ -85,8 +85,20 @@ func TestLimiter(t *testing.T) {
 			t.Errorf("factor %v, want 1", l.factor)
 		}
 	})
+	t.Run("a large-record stream's bucket bursts to 10 MiB and refills at the rate", func(t *testing.T) {
+		l := newLimiter(100, largeRecordBurst, t0)
+		if !l.take(t0, 9<<20) {
+			t.Fatal("a 9 MiB record does not pass a full 10 MiB bucket")
+		}
+		if l.take(t0, 2<<20) {
+			t.Error("2 MiB more passed at once: the burst is larger than 10 MiB")
+		}
+		if at := l.when(t0, 2<<20); at.Sub(t0) < 900*time.Millisecond || at.Sub(t0) > 1100*time.Millisecond {
+			t.Errorf("2 MiB more at +%v, want about 1s at 1 MiB/s", at.Sub(t0))
+		}
+	})
 	t.Run("a disabled limiter passes everything", func(t *testing.T) {
-		l := newLimiter(0, t0)
+		l := newLimiter(0, 0, t0)
 		for range 100000 {
 			if !l.take(t0, 1<<20) {
 				t.Fatal("refused")

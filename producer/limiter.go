@@ -24,6 +24,7 @@ const (
 type limiter struct {
 	enabled      bool
 	ceilB, ceilR float64 // rates at factor 1, per second
+	capB         float64 // bytes the bucket holds at factor 1
 	factor       float64
 	tokB, tokR   float64
 	last         time.Time // last refill
@@ -31,7 +32,10 @@ type limiter struct {
 	lastInc      time.Time // last increase
 }
 
-func newLimiter(percent int, now time.Time) limiter {
+// newLimiter returns a limiter at percent of the shard limits; burst, when
+// larger than one second's bytes, is what the byte bucket holds (a stream
+// with large records bursts to 10 MiB).
+func newLimiter(percent int, burst int, now time.Time) limiter {
 	if percent <= 0 {
 		return limiter{}
 	}
@@ -43,7 +47,8 @@ func newLimiter(percent int, now time.Time) limiter {
 		last:    now,
 		lastInc: now,
 	}
-	l.tokB, l.tokR = l.ceilB*bucketSeconds, l.ceilR*bucketSeconds
+	l.capB = max(l.ceilB*bucketSeconds, float64(burst))
+	l.tokB, l.tokR = l.capB, l.ceilR*bucketSeconds
 	return l
 }
 
@@ -53,7 +58,7 @@ func (l *limiter) refill(now time.Time) {
 		return
 	}
 	l.last = now
-	l.tokB = min(l.tokB+dt*l.ceilB*l.factor, l.ceilB*l.factor*bucketSeconds)
+	l.tokB = min(l.tokB+dt*l.ceilB*l.factor, l.capB*l.factor)
 	l.tokR = min(l.tokR+dt*l.ceilR*l.factor, l.ceilR*l.factor*bucketSeconds)
 }
 
@@ -65,7 +70,7 @@ func (l *limiter) take(now time.Time, size int) bool {
 		return true
 	}
 	l.refill(now)
-	need := min(float64(size), l.ceilB*l.factor*bucketSeconds)
+	need := min(float64(size), l.capB*l.factor)
 	if l.tokB < need || l.tokR < 1 {
 		return false
 	}
@@ -79,7 +84,7 @@ func (l *limiter) when(now time.Time, size int) time.Time {
 	if !l.enabled {
 		return now
 	}
-	need := min(float64(size), l.ceilB*l.factor*bucketSeconds)
+	need := min(float64(size), l.capB*l.factor)
 	var wait float64
 	if l.tokB < need {
 		wait = (need - l.tokB) / (l.ceilB * l.factor)

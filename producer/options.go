@@ -18,6 +18,16 @@ const (
 	// MaxPutRecordsSize is the most bytes (data plus partition keys) one
 	// PutRecords call takes.
 	MaxPutRecordsSize = 5 << 20
+	// MaxLargePutRecordsSize is the most bytes one PutRecords call takes on
+	// a stream whose records may be larger than 1 MiB (UpdateMaxRecordSize).
+	MaxLargePutRecordsSize = 10 << 20
+	// MaxLargeRecordSize is the largest record limit a stream can have
+	// (10 MiB).
+	MaxLargeRecordSize = 10 << 20
+	// largeRecordBurst is the burst of a shard's byte bucket on such a
+	// stream: the service averages 1 MiB/s per shard but lets it burst to
+	// 10 MiB.
+	largeRecordBurst = 10 << 20
 )
 
 // Per-shard write limits of the service, which Options.RateLimit scales.
@@ -48,7 +58,10 @@ type Options struct {
 	// The default is 500, the service's limit.
 	CollectionMaxCount int
 	// CollectionMaxSize bounds the bytes (data plus partition keys) of one
-	// PutRecords call. The default is 5 MiB, the service's limit.
+	// PutRecords call. The default is 5 MiB, the service's limit; up to
+	// 10 MiB for a stream that takes records above 1 MiB (a larger value
+	// is held to 5 MiB on other streams). A record larger than the bound
+	// goes in a call of its own.
 	CollectionMaxSize int
 	// Linger is the longest a record waits for more records to share its
 	// aggregate and call (the KPL's RecordMaxBufferedTime). 0 sends at once.
@@ -104,6 +117,15 @@ type Options struct {
 	// goroutines with no producer lock held and must not block for long.
 	// The default is nil.
 	OnFailure func(*RecordError)
+	// SkipStreamLimits keeps New from reading the stream's record size
+	// limit with DescribeStreamSummary (for callers not allowed to call
+	// it). By default, when the client has DescribeStreamSummary, New
+	// reads MaxRecordSizeInKiB: it sets the largest record Put accepts, the
+	// PutRecords call limit (10 MiB above 1 MiB records, else 5 MiB) and
+	// the burst of each shard's byte bucket (10 MiB for large records). A
+	// call that fails (access denied, an endpoint without it) leaves the
+	// default 1 MiB limits, with a log line.
+	SkipStreamLimits bool
 	// Logger receives log lines; nil (the default) is silent.
 	Logger Logger
 
@@ -169,8 +191,8 @@ func (o *Options) validate() error {
 		return fmt.Errorf("producer: AggregationMaxCount %d must be positive", o.AggregationMaxCount)
 	case o.CollectionMaxCount <= 0 || o.CollectionMaxCount > MaxPutRecordsCount:
 		return fmt.Errorf("producer: CollectionMaxCount %d outside [1, %d]", o.CollectionMaxCount, MaxPutRecordsCount)
-	case o.CollectionMaxSize <= 0 || o.CollectionMaxSize > MaxPutRecordsSize:
-		return fmt.Errorf("producer: CollectionMaxSize %d outside [1, %d]", o.CollectionMaxSize, MaxPutRecordsSize)
+	case o.CollectionMaxSize <= 0 || o.CollectionMaxSize > MaxLargePutRecordsSize:
+		return fmt.Errorf("producer: CollectionMaxSize %d outside [1, %d]", o.CollectionMaxSize, MaxLargePutRecordsSize)
 	case o.Linger < 0:
 		return fmt.Errorf("producer: Linger %v is negative", o.Linger)
 	case o.RecordTTL <= 0:

@@ -115,7 +115,6 @@ func New(ctx context.Context, client Client, stream string, optFns ...func(*Opti
 		closedCh:  make(chan struct{}),
 		base:      time.Now(),
 		refreshCh: make(chan struct{}, 1),
-		window:    newCallWindow(opts.MaxConnections, opts.AggregationMaxSize, opts.CollectionMaxSize, opts.RequestTimeout),
 		stop:      make(chan struct{}),
 		stopped:   make(chan struct{}),
 		calls:     make(map[*call]struct{}),
@@ -131,7 +130,6 @@ func New(ctx context.Context, client Client, stream string, optFns ...func(*Opti
 	p.budget = newBudget(opts.MaxBufferedRecords, opts.MaxBufferedBytes)
 	p.env.opts = &p.opts
 	p.env.sched = newScheduler()
-	p.env.window = p.window
 	if opts.RecordIDs {
 		var b [16]byte
 		if _, err := crand.Read(b[:]); err != nil {
@@ -145,10 +143,14 @@ func New(ctx context.Context, client Client, stream string, optFns ...func(*Opti
 	}
 	close(p.closedCh)
 
+	p.env.limits = defaultLimits(&p.opts)
 	infos, err := p.loadShards(ctx)
 	if err != nil {
 		return nil, err
 	}
+	p.env.limits = p.readLimits(ctx)
+	p.window = newCallWindow(opts.MaxConnections, opts.AggregationMaxSize, p.env.limits.maxCall, opts.RequestTimeout)
+	p.env.window = p.window
 	now := time.Now()
 	m := &shardMap{byID: make(map[string]*shard, len(infos))}
 	for _, in := range infos {
@@ -237,12 +239,12 @@ func (p *Producer) put(ctx context.Context, r aggregation.Record, done func(Resu
 	}
 	pk, ehk := r.PartitionKey, r.ExplicitHashKey
 	size := len(r.Data) + len(pk)
-	if size > aggregation.MaxRecordSize {
-		return nil, fmt.Errorf("%w: %d bytes of data and partition key, limit %d", ErrRecordTooLarge, size, aggregation.MaxRecordSize)
+	if size > p.env.limits.maxRecord {
+		return nil, fmt.Errorf("%w: %d bytes of data and partition key, limit %d", ErrRecordTooLarge, size, p.env.limits.maxRecord)
 	}
 	// Tags and aggregate framing add well under 2 KiB: only a record near
 	// the limit needs the exact size.
-	if !r.ID.IsZero() || (p.opts.RecordIDs && size > aggregation.MaxRecordSize-2048) {
+	if !r.ID.IsZero() || (p.opts.RecordIDs && size > p.env.limits.maxRecord-2048) {
 		if err := p.checkWithID(r); err != nil {
 			return nil, err
 		}
@@ -285,8 +287,8 @@ func (p *Producer) checkWithID(r aggregation.Record) error {
 		// The largest id a lane gives: sizes the tags conservatively.
 		r.ID = aggregation.RecordID{PID: p.env.pidBase + "ffffffff", Seq: 1<<64 - 1}
 	}
-	if n := aggregation.SingleRecordSize(r) + len(aggregation.AggregatePartitionKey); n > aggregation.MaxRecordSize {
-		return fmt.Errorf("%w: %d bytes as an aggregate with its id, limit %d", ErrRecordTooLarge, n, aggregation.MaxRecordSize)
+	if n := aggregation.SingleRecordSize(r) + len(aggregation.AggregatePartitionKey); n > p.env.limits.maxRecord {
+		return fmt.Errorf("%w: %d bytes as an aggregate with its id, limit %d", ErrRecordTooLarge, n, p.env.limits.maxRecord)
 	}
 	return nil
 }

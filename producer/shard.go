@@ -56,6 +56,8 @@ type shardEnv struct {
 	pidBase string
 	lanes   atomic.Uint32
 
+	limits streamLimits // of the stream, read at New
+
 	// Flush state: a record whose epoch is before forceBelow is sent
 	// without lingering; closing forces everything.
 	forceBelow atomic.Uint32
@@ -114,7 +116,7 @@ func newShard(in shardInfo, env *shardEnv, state shardState, now time.Time) *sha
 		id: in.id, start: in.start, end: in.end, env: env,
 		state: state,
 		agg:   env.getAgg(),
-		lim:   newLimiter(env.opts.RateLimit, now),
+		lim:   newLimiter(env.opts.RateLimit, env.limits.burst, now),
 	}
 	if env.opts.RecordIDs {
 		s.pid = fmt.Sprintf("%s%08x", env.pidBase, env.lanes.Add(1))
@@ -181,7 +183,7 @@ func (s *shard) single(f *Future) *krec {
 		// Larger than AggregationMaxSize: an aggregate of its own, up to
 		// the service's record limit (Put checked that it fits).
 		s.env.putAgg(agg)
-		agg = aggregation.NewAggregator(aggregation.MaxRecordSize, 1)
+		agg = aggregation.NewAggregator(s.env.limits.maxRecord, 1)
 		if agg.Add(f.record()) != nil {
 			return newPlain(s, f, ttl)
 		}
