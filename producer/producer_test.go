@@ -340,7 +340,7 @@ func TestNewValidates(t *testing.T) {
 		opt  func(*Options)
 	}{
 		{"more than 500 records per call", func(o *Options) { o.CollectionMaxCount = 501 }},
-		{"more than 5 MiB per call", func(o *Options) { o.CollectionMaxSize = 5<<20 + 1 }},
+		{"more than 10 MiB per call", func(o *Options) { o.CollectionMaxSize = MaxLargePutRecordsSize + 1 }},
 		{"aggregates over 1 MiB", func(o *Options) { o.AggregationMaxSize = 1<<20 + 1 }},
 		{"no connections", func(o *Options) { o.MaxConnections = 0 }},
 		{"a zero TTL", func(o *Options) { o.RecordTTL = 0 }},
