@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -39,7 +40,12 @@ func TestLargeRecordsFollowTheStreamsLimit(t *testing.T) {
 	}
 	sizes := []int{5 << 20, 10<<20 - 16, 100}
 
-	p, err := producer.New(ctx, client, "large", func(o *producer.Options) { o.Linger = 0 })
+	p, err := producer.New(ctx, client, "large", func(o *producer.Options) {
+		o.Linger = 0
+		// 15 MiB through the SDK and the endpoint, under -race on a loaded
+		// machine, take seconds.
+		o.RequestTimeout, o.RecordTTL = time.Minute, 2*time.Minute
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
