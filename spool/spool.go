@@ -535,12 +535,14 @@ func (s *Spool) commit() {
 	default:
 	}
 
+	// Dead-letter lines first: deleting a segment removes the records
+	// dead-lettered in it.
+	if err == nil && len(dead) > 0 {
+		err = s.writeDead(dead)
+	}
 	var freed int64
 	if err == nil {
 		freed = s.deleteSegments(dels)
-		if len(dead) > 0 {
-			err = s.writeDead(dead)
-		}
 	}
 	if err == nil && b.recs+len(b.chunks) > 0 {
 		err = s.writeBatch(b)

@@ -721,3 +721,51 @@ func TestLargeRecords(t *testing.T) {
 	defer s.Close()
 	check(s)
 }
+
+// TestDeadLetterWrittenBeforeSegmentIsDeleted: a record dead-lettered as the
+// last one of its segment leaves the disk only once its dead-letter line is
+// written. When that write fails, the segment stays and the record is
+// replayed after reopening.
+func TestDeadLetterWrittenBeforeSegmentIsDeleted(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	small := func(o *Options) { o.SegmentSize = 4 << 10 }
+	s := openT(t, dir, small, func(o *Options) {
+		o.DeadLetterPath = filepath.Join(dir, "missing", "dead-letter.jsonl") // cannot be created
+	})
+	appendN(t, s, 0, 400)
+	if n := len(segFiles(t, dir)); n < 2 {
+		t.Fatalf("%d segment files, want several", n)
+	}
+	s.mu.Lock()
+	first := s.segs[0]
+	s.mu.Unlock()
+	var last *Entry
+	for {
+		e := nextT(t, s)
+		if e.seg != first {
+			s.Return(e)
+			break
+		}
+		if last != nil {
+			s.Ack(last)
+		}
+		last = e
+	}
+	// The acknowledgements go with one commit, the dead letter (which
+	// resolves the whole segment) with the next.
+	waitFor(t, func() bool { s.mu.Lock(); defer s.mu.Unlock(); return len(s.acks) == 0 })
+	if err := s.DeadLetter(last, "InvalidArgumentException", "bad", 1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { s.mu.Lock(); defer s.mu.Unlock(); return s.failed != nil })
+	if err := s.Close(); err == nil {
+		t.Fatal("Close: no error after the dead-letter write failed")
+	}
+
+	s = openT(t, dir, small)
+	defer s.Close()
+	if e := nextT(t, s); e.Record.ID != last.Record.ID {
+		t.Fatalf("first record after reopening is %+v, want the one whose dead letter was not written, %+v", e.Record.ID, last.Record.ID)
+	}
+}
