@@ -31,11 +31,13 @@
 // cache) but not of the machine.
 //
 // Acknowledgements are written with the next commit but not fsynced (Close
-// fsyncs them): after a crash of the machine a few delivered records may be
-// delivered again, which the record ids let a consumer de-duplicate. After a
-// crash of the process nothing acknowledged is replayed, as long as the
-// commit that wrote the acknowledgement had run. Dead-letter lines are
-// fsynced before the acknowledgements that remove their records.
+// fsyncs them and the directory): after a crash of the machine a few
+// delivered records may be delivered again, which the record ids let a
+// consumer de-duplicate. After a crash of the process nothing acknowledged
+// is replayed, as long as the commit that wrote the acknowledgement had
+// run. Dead-letter lines are fsynced (with their file's directory when the
+// file is new) before the acknowledgements and segment deletions that
+// remove their records.
 //
 // # Record ids
 //

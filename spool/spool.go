@@ -46,6 +46,8 @@ type Spool struct {
 	spaceCh  chan struct{} // closed and replaced when space is freed
 	pending  int64         // records on disk not yet resolved
 
+	deadSynced bool // owned by the committer: the dead-letter file's directory is fsynced
+
 	kick     chan struct{} // capacity 1: the committer has work
 	full     chan struct{} // capacity 1: the batch holds SyncRecords records
 	stop     chan struct{} // closed by Close: the committer commits and exits
@@ -636,7 +638,7 @@ func (s *Spool) writeBatch(b *batch) error {
 			s.st.fsyncs.Add(1)
 		}
 		if created {
-			if err := syncDir(s.dir); err != nil {
+			if err := s.syncDir(s.dir); err != nil {
 				return err
 			}
 		}
@@ -694,7 +696,9 @@ func (s *Spool) writeAcks(acks []ackRef) (map[*segment]int64, error) {
 }
 
 // writeDead appends dead-letter lines and fsyncs them: they are written
-// before the acknowledgements that remove the records from the spool.
+// before the acknowledgements that remove the records from the spool. The
+// first write of a process also fsyncs the file's directory, which holds
+// the file's name when the write created it.
 func (s *Spool) writeDead(b []byte) error {
 	f, err := os.OpenFile(s.deadPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
@@ -703,8 +707,18 @@ func (s *Spool) writeDead(b []byte) error {
 	if _, err = f.Write(b); err == nil && !s.opts.NoSync {
 		err = f.Sync()
 		s.st.fsyncs.Add(1)
+		if err == nil && !s.deadSynced {
+			err = s.syncDir(filepath.Dir(s.deadPath))
+			s.deadSynced = err == nil
+		}
 	}
 	return errors.Join(err, f.Close())
+}
+
+// syncDir fsyncs a directory, counting it.
+func (s *Spool) syncDir(dir string) error {
+	s.st.dirSyncs.Add(1)
+	return syncDir(dir)
 }
 
 // deleteSegments removes resolved segments and returns the bytes freed.
@@ -763,8 +777,8 @@ func (s *Spool) wakeChan() <-chan struct{} {
 	return s.wakeCh
 }
 
-// Close commits what is pending, writes and fsyncs the acknowledgements, and
-// closes the files. Append and Next return ErrClosed once Close has begun;
+// Close commits what is pending, writes and fsyncs the acknowledgements and
+// the directory, and closes the files. Append and Next return ErrClosed once Close has begun;
 // entries still handed out stay unresolved and are handed out again by the
 // next Open. Close is idempotent.
 func (s *Spool) Close() error {
@@ -797,6 +811,11 @@ func (s *Spool) Close() error {
 				err = errors.Join(err, g.ackf.Close())
 				g.ackf = nil
 			}
+		}
+		if !s.opts.NoSync {
+			// The names of ack files created and of segments deleted
+			// since the last fsync of the directory.
+			err = errors.Join(err, s.syncDir(s.dir))
 		}
 		s.rmu.Lock()
 		if s.rf != nil {

@@ -769,3 +769,50 @@ func TestDeadLetterWrittenBeforeSegmentIsDeleted(t *testing.T) {
 		t.Fatalf("first record after reopening is %+v, want the one whose dead letter was not written, %+v", e.Record.ID, last.Record.ID)
 	}
 }
+
+// TestDirectoryEntriesAreSynced: files the spool creates are durable by
+// name too. A new dead-letter file's directory is fsynced with its first
+// line, and Close fsyncs the directory after the acknowledgement files it
+// fsyncs (created during the run, like every segment's first ack file).
+func TestDirectoryEntriesAreSynced(t *testing.T) {
+	t.Parallel()
+	t.Run("a new dead-letter file", func(t *testing.T) {
+		t.Parallel()
+		s := openT(t, t.TempDir())
+		defer s.Close()
+		appendN(t, s, 0, 2)
+		before := s.st.dirSyncs.Load()
+		if err := s.DeadLetter(nextT(t, s), "InvalidArgumentException", "bad", 1); err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, s, 2, 1) // its commit comes after the dead letter's
+		if got := s.st.dirSyncs.Load() - before; got != 1 {
+			t.Fatalf("%d directory fsyncs with the first dead letter, want 1", got)
+		}
+		if err := s.DeadLetter(nextT(t, s), "InvalidArgumentException", "bad", 1); err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, s, 3, 1)
+		if got := s.st.dirSyncs.Load() - before; got != 1 {
+			t.Fatalf("%d directory fsyncs after the second dead letter, want still 1", got)
+		}
+	})
+	t.Run("acknowledgement files at Close", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		s := openT(t, dir)
+		appendN(t, s, 0, 3)
+		s.Ack(nextT(t, s))
+		waitFor(t, func() bool {
+			m, _ := filepath.Glob(filepath.Join(dir, "*"+ackExt))
+			return len(m) == 1
+		})
+		before := s.st.dirSyncs.Load()
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.st.dirSyncs.Load() - before; got != 1 {
+			t.Fatalf("%d directory fsyncs by Close, want 1", got)
+		}
+	})
+}
