@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -611,6 +612,11 @@ func (s *Spool) writeBatch(b *batch) error {
 		c := &b.chunks[i]
 		g := c.seg
 		if c.create {
+			// A new segment has no acknowledgements: an ack file left
+			// under its name belonged to an earlier segment of that name.
+			if err := os.Remove(g.ackPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
 			f, err := os.OpenFile(g.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 			if err != nil {
 				return err

@@ -816,3 +816,26 @@ func TestDirectoryEntriesAreSynced(t *testing.T) {
 		}
 	})
 }
+
+// TestNewSegmentIgnoresStaleAcknowledgements: an ack file left under the
+// name of a segment yet to be created (its own segment long deleted) does
+// not resolve the new segment's records.
+func TestNewSegmentIgnoresStaleAcknowledgements(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := openT(t, dir)
+	stale := strings.TrimSuffix(segName(0), segExt) + ackExt
+	if err := os.WriteFile(filepath.Join(dir, stale), appendAck(nil, ackRange{0, 100}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, s, 0, 10)
+	s.Ack(nextT(t, s))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openT(t, dir)
+	defer s.Close()
+	if st := s.Stats(); st.Recovered != 9 {
+		t.Fatalf("%d records recovered, want the 9 not acknowledged", st.Recovered)
+	}
+}
