@@ -103,6 +103,20 @@ type segment struct {
 	sealed atomic.Bool  // size is final
 }
 
+// closeFiles closes the files the committer has open for g.
+func (g *segment) closeFiles() error {
+	var err error
+	if g.f != nil {
+		err = g.f.Close()
+		g.f = nil
+	}
+	if g.ackf != nil {
+		err = errors.Join(err, g.ackf.Close())
+		g.ackf = nil
+	}
+	return err
+}
+
 func (g *segment) ackedBefore(i uint32) bool {
 	w := int(i / 64)
 	return w < len(g.ackedBits) && g.ackedBits[w]&(1<<(i%64)) != 0
@@ -731,14 +745,7 @@ func (s *Spool) syncDir(dir string) error {
 func (s *Spool) deleteSegments(dels []*segment) int64 {
 	var freed int64
 	for _, g := range dels {
-		if g.f != nil {
-			_ = g.f.Close()
-			g.f = nil
-		}
-		if g.ackf != nil {
-			_ = g.ackf.Close()
-			g.ackf = nil
-		}
+		_ = g.closeFiles()
 		if err := os.Remove(g.path); err != nil && !os.IsNotExist(err) {
 			s.log.Warnf("spool: remove %s: %v", g.path, err)
 		}
@@ -784,12 +791,18 @@ func (s *Spool) wakeChan() <-chan struct{} {
 }
 
 // Close commits what is pending, writes and fsyncs the acknowledgements and
-// the directory, and closes the files. Append and Next return ErrClosed once Close has begun;
-// entries still handed out stay unresolved and are handed out again by the
-// next Open. Close is idempotent.
-func (s *Spool) Close() error {
+// the directory, and closes the files. Append and Next return ErrClosed once
+// Close has begun; entries still handed out stay unresolved and are handed
+// out again by the next Open. Close is idempotent.
+func (s *Spool) Close() error { return s.shutdown(false) }
+
+// shutdown stops the committer and closes the files. With kill (tests) it
+// leaves the directory as a killed process would: no last commit, no fsync,
+// no deletion.
+func (s *Spool) shutdown(kill bool) error {
 	var err error
 	s.once.Do(func() {
+		s.abandon.Store(kill)
 		s.mu.Lock()
 		s.closed = true
 		s.mu.Unlock()
@@ -802,23 +815,19 @@ func (s *Spool) Close() error {
 		s.toDelete = nil
 		segs := append([]*segment(nil), s.segs...)
 		s.mu.Unlock()
-		if err == nil {
+		if err == nil && !kill {
 			s.deleteSegments(dels)
+		} else {
+			segs = append(segs, dels...)
 		}
+		sync := !kill && !s.opts.NoSync
 		for _, g := range segs {
-			if g.f != nil {
-				err = errors.Join(err, g.f.Close())
-				g.f = nil
+			if g.ackf != nil && sync {
+				err = errors.Join(err, g.ackf.Sync())
 			}
-			if g.ackf != nil {
-				if !s.opts.NoSync {
-					err = errors.Join(err, g.ackf.Sync())
-				}
-				err = errors.Join(err, g.ackf.Close())
-				g.ackf = nil
-			}
+			err = errors.Join(err, g.closeFiles())
 		}
-		if !s.opts.NoSync {
+		if sync {
 			// The names of ack files created and of segments deleted
 			// since the last fsync of the directory.
 			err = errors.Join(err, s.syncDir(s.dir))
