@@ -560,6 +560,10 @@ func (s *Spool) commit() {
 	var freed int64
 	if err == nil {
 		freed = s.deleteSegments(dels)
+	} else {
+		for _, g := range dels { // kept on disk for the next Open
+			_ = g.closeFiles()
+		}
 	}
 	if err == nil && b.recs+len(b.chunks) > 0 {
 		err = s.writeBatch(b)

@@ -762,6 +762,9 @@ func TestDeadLetterWrittenBeforeSegmentIsDeleted(t *testing.T) {
 	if err := s.Close(); err == nil {
 		t.Fatal("Close: no error after the dead-letter write failed")
 	}
+	if first.f != nil || first.ackf != nil {
+		t.Fatal("Close left the files of the segment kept on disk open")
+	}
 
 	s = openT(t, dir, small)
 	defer s.Close()
