@@ -56,7 +56,7 @@ type Forwarder struct {
 	p    Putter
 	opts ForwarderOptions
 	log  Logger
-	sem  chan struct{} // one token per record in flight
+	sem  chan struct{} // a token per record in flight, and one while Run waits in Next
 
 	running                        atomic.Bool
 	forwarded, delivered, returned atomic.Uint64
@@ -212,6 +212,16 @@ func classifyResult(err error) (retry bool, code, msg string, attempts int) {
 	return false, "Refused", err.Error(), 0
 }
 
+// inFlight is the number of records put and not yet resolved (not the
+// semaphore's length: Run holds a token while it waits for the next
+// record). Each resolution counts in exactly one of delivered, returned and
+// deadLettered; reading them before forwarded keeps the difference from
+// going negative.
+func (f *Forwarder) inFlight() int {
+	resolved := f.delivered.Load() + f.returned.Load() + f.deadLettered.Load()
+	return int(f.forwarded.Load() - resolved)
+}
+
 // Stats returns a snapshot of the counters. It is safe to call concurrently
 // with Run.
 func (f *Forwarder) Stats() ForwarderStats {
@@ -221,6 +231,6 @@ func (f *Forwarder) Stats() ForwarderStats {
 		Returned:     f.returned.Load(),
 		DeadLettered: f.deadLettered.Load(),
 		Refused:      f.refused.Load(),
-		InFlight:     len(f.sem),
+		InFlight:     f.inFlight(),
 	}
 }

@@ -202,7 +202,10 @@ func TestForwarderDeadLetters(t *testing.T) {
 	if _, err := s.AppendBatch(context.Background(), recs); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { st := s.Stats(); return st.Acknowledged+st.DeadLettered == 30 })
+	waitFor(t, func() bool { st := f.Stats(); return st.Delivered+st.DeadLettered == 30 })
+	if st := f.Stats(); st.InFlight != 0 {
+		t.Fatalf("forwarder %+v: records in flight with every record resolved", st)
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
