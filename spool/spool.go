@@ -181,7 +181,7 @@ func Open(ctx context.Context, dir string, optFns ...func(*Options)) (*Spool, er
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if _, err := mkdirDurable(dir); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
 	lock, err := lockDir(filepath.Join(dir, lockName))

@@ -842,3 +842,35 @@ func TestNewSegmentIgnoresStaleAcknowledgements(t *testing.T) {
 		t.Fatalf("%d records recovered, want the 9 not acknowledged", st.Recovered)
 	}
 }
+
+// TestMkdirDurable: Open creates its directory durably: the parent of
+// every directory it creates is fsynced, so a new spool's name survives a
+// crash of the machine along with the records appended into it.
+func TestMkdirDurable(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	cases := []struct {
+		name string
+		dir  string
+		want []string
+	}{
+		{"new directories sync their parents, outermost first", filepath.Join(root, "a", "b", "c"),
+			[]string{root, filepath.Join(root, "a"), filepath.Join(root, "a", "b")}},
+		{"a directory that exists syncs nothing", filepath.Join(root, "a", "b"), nil},
+		{"one new directory syncs its parent", filepath.Join(root, "a", "d"), []string{filepath.Join(root, "a")}},
+	}
+	for _, c := range cases { // in order: each builds on the one before
+		t.Run(c.name, func(t *testing.T) {
+			synced, err := mkdirDurable(c.dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi, err := os.Stat(c.dir); err != nil || !fi.IsDir() {
+				t.Fatalf("%s not created (%v)", c.dir, err)
+			}
+			if fmt.Sprint(synced) != fmt.Sprint(c.want) {
+				t.Fatalf("fsynced %v, want %v", synced, c.want)
+			}
+		})
+	}
+}
