@@ -235,9 +235,6 @@ func Open(ctx context.Context, dir string, optFns ...func(*Options)) (*Spool, er
 // records; it is kept in the directory and stays the same across restarts.
 func (s *Spool) ProducerID() string { return s.pid }
 
-// Dir returns the spool's directory.
-func (s *Spool) Dir() string { return s.dir }
-
 // DeadLetterPath returns the file that DeadLetter appends to.
 func (s *Spool) DeadLetterPath() string { return s.deadPath }
 
