@@ -184,6 +184,17 @@ func Open(ctx context.Context, dir string, optFns ...func(*Options)) (*Spool, er
 	if _, err := mkdirDurable(dir); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
+	if p := opts.DeadLetterPath; p != "" {
+		// Found now rather than by the first dead letter, whose failed
+		// write would stop the spool.
+		fi, err := os.Stat(filepath.Dir(p))
+		if err == nil && !fi.IsDir() {
+			err = errors.New("not a directory")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("spool: DeadLetterPath %s: %w", p, err)
+		}
+	}
 	lock, err := lockDir(filepath.Join(dir, lockName))
 	if err != nil {
 		return nil, err

@@ -328,6 +328,9 @@ func TestOptionsValidation(t *testing.T) {
 		{"a tiny disk limit", func(o *Options) { o.MaxBytes = 1000 }},
 		{"an unknown full policy", func(o *Options) { o.WhenFull = 7 }},
 		{"a tiny segment", func(o *Options) { o.SegmentSize = 100 }},
+		{"a dead-letter file in a missing directory", func(o *Options) {
+			o.DeadLetterPath = filepath.Join(os.TempDir(), "no-such-spool-dir", "dead-letter.jsonl")
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -730,9 +733,14 @@ func TestDeadLetterWrittenBeforeSegmentIsDeleted(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	small := func(o *Options) { o.SegmentSize = 4 << 10 }
-	s := openT(t, dir, small, func(o *Options) {
-		o.DeadLetterPath = filepath.Join(dir, "missing", "dead-letter.jsonl") // cannot be created
-	})
+	deadDir := filepath.Join(dir, "dead")
+	if err := os.Mkdir(deadDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := openT(t, dir, small, func(o *Options) { o.DeadLetterPath = filepath.Join(deadDir, "dead-letter.jsonl") })
+	if err := os.Remove(deadDir); err != nil { // the dead-letter file cannot be created now
+		t.Fatal(err)
+	}
 	appendN(t, s, 0, 400)
 	if n := len(segFiles(t, dir)); n < 2 {
 		t.Fatalf("%d segment files, want several", n)
