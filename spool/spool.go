@@ -31,7 +31,7 @@ type Spool struct {
 
 	mu       sync.Mutex
 	closed   bool
-	failed   error      // a write error: the spool takes no more records
+	failed   error      // a write error: the spool takes no more records; set by failLocked
 	segs     []*segment // live segments by base; the last may be active
 	active   *segment   // the segment taking appends; nil until the next append
 	nextBase uint64     // ordinal of the next record appended
@@ -54,6 +54,7 @@ type Spool struct {
 	stop     chan struct{} // closed by Close: the committer commits and exits
 	stopped  chan struct{} // closed when the committer has exited
 	closedCh chan struct{} // closed when Close begins
+	failedCh chan struct{} // closed when failed is set
 	once     sync.Once
 	abandon  atomic.Bool // tests: the committer exits without a last commit, as if killed
 
@@ -213,6 +214,7 @@ func Open(ctx context.Context, dir string, optFns ...func(*Options)) (*Spool, er
 		stop:     make(chan struct{}),
 		stopped:  make(chan struct{}),
 		closedCh: make(chan struct{}),
+		failedCh: make(chan struct{}),
 		wakeCh:   make(chan struct{}),
 		keys:     make(map[string]string),
 	}
@@ -592,7 +594,7 @@ func (s *Spool) commit() {
 
 	s.mu.Lock()
 	if err != nil && s.failed == nil {
-		s.failed = fmt.Errorf("spool: %w", err)
+		s.failLocked(fmt.Errorf("spool: %w", err))
 		s.log.Warnf("spool: write failed, taking no more records: %v", err)
 	}
 	b.err = s.failed
@@ -786,6 +788,12 @@ func (s *Spool) maybeDeleteLocked(g *segment) {
 	}
 	s.toDelete = append(s.toDelete, g)
 	s.signal(s.kick)
+}
+
+// failLocked stops the spool for good: appends and Next return err.
+func (s *Spool) failLocked(err error) {
+	s.failed = err
+	close(s.failedCh)
 }
 
 // wake tells Next that records may be readable.

@@ -767,6 +767,11 @@ func TestDeadLetterWrittenBeforeSegmentIsDeleted(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { s.mu.Lock(); defer s.mu.Unlock(); return s.failed != nil })
+	// A spool that cannot write hands out nothing more: the results of
+	// what it hands out could not be recorded.
+	if e, err := s.Next(context.Background()); err == nil {
+		t.Fatalf("Next after a failed write: %+v, want the write's error", e.Record.ID)
+	}
 	if err := s.Close(); err == nil {
 		t.Fatal("Close: no error after the dead-letter write failed")
 	}
