@@ -436,3 +436,29 @@ func TestForwarderStopsWithItsProducerOrSpool(t *testing.T) {
 		})
 	}
 }
+
+// TestForwarderStopsWhenTheSpoolFails: once a write of the spool failed,
+// Run returns the spool's error rather than deliver records whose results
+// it could not record.
+func TestForwarderStopsWhenTheSpoolFails(t *testing.T) {
+	t.Parallel()
+	s := openT(t, t.TempDir())
+	defer s.Close()
+	p := newProducer(t, newFlakyClient(false, ""))
+	defer p.Close()
+	appendN(t, s, 0, 10)
+	broken := errors.New("disk gone")
+	s.mu.Lock()
+	s.failLocked(broken)
+	s.mu.Unlock()
+	f, err := NewForwarder(s, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Run(context.Background()); !errors.Is(err, broken) {
+		t.Fatalf("Run: %v, want the spool's error", err)
+	}
+	if st := f.Stats(); st.Forwarded != 0 {
+		t.Fatalf("forwarder %+v, want nothing forwarded", st)
+	}
+}
