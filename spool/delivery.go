@@ -53,10 +53,15 @@ type DeadLetterRecord struct {
 // Next returns the next record to deliver: a returned one first, else the
 // next durable record on disk in append order (records a previous process
 // left come first). It blocks until there is one or ctx ends, and returns
-// ErrClosed after Close. Records wait on disk, not in memory: only the
-// entries handed out and not yet resolved are held.
+// ErrClosed after Close, and the spool's error once a write failed (the
+// results of what it handed out could not be recorded). Records wait on
+// disk, not in memory: only the entries handed out and not yet resolved
+// are held.
 func (s *Spool) Next(ctx context.Context) (*Entry, error) {
 	for {
+		if err := s.stopErr(); err != nil {
+			return nil, err
+		}
 		ch := s.wakeChan()
 		s.rmu.Lock()
 		if len(s.redo) > 0 {
@@ -75,11 +80,30 @@ func (s *Spool) Next(ctx context.Context) (*Entry, error) {
 		}
 		select {
 		case <-ch:
+		case <-s.failedCh:
 		case <-s.closedCh:
 			return nil, ErrClosed
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
+	}
+}
+
+// stopErr returns ErrClosed after Close, else the spool's error once a
+// write failed, else nil.
+func (s *Spool) stopErr() error {
+	select {
+	case <-s.closedCh:
+		return ErrClosed
+	default:
+	}
+	select {
+	case <-s.failedCh:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.failed
+	default:
+		return nil
 	}
 }
 
@@ -178,7 +202,7 @@ func (s *Spool) fill(size int64) error {
 func (s *Spool) readFailed(err error) error {
 	s.mu.Lock()
 	if s.failed == nil {
-		s.failed = fmt.Errorf("spool: %w", err)
+		s.failLocked(fmt.Errorf("spool: %w", err))
 		s.log.Warnf("spool: %v; reopen the spool to recover", err)
 	}
 	err = s.failed

@@ -5,13 +5,10 @@
 // A Spool is a directory of segment files. Append, AppendBatch and
 // AppendAsync add records; Next hands them out in order; Ack, DeadLetter and
 // Return resolve them. A Forwarder connects a Spool to a *producer.Producer:
-// it puts records with PutRecord, acknowledges each one by its result,
-// writes the ones that failed for good to a dead-letter file, and gives the
-// ones the producer gave up on for a passing reason (ErrRecordExpired,
-// ErrClosed) back to the spool to be sent again. With a producer that has a
-// callback per record (AsyncPutter, PutAsync) it takes the results from the
-// callbacks; otherwise it waits for the futures with
-// ForwarderOptions.Waiters goroutines.
+// it puts records with PutAsync, acknowledges each one by the result its
+// callback reports, writes the ones that failed for good to a dead-letter
+// file, and gives the ones the producer gave up on for a passing reason
+// (ErrRecordExpired, ErrClosed) back to the spool to be sent again.
 //
 //	s, err := spool.Open(ctx, dir, func(o *spool.Options) { o.MaxBytes = 4 << 30 })
 //	fwd, err := spool.NewForwarder(s, prod)
@@ -34,11 +31,13 @@
 // cache) but not of the machine.
 //
 // Acknowledgements are written with the next commit but not fsynced (Close
-// fsyncs them): after a crash of the machine a few delivered records may be
-// delivered again, which the record ids let a consumer de-duplicate. After a
-// crash of the process nothing acknowledged is replayed, as long as the
-// commit that wrote the acknowledgement had run. Dead-letter lines are
-// fsynced before the acknowledgements that remove their records.
+// fsyncs them and the directory): after a crash of the machine a few
+// delivered records may be delivered again, which the record ids let a
+// consumer de-duplicate. After a crash of the process nothing acknowledged
+// is replayed, as long as the commit that wrote the acknowledgement had
+// run. Dead-letter lines are fsynced (with their file's directory when the
+// file is new) before the acknowledgements and segment deletions that
+// remove their records.
 //
 // # Record ids
 //

@@ -111,7 +111,6 @@ type frame struct {
 	pid, pk []byte
 	ehk     []byte
 	data    []byte
-	encLen  int // bytes of the whole frame
 }
 
 // decodeFrame decodes the frame at the start of b. It returns n == 0 and a
@@ -159,8 +158,7 @@ func decodeFrame(b []byte) (f frame, n int, err error) {
 	if f.data, p, ok = consumeBytes(p); !ok || len(p) != 0 {
 		return f, 0, errFrame
 	}
-	f.encLen = frameHeader + int(l)
-	return f, f.encLen, nil
+	return f, frameHeader + int(l), nil
 }
 
 func consumeUvarint(p []byte) (uint64, []byte, bool) {

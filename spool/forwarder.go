@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -12,18 +11,12 @@ import (
 	"github.com/kplgo/kpl/producer"
 )
 
-// Putter is the part of *producer.Producer that a Forwarder uses. A Putter
-// that also has the callback method of AsyncPutter gets its results through
-// it; otherwise the Forwarder waits for the futures.
+// Putter is the part of *producer.Producer that a Forwarder uses: PutAsync
+// reports each record's result by calling done exactly once, for an
+// immediate refusal with the bare error (not a *producer.RecordError) before
+// PutAsync returns, else with the result or *producer.RecordError from any
+// goroutine.
 type Putter interface {
-	PutRecord(ctx context.Context, r aggregation.Record) (*producer.Future, error)
-}
-
-// AsyncPutter is a producer that reports each record's result by calling
-// done exactly once: for an immediate refusal with the bare error (not a
-// *producer.RecordError) before PutAsync returns, else with the result or
-// *producer.RecordError Future.Wait would give, from any goroutine.
-type AsyncPutter interface {
 	PutAsync(ctx context.Context, r aggregation.Record, done func(producer.Result, error))
 }
 
@@ -40,13 +33,8 @@ type ForwarderOptions struct {
 	// resolved; they are the only records held in memory. Keep it at or
 	// below the producer's MaxBufferedRecords, so that the producer takes
 	// every record at once and a record's RecordTTL counts only time in
-	// the producer. The default is 10,000.
+	// the producer. The default is 50,000.
 	MaxInFlight int
-	// Waiters is the number of goroutines that wait for results, each for
-	// its share of the records in put order: a record retried for long holds
-	// back the acknowledgement (not the delivery) of the records behind it
-	// in its share. The default is 16.
-	Waiters int
 	// RetryDelay is the pause after the producer refused a record for a
 	// passing reason (its buffer full with FailWhenFull).
 	// The default is 10ms.
@@ -68,7 +56,7 @@ type Forwarder struct {
 	p    Putter
 	opts ForwarderOptions
 	log  Logger
-	sem  chan struct{} // one token per record in flight
+	sem  chan struct{} // a token per record in flight, and one while Run waits in Next
 
 	running                        atomic.Bool
 	forwarded, delivered, returned atomic.Uint64
@@ -79,8 +67,8 @@ type Forwarder struct {
 
 // ForwarderStats is a snapshot of a Forwarder's counters.
 type ForwarderStats struct {
-	// Forwarded counts records handed to the producer (PutRecord or
-	// PutAsync called), Refused ones included.
+	// Forwarded counts records handed to the producer (PutAsync called),
+	// Refused ones included.
 	Forwarded uint64
 	// Delivered counts records acknowledged after success.
 	Delivered uint64
@@ -97,7 +85,7 @@ type ForwarderStats struct {
 
 // NewForwarder returns a forwarder from s into p; call Run to start it.
 func NewForwarder(s *Spool, p Putter, optFns ...func(*ForwarderOptions)) (*Forwarder, error) {
-	o := ForwarderOptions{MaxInFlight: 50_000, Waiters: 16, RetryDelay: 10 * time.Millisecond}
+	o := ForwarderOptions{MaxInFlight: 50_000, RetryDelay: 10 * time.Millisecond}
 	for _, fn := range optFns {
 		fn(&o)
 	}
@@ -106,8 +94,6 @@ func NewForwarder(s *Spool, p Putter, optFns ...func(*ForwarderOptions)) (*Forwa
 		return nil, errors.New("spool: nil spool or producer")
 	case o.MaxInFlight <= 0:
 		return nil, fmt.Errorf("spool: MaxInFlight %d must be positive", o.MaxInFlight)
-	case o.Waiters <= 0:
-		return nil, fmt.Errorf("spool: Waiters %d must be positive", o.Waiters)
 	case o.RetryDelay <= 0:
 		return nil, fmt.Errorf("spool: RetryDelay %v must be positive", o.RetryDelay)
 	}
@@ -127,12 +113,6 @@ func NewForwarder(s *Spool, p Putter, optFns ...func(*ForwarderOptions)) (*Forwa
 func (f *Forwarder) Run(ctx context.Context) error {
 	if !f.running.CompareAndSwap(false, true) {
 		return errors.New("spool: Forwarder.Run called twice")
-	}
-	async, _ := f.p.(AsyncPutter)
-	var w *futureWatcher
-	if async == nil {
-		w = newFutureWatcher(f.opts.Waiters, f.opts.MaxInFlight, f.resolve)
-		defer w.stop()
 	}
 	defer func() { // wait for every result: each frees its slot
 		for range cap(f.sem) {
@@ -157,7 +137,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 			return err
 		}
 		f.forwarded.Add(1)
-		f.send(ctx, e, async, w)
+		f.p.PutAsync(ctx, e.Record, func(_ producer.Result, err error) { f.resolve(e, err) })
 		switch {
 		case ctx.Err() != nil:
 			return nil // stopping: a producer closed after ctx ended is expected
@@ -173,22 +153,6 @@ func (f *Forwarder) Run(ctx context.Context) error {
 			}
 		}
 	}
-}
-
-// send puts one record into the producer; its result reaches resolve. It is
-// the only code that knows how results arrive: through the callback of an
-// AsyncPutter, or through a Future that a waiter goroutine waits for.
-func (f *Forwarder) send(ctx context.Context, e *Entry, async AsyncPutter, w *futureWatcher) {
-	if async != nil {
-		async.PutAsync(ctx, e.Record, func(_ producer.Result, err error) { f.resolve(e, err) })
-		return
-	}
-	fut, err := f.p.PutRecord(ctx, e.Record)
-	if err != nil {
-		f.resolve(e, err)
-		return
-	}
-	w.watch(fut, e)
 }
 
 // resolve settles one record by its result and frees its slot.
@@ -248,6 +212,16 @@ func classifyResult(err error) (retry bool, code, msg string, attempts int) {
 	return false, "Refused", err.Error(), 0
 }
 
+// inFlight is the number of records put and not yet resolved (not the
+// semaphore's length: Run holds a token while it waits for the next
+// record). Each resolution counts in exactly one of delivered, returned and
+// deadLettered; reading them before forwarded keeps the difference from
+// going negative.
+func (f *Forwarder) inFlight() int {
+	resolved := f.delivered.Load() + f.returned.Load() + f.deadLettered.Load()
+	return int(f.forwarded.Load() - resolved)
+}
+
 // Stats returns a snapshot of the counters. It is safe to call concurrently
 // with Run.
 func (f *Forwarder) Stats() ForwarderStats {
@@ -257,65 +231,6 @@ func (f *Forwarder) Stats() ForwarderStats {
 		Returned:     f.returned.Load(),
 		DeadLettered: f.deadLettered.Load(),
 		Refused:      f.refused.Load(),
-		InFlight:     len(f.sem),
+		InFlight:     f.inFlight(),
 	}
-}
-
-// futureWatcher turns the producer's *Future results into calls of done. It
-// is the only code that knows results come as futures: a callback API in
-// the producer would replace it with a direct call of done.
-type futureWatcher struct {
-	chans []chan watched
-	next  int
-	wg    sync.WaitGroup
-}
-
-type watched struct {
-	fut *producer.Future
-	e   *Entry
-}
-
-// newFutureWatcher starts n goroutines, each waiting for its futures in
-// order; capacity is the most futures pending at once.
-func newFutureWatcher(n, capacity int, done func(*Entry, error)) *futureWatcher {
-	w := &futureWatcher{chans: make([]chan watched, n)}
-	for i := range w.chans {
-		ch := make(chan watched, capacity/n+1) // n of them hold capacity
-
-		w.chans[i] = ch
-		w.wg.Add(1)
-		go func() {
-			defer w.wg.Done()
-			for it := range ch {
-				_, err := it.fut.Wait(context.Background())
-				done(it.e, err)
-			}
-		}()
-	}
-	return w
-}
-
-// watch arranges for done(e, result) once fut has its result. It does not
-// block while fewer than capacity futures are pending: it skips the
-// goroutines whose share is full (their oldest record is slow).
-func (w *futureWatcher) watch(fut *producer.Future, e *Entry) {
-	it := watched{fut, e}
-	for range w.chans {
-		ch := w.chans[w.next]
-		w.next = (w.next + 1) % len(w.chans)
-		select {
-		case ch <- it:
-			return
-		default:
-		}
-	}
-	w.chans[w.next] <- it // cannot happen within capacity
-}
-
-// stop waits for every pending result and stops the goroutines.
-func (w *futureWatcher) stop() {
-	for _, ch := range w.chans {
-		close(ch)
-	}
-	w.wg.Wait()
 }

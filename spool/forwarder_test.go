@@ -92,11 +92,11 @@ type recordingPutter struct {
 	ids map[aggregation.RecordID]int
 }
 
-func (r *recordingPutter) PutRecord(ctx context.Context, rec aggregation.Record) (*producer.Future, error) {
+func (r *recordingPutter) PutAsync(ctx context.Context, rec aggregation.Record, done func(producer.Result, error)) {
 	r.mu.Lock()
 	r.ids[rec.ID]++
 	r.mu.Unlock()
-	return r.p.PutRecord(ctx, rec)
+	r.p.PutAsync(ctx, rec, done)
 }
 
 func newProducer(t *testing.T, c producer.Client, fns ...func(*producer.Options)) *producer.Producer {
@@ -142,42 +142,11 @@ func runForwarder(t *testing.T, f *Forwarder, p *producer.Producer) func() error
 // delivered and none is dead-lettered.
 func TestForwarderOutageLongerThanTTL(t *testing.T) {
 	t.Parallel()
-	forEachPutter(t, testOutage)
-}
-
-// forEachPutter runs test with the producer's futures and with a callback
-// API (an AsyncPutter).
-func forEachPutter(t *testing.T, test func(t *testing.T, wrap func(*producer.Producer) Putter)) {
-	t.Run("futures", func(t *testing.T) {
-		t.Parallel()
-		test(t, func(p *producer.Producer) Putter { return p })
-	})
-	t.Run("callbacks", func(t *testing.T) {
-		t.Parallel()
-		test(t, func(p *producer.Producer) Putter { return callbackPutter{p} })
-	})
-}
-
-// callbackPutter gives the producer a callback API: done is called with the
-// bare error of an immediate refusal before PutAsync returns, and with the
-// result from another goroutine otherwise.
-type callbackPutter struct{ *producer.Producer }
-
-func (c callbackPutter) PutAsync(ctx context.Context, r aggregation.Record, done func(producer.Result, error)) {
-	fut, err := c.PutRecord(ctx, r)
-	if err != nil {
-		done(producer.Result{}, err)
-		return
-	}
-	go func() { done(fut.Wait(context.Background())) }()
-}
-
-func testOutage(t *testing.T, wrap func(*producer.Producer) Putter) {
 	c := newFlakyClient(true, "")
 	p := newProducer(t, c, func(o *producer.Options) { o.RecordTTL = 100 * time.Millisecond })
 	s := openT(t, t.TempDir())
 	defer s.Close()
-	f, err := NewForwarder(s, wrap(p), func(o *ForwarderOptions) { o.MaxInFlight = 500 })
+	f, err := NewForwarder(s, p, func(o *ForwarderOptions) { o.MaxInFlight = 500 })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,15 +179,11 @@ func testOutage(t *testing.T, wrap func(*producer.Producer) Putter) {
 // dead-letter file; everything else is delivered.
 func TestForwarderDeadLetters(t *testing.T) {
 	t.Parallel()
-	forEachPutter(t, testDeadLetters)
-}
-
-func testDeadLetters(t *testing.T, wrap func(*producer.Producer) Putter) {
 	c := newFlakyClient(false, "bad")
 	p := newProducer(t, c, func(o *producer.Options) { o.AggregationEnabled = false })
 	s := openT(t, t.TempDir())
 	defer s.Close()
-	f, err := NewForwarder(s, wrap(p))
+	f, err := NewForwarder(s, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +202,10 @@ func testDeadLetters(t *testing.T, wrap func(*producer.Producer) Putter) {
 	if _, err := s.AppendBatch(context.Background(), recs); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { st := s.Stats(); return st.Acknowledged+st.DeadLettered == 30 })
+	waitFor(t, func() bool { st := f.Stats(); return st.Delivered+st.DeadLettered == 30 })
+	if st := f.Stats(); st.InFlight != 0 {
+		t.Fatalf("forwarder %+v: records in flight with every record resolved", st)
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -351,7 +319,6 @@ func TestNewForwarderValidation(t *testing.T) {
 		fn   func(*ForwarderOptions)
 	}{
 		{"no records in flight", func(o *ForwarderOptions) { o.MaxInFlight = 0 }},
-		{"no waiters", func(o *ForwarderOptions) { o.Waiters = 0 }},
 		{"no retry delay", func(o *ForwarderOptions) { o.RetryDelay = 0 }},
 	}
 	for _, c := range cases {
@@ -433,10 +400,6 @@ func TestClassifyResult(t *testing.T) {
 
 func TestForwarderStopsWithItsProducerOrSpool(t *testing.T) {
 	t.Parallel()
-	forEachPutter(t, testStops)
-}
-
-func testStops(t *testing.T, wrap func(*producer.Producer) Putter) {
 	cases := []struct {
 		name  string
 		close func(s *Spool, p *producer.Producer)
@@ -454,7 +417,7 @@ func testStops(t *testing.T, wrap func(*producer.Producer) Putter) {
 			defer p.Close()
 			appendN(t, s, 0, 10)
 			c.close(s, p)
-			f, err := NewForwarder(s, wrap(p))
+			f, err := NewForwarder(s, p)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -471,5 +434,31 @@ func testStops(t *testing.T, wrap func(*producer.Producer) Putter) {
 				t.Fatalf("%d records left, want 10", st.Recovered)
 			}
 		})
+	}
+}
+
+// TestForwarderStopsWhenTheSpoolFails: once a write of the spool failed,
+// Run returns the spool's error rather than deliver records whose results
+// it could not record.
+func TestForwarderStopsWhenTheSpoolFails(t *testing.T) {
+	t.Parallel()
+	s := openT(t, t.TempDir())
+	defer s.Close()
+	p := newProducer(t, newFlakyClient(false, ""))
+	defer p.Close()
+	appendN(t, s, 0, 10)
+	broken := errors.New("disk gone")
+	s.mu.Lock()
+	s.failLocked(broken)
+	s.mu.Unlock()
+	f, err := NewForwarder(s, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Run(context.Background()); !errors.Is(err, broken) {
+		t.Fatalf("Run: %v, want the spool's error", err)
+	}
+	if st := f.Stats(); st.Forwarded != 0 {
+		t.Fatalf("forwarder %+v, want nothing forwarded", st)
 	}
 }

@@ -15,34 +15,7 @@ import (
 // crash abandons the spool as a killed process would: no last commit, no
 // fsync of acknowledgements, the files and the lock simply closed. What the
 // committer already wrote stays (it is in the page cache of a real kill).
-func (s *Spool) crash() {
-	s.once.Do(func() {
-		s.abandon.Store(true)
-		s.mu.Lock()
-		s.closed = true
-		s.mu.Unlock()
-		close(s.closedCh)
-		close(s.stop)
-		<-s.stopped
-		s.mu.Lock()
-		segs := append(append([]*segment(nil), s.segs...), s.toDelete...)
-		s.mu.Unlock()
-		for _, g := range segs {
-			if g.f != nil {
-				_ = g.f.Close()
-			}
-			if g.ackf != nil {
-				_ = g.ackf.Close()
-			}
-		}
-		s.rmu.Lock()
-		if s.rf != nil {
-			_ = s.rf.Close()
-		}
-		s.rmu.Unlock()
-		_ = s.lock.Close()
-	})
-}
+func (s *Spool) crash() { _ = s.shutdown(true) }
 
 func openT(t testing.TB, dir string, fns ...func(*Options)) *Spool {
 	t.Helper()

@@ -118,3 +118,32 @@ func syncDir(dir string) error {
 	}
 	return err
 }
+
+// mkdirDurable creates dir and its missing parents, like os.MkdirAll, and
+// fsyncs the parent of every directory it created, so that the new names
+// survive a crash of the machine. It returns the directories it fsynced.
+func mkdirDurable(dir string) ([]string, error) {
+	dir = filepath.Clean(dir)
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil || !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	var synced []string
+	for i := len(missing) - 1; i >= 0; i-- { // outermost first
+		parent := filepath.Dir(missing[i])
+		if err := syncDir(parent); err != nil {
+			return synced, err
+		}
+		synced = append(synced, parent)
+	}
+	return synced, nil
+}

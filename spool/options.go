@@ -61,8 +61,8 @@ type Options struct {
 	// keep it. The default is true.
 	AssignIDs bool
 	// DeadLetterPath is the file that records failed for good are appended
-	// to, as JSON lines. The default is dead-letter.jsonl in the spool
-	// directory.
+	// to, as JSON lines; its directory must exist. The default is
+	// dead-letter.jsonl in the spool directory.
 	DeadLetterPath string
 	// Logger receives log lines (damage found, files moved aside); nil, the
 	// default, is silent.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,7 +31,7 @@ type Spool struct {
 
 	mu       sync.Mutex
 	closed   bool
-	failed   error      // a write error: the spool takes no more records
+	failed   error      // a write error: the spool takes no more records; set by failLocked
 	segs     []*segment // live segments by base; the last may be active
 	active   *segment   // the segment taking appends; nil until the next append
 	nextBase uint64     // ordinal of the next record appended
@@ -46,11 +47,14 @@ type Spool struct {
 	spaceCh  chan struct{} // closed and replaced when space is freed
 	pending  int64         // records on disk not yet resolved
 
+	deadSynced bool // owned by the committer: the dead-letter file's directory is fsynced
+
 	kick     chan struct{} // capacity 1: the committer has work
 	full     chan struct{} // capacity 1: the batch holds SyncRecords records
 	stop     chan struct{} // closed by Close: the committer commits and exits
 	stopped  chan struct{} // closed when the committer has exited
 	closedCh chan struct{} // closed when Close begins
+	failedCh chan struct{} // closed when failed is set
 	once     sync.Once
 	abandon  atomic.Bool // tests: the committer exits without a last commit, as if killed
 
@@ -98,6 +102,20 @@ type segment struct {
 	// Published by the committer after fsync; read by the reader.
 	size   atomic.Int64 // durable bytes
 	sealed atomic.Bool  // size is final
+}
+
+// closeFiles closes the files the committer has open for g.
+func (g *segment) closeFiles() error {
+	var err error
+	if g.f != nil {
+		err = g.f.Close()
+		g.f = nil
+	}
+	if g.ackf != nil {
+		err = errors.Join(err, g.ackf.Close())
+		g.ackf = nil
+	}
+	return err
 }
 
 func (g *segment) ackedBefore(i uint32) bool {
@@ -164,8 +182,19 @@ func Open(ctx context.Context, dir string, optFns ...func(*Options)) (*Spool, er
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if _, err := mkdirDurable(dir); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
+	}
+	if p := opts.DeadLetterPath; p != "" {
+		// Found now rather than by the first dead letter, whose failed
+		// write would stop the spool.
+		fi, err := os.Stat(filepath.Dir(p))
+		if err == nil && !fi.IsDir() {
+			err = errors.New("not a directory")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("spool: DeadLetterPath %s: %w", p, err)
+		}
 	}
 	lock, err := lockDir(filepath.Join(dir, lockName))
 	if err != nil {
@@ -185,6 +214,7 @@ func Open(ctx context.Context, dir string, optFns ...func(*Options)) (*Spool, er
 		stop:     make(chan struct{}),
 		stopped:  make(chan struct{}),
 		closedCh: make(chan struct{}),
+		failedCh: make(chan struct{}),
 		wakeCh:   make(chan struct{}),
 		keys:     make(map[string]string),
 	}
@@ -217,9 +247,6 @@ func Open(ctx context.Context, dir string, optFns ...func(*Options)) (*Spool, er
 // ProducerID returns the spool's producer id, which AssignIDs puts on
 // records; it is kept in the directory and stays the same across restarts.
 func (s *Spool) ProducerID() string { return s.pid }
-
-// Dir returns the spool's directory.
-func (s *Spool) Dir() string { return s.dir }
 
 // DeadLetterPath returns the file that DeadLetter appends to.
 func (s *Spool) DeadLetterPath() string { return s.deadPath }
@@ -535,11 +562,17 @@ func (s *Spool) commit() {
 	default:
 	}
 
+	// Dead-letter lines first: deleting a segment removes the records
+	// dead-lettered in it.
+	if err == nil && len(dead) > 0 {
+		err = s.writeDead(dead)
+	}
 	var freed int64
 	if err == nil {
 		freed = s.deleteSegments(dels)
-		if len(dead) > 0 {
-			err = s.writeDead(dead)
+	} else {
+		for _, g := range dels { // kept on disk for the next Open
+			_ = g.closeFiles()
 		}
 	}
 	if err == nil && b.recs+len(b.chunks) > 0 {
@@ -561,7 +594,7 @@ func (s *Spool) commit() {
 
 	s.mu.Lock()
 	if err != nil && s.failed == nil {
-		s.failed = fmt.Errorf("spool: %w", err)
+		s.failLocked(fmt.Errorf("spool: %w", err))
 		s.log.Warnf("spool: write failed, taking no more records: %v", err)
 	}
 	b.err = s.failed
@@ -607,6 +640,11 @@ func (s *Spool) writeBatch(b *batch) error {
 		c := &b.chunks[i]
 		g := c.seg
 		if c.create {
+			// A new segment has no acknowledgements: an ack file left
+			// under its name belonged to an earlier segment of that name.
+			if err := os.Remove(g.ackPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
 			f, err := os.OpenFile(g.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 			if err != nil {
 				return err
@@ -634,7 +672,7 @@ func (s *Spool) writeBatch(b *batch) error {
 			s.st.fsyncs.Add(1)
 		}
 		if created {
-			if err := syncDir(s.dir); err != nil {
+			if err := s.syncDir(s.dir); err != nil {
 				return err
 			}
 		}
@@ -692,7 +730,9 @@ func (s *Spool) writeAcks(acks []ackRef) (map[*segment]int64, error) {
 }
 
 // writeDead appends dead-letter lines and fsyncs them: they are written
-// before the acknowledgements that remove the records from the spool.
+// before the acknowledgements that remove the records from the spool. The
+// first write of a process also fsyncs the file's directory, which holds
+// the file's name when the write created it.
 func (s *Spool) writeDead(b []byte) error {
 	f, err := os.OpenFile(s.deadPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
@@ -701,22 +741,25 @@ func (s *Spool) writeDead(b []byte) error {
 	if _, err = f.Write(b); err == nil && !s.opts.NoSync {
 		err = f.Sync()
 		s.st.fsyncs.Add(1)
+		if err == nil && !s.deadSynced {
+			err = s.syncDir(filepath.Dir(s.deadPath))
+			s.deadSynced = err == nil
+		}
 	}
 	return errors.Join(err, f.Close())
+}
+
+// syncDir fsyncs a directory, counting it.
+func (s *Spool) syncDir(dir string) error {
+	s.st.dirSyncs.Add(1)
+	return syncDir(dir)
 }
 
 // deleteSegments removes resolved segments and returns the bytes freed.
 func (s *Spool) deleteSegments(dels []*segment) int64 {
 	var freed int64
 	for _, g := range dels {
-		if g.f != nil {
-			_ = g.f.Close()
-			g.f = nil
-		}
-		if g.ackf != nil {
-			_ = g.ackf.Close()
-			g.ackf = nil
-		}
+		_ = g.closeFiles()
 		if err := os.Remove(g.path); err != nil && !os.IsNotExist(err) {
 			s.log.Warnf("spool: remove %s: %v", g.path, err)
 		}
@@ -747,6 +790,12 @@ func (s *Spool) maybeDeleteLocked(g *segment) {
 	s.signal(s.kick)
 }
 
+// failLocked stops the spool for good: appends and Next return err.
+func (s *Spool) failLocked(err error) {
+	s.failed = err
+	close(s.failedCh)
+}
+
 // wake tells Next that records may be readable.
 func (s *Spool) wake() {
 	s.wakeMu.Lock()
@@ -761,13 +810,19 @@ func (s *Spool) wakeChan() <-chan struct{} {
 	return s.wakeCh
 }
 
-// Close commits what is pending, writes and fsyncs the acknowledgements, and
-// closes the files. Append and Next return ErrClosed once Close has begun;
-// entries still handed out stay unresolved and are handed out again by the
-// next Open. Close is idempotent.
-func (s *Spool) Close() error {
+// Close commits what is pending, writes and fsyncs the acknowledgements and
+// the directory, and closes the files. Append and Next return ErrClosed once
+// Close has begun; entries still handed out stay unresolved and are handed
+// out again by the next Open. Close is idempotent.
+func (s *Spool) Close() error { return s.shutdown(false) }
+
+// shutdown stops the committer and closes the files. With kill (tests) it
+// leaves the directory as a killed process would: no last commit, no fsync,
+// no deletion.
+func (s *Spool) shutdown(kill bool) error {
 	var err error
 	s.once.Do(func() {
+		s.abandon.Store(kill)
 		s.mu.Lock()
 		s.closed = true
 		s.mu.Unlock()
@@ -780,21 +835,22 @@ func (s *Spool) Close() error {
 		s.toDelete = nil
 		segs := append([]*segment(nil), s.segs...)
 		s.mu.Unlock()
-		if err == nil {
+		if err == nil && !kill {
 			s.deleteSegments(dels)
+		} else {
+			segs = append(segs, dels...)
 		}
+		sync := !kill && !s.opts.NoSync
 		for _, g := range segs {
-			if g.f != nil {
-				err = errors.Join(err, g.f.Close())
-				g.f = nil
+			if g.ackf != nil && sync {
+				err = errors.Join(err, g.ackf.Sync())
 			}
-			if g.ackf != nil {
-				if !s.opts.NoSync {
-					err = errors.Join(err, g.ackf.Sync())
-				}
-				err = errors.Join(err, g.ackf.Close())
-				g.ackf = nil
-			}
+			err = errors.Join(err, g.closeFiles())
+		}
+		if sync {
+			// The names of ack files created and of segments deleted
+			// since the last fsync of the directory.
+			err = errors.Join(err, s.syncDir(s.dir))
 		}
 		s.rmu.Lock()
 		if s.rf != nil {

@@ -328,6 +328,9 @@ func TestOptionsValidation(t *testing.T) {
 		{"a tiny disk limit", func(o *Options) { o.MaxBytes = 1000 }},
 		{"an unknown full policy", func(o *Options) { o.WhenFull = 7 }},
 		{"a tiny segment", func(o *Options) { o.SegmentSize = 100 }},
+		{"a dead-letter file in a missing directory", func(o *Options) {
+			o.DeadLetterPath = filepath.Join(os.TempDir(), "no-such-spool-dir", "dead-letter.jsonl")
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -720,4 +723,167 @@ func TestLargeRecords(t *testing.T) {
 	s = openT(t, dir)
 	defer s.Close()
 	check(s)
+}
+
+// TestDeadLetterWrittenBeforeSegmentIsDeleted: a record dead-lettered as the
+// last one of its segment leaves the disk only once its dead-letter line is
+// written. When that write fails, the segment stays and the record is
+// replayed after reopening.
+func TestDeadLetterWrittenBeforeSegmentIsDeleted(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	small := func(o *Options) { o.SegmentSize = 4 << 10 }
+	deadDir := filepath.Join(dir, "dead")
+	if err := os.Mkdir(deadDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := openT(t, dir, small, func(o *Options) { o.DeadLetterPath = filepath.Join(deadDir, "dead-letter.jsonl") })
+	if err := os.Remove(deadDir); err != nil { // the dead-letter file cannot be created now
+		t.Fatal(err)
+	}
+	appendN(t, s, 0, 400)
+	if n := len(segFiles(t, dir)); n < 2 {
+		t.Fatalf("%d segment files, want several", n)
+	}
+	s.mu.Lock()
+	first := s.segs[0]
+	s.mu.Unlock()
+	var last *Entry
+	for {
+		e := nextT(t, s)
+		if e.seg != first {
+			s.Return(e)
+			break
+		}
+		if last != nil {
+			s.Ack(last)
+		}
+		last = e
+	}
+	// The acknowledgements go with one commit, the dead letter (which
+	// resolves the whole segment) with the next.
+	waitFor(t, func() bool { s.mu.Lock(); defer s.mu.Unlock(); return len(s.acks) == 0 })
+	if err := s.DeadLetter(last, "InvalidArgumentException", "bad", 1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { s.mu.Lock(); defer s.mu.Unlock(); return s.failed != nil })
+	// A spool that cannot write hands out nothing more: the results of
+	// what it hands out could not be recorded.
+	if e, err := s.Next(context.Background()); err == nil {
+		t.Fatalf("Next after a failed write: %+v, want the write's error", e.Record.ID)
+	}
+	if err := s.Close(); err == nil {
+		t.Fatal("Close: no error after the dead-letter write failed")
+	}
+	if first.f != nil || first.ackf != nil {
+		t.Fatal("Close left the files of the segment kept on disk open")
+	}
+
+	s = openT(t, dir, small)
+	defer s.Close()
+	if e := nextT(t, s); e.Record.ID != last.Record.ID {
+		t.Fatalf("first record after reopening is %+v, want the one whose dead letter was not written, %+v", e.Record.ID, last.Record.ID)
+	}
+}
+
+// TestDirectoryEntriesAreSynced: files the spool creates are durable by
+// name too. A new dead-letter file's directory is fsynced with its first
+// line, and Close fsyncs the directory after the acknowledgement files it
+// fsyncs (created during the run, like every segment's first ack file).
+func TestDirectoryEntriesAreSynced(t *testing.T) {
+	t.Parallel()
+	t.Run("a new dead-letter file", func(t *testing.T) {
+		t.Parallel()
+		s := openT(t, t.TempDir())
+		defer s.Close()
+		appendN(t, s, 0, 2)
+		before := s.st.dirSyncs.Load()
+		if err := s.DeadLetter(nextT(t, s), "InvalidArgumentException", "bad", 1); err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, s, 2, 1) // its commit comes after the dead letter's
+		if got := s.st.dirSyncs.Load() - before; got != 1 {
+			t.Fatalf("%d directory fsyncs with the first dead letter, want 1", got)
+		}
+		if err := s.DeadLetter(nextT(t, s), "InvalidArgumentException", "bad", 1); err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, s, 3, 1)
+		if got := s.st.dirSyncs.Load() - before; got != 1 {
+			t.Fatalf("%d directory fsyncs after the second dead letter, want still 1", got)
+		}
+	})
+	t.Run("acknowledgement files at Close", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		s := openT(t, dir)
+		appendN(t, s, 0, 3)
+		s.Ack(nextT(t, s))
+		waitFor(t, func() bool {
+			m, _ := filepath.Glob(filepath.Join(dir, "*"+ackExt))
+			return len(m) == 1
+		})
+		before := s.st.dirSyncs.Load()
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.st.dirSyncs.Load() - before; got != 1 {
+			t.Fatalf("%d directory fsyncs by Close, want 1", got)
+		}
+	})
+}
+
+// TestNewSegmentIgnoresStaleAcknowledgements: an ack file left under the
+// name of a segment yet to be created (its own segment long deleted) does
+// not resolve the new segment's records.
+func TestNewSegmentIgnoresStaleAcknowledgements(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := openT(t, dir)
+	stale := strings.TrimSuffix(segName(0), segExt) + ackExt
+	if err := os.WriteFile(filepath.Join(dir, stale), appendAck(nil, ackRange{0, 100}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, s, 0, 10)
+	s.Ack(nextT(t, s))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openT(t, dir)
+	defer s.Close()
+	if st := s.Stats(); st.Recovered != 9 {
+		t.Fatalf("%d records recovered, want the 9 not acknowledged", st.Recovered)
+	}
+}
+
+// TestMkdirDurable: Open creates its directory durably: the parent of
+// every directory it creates is fsynced, so a new spool's name survives a
+// crash of the machine along with the records appended into it.
+func TestMkdirDurable(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	cases := []struct {
+		name string
+		dir  string
+		want []string
+	}{
+		{"new directories sync their parents, outermost first", filepath.Join(root, "a", "b", "c"),
+			[]string{root, filepath.Join(root, "a"), filepath.Join(root, "a", "b")}},
+		{"a directory that exists syncs nothing", filepath.Join(root, "a", "b"), nil},
+		{"one new directory syncs its parent", filepath.Join(root, "a", "d"), []string{filepath.Join(root, "a")}},
+	}
+	for _, c := range cases { // in order: each builds on the one before
+		t.Run(c.name, func(t *testing.T) {
+			synced, err := mkdirDurable(c.dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi, err := os.Stat(c.dir); err != nil || !fi.IsDir() {
+				t.Fatalf("%s not created (%v)", c.dir, err)
+			}
+			if fmt.Sprint(synced) != fmt.Sprint(c.want) {
+				t.Fatalf("fsynced %v, want %v", synced, c.want)
+			}
+		})
+	}
 }

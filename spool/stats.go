@@ -42,6 +42,7 @@ type counters struct {
 	appended, durable, acked, deadLettered, returned atomic.Uint64
 	recovered, replayed, refused, blocked            atomic.Uint64
 	corrupt, fsyncs                                  atomic.Uint64
+	dirSyncs                                         atomic.Uint64 // by the committer and Close; not in Stats
 }
 
 // Stats returns a snapshot of the counters. It is safe to call concurrently
