@@ -214,31 +214,35 @@ func BenchmarkBatchAggregate(b *testing.B) {
 func BenchmarkBatchEncoderLanes(b *testing.B) {
 	aggs, _ := sealedBatch(b, 16, 120)
 	for _, n := range []int{1, 2, 3, 4, 5, 6, 8, 12, 16} {
-		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			encs := []*BatchEncoder{NewBatchEncoder(HashLanes), NewBatchEncoder(HashStdlib)}
-			defer encs[0].Close()
-			dsts := make([][]byte, n)
-			for i := range dsts {
-				dsts[i] = make([]byte, 0, benchMaxSize)
-			}
-			var spent [2]time.Duration
-			b.ReportAllocs()
-			for b.Loop() {
-				for k, e := range encs {
-					for i := range dsts {
-						dsts[i] = dsts[i][:0]
-					}
-					start := time.Now()
-					e.AppendEncoded(dsts, aggs[:n])
-					spent[k] += time.Since(start)
-				}
-			}
-			rate := func(k int) float64 { return float64(b.N*n) / spent[k].Seconds() }
-			b.ReportMetric(rate(0), "lanes-aggregates/s")
-			b.ReportMetric(rate(1), "stdlib-aggregates/s")
-			b.ReportMetric(rate(0)/rate(1), "lanes/stdlib")
-		})
+		b.Run(fmt.Sprint(n), func(b *testing.B) { benchLanesVsStdlib(b, aggs[:n]) })
 	}
+}
+
+// benchLanesVsStdlib encodes aggs with a HashLanes and a HashStdlib encoder
+// in turn, timing each, and reports their rates and lanes/stdlib.
+func benchLanesVsStdlib(b *testing.B, aggs []*Aggregator) {
+	encs := []*BatchEncoder{NewBatchEncoder(HashLanes), NewBatchEncoder(HashStdlib)}
+	defer encs[0].Close()
+	dsts := make([][]byte, len(aggs))
+	for i, a := range aggs {
+		dsts[i] = make([]byte, 0, a.Size())
+	}
+	var spent [2]time.Duration
+	b.ReportAllocs()
+	for b.Loop() {
+		for k, e := range encs {
+			for i := range dsts {
+				dsts[i] = dsts[i][:0]
+			}
+			start := time.Now()
+			e.AppendEncoded(dsts, aggs)
+			spent[k] += time.Since(start)
+		}
+	}
+	rate := func(k int) float64 { return float64(b.N*len(aggs)) / spent[k].Seconds() }
+	b.ReportMetric(rate(0), "lanes-aggregates/s")
+	b.ReportMetric(rate(1), "stdlib-aggregates/s")
+	b.ReportMetric(rate(0)/rate(1), "lanes/stdlib")
 }
 
 // BenchmarkBatchEncoderPaired measures the same three encoders as
@@ -339,28 +343,7 @@ func BenchmarkBatchEncoderAggregateSize(b *testing.B) {
 					for j := 0; aggs[i].Add(Record{PartitionKey: benchSymbols[j%len(benchSymbols)], Data: data}) == nil; j++ {
 					}
 				}
-				encs := []*BatchEncoder{NewBatchEncoder(HashLanes), NewBatchEncoder(HashStdlib)}
-				defer encs[0].Close()
-				dsts := make([][]byte, len(aggs))
-				for i := range dsts {
-					dsts[i] = make([]byte, 0, size)
-				}
-				var spent [2]time.Duration
-				b.ReportAllocs()
-				for b.Loop() {
-					for k, e := range encs {
-						for i := range dsts {
-							dsts[i] = dsts[i][:0]
-						}
-						start := time.Now()
-						e.AppendEncoded(dsts, aggs)
-						spent[k] += time.Since(start)
-					}
-				}
-				rate := func(k int) float64 { return float64(b.N*len(aggs)) / spent[k].Seconds() }
-				b.ReportMetric(rate(0), "lanes-aggregates/s")
-				b.ReportMetric(rate(1), "stdlib-aggregates/s")
-				b.ReportMetric(rate(0)/rate(1), "lanes/stdlib")
+				benchLanesVsStdlib(b, aggs)
 			})
 		}
 	}
