@@ -123,7 +123,6 @@ type Filter struct {
 	words     int // Window / 64
 	producers lru[*producer]
 	shards    lru[*shard]
-	free      []*producer // forgotten producers, their bitmaps reused
 	stats     Stats
 }
 
@@ -268,20 +267,15 @@ func (f *Filter) checkID(id aggregation.RecordID) (Verdict, bool) {
 	}
 }
 
-// newProducer adds an empty window for pid, forgetting the least recently
-// checked producer id if the filter is at MaxProducers.
+// newProducer adds an empty window for pid. At MaxProducers it forgets the
+// least recently checked producer id and reuses its window.
 func (f *Filter) newProducer(pid string) *producer {
-	if f.producers.len() >= f.opts.MaxProducers {
-		old := f.producers.oldest()
-		f.producers.remove(old)
-		f.free = append(f.free, old)
-		f.stats.EvictedProducers++
-	}
 	var p *producer
-	if n := len(f.free); n > 0 {
-		p, f.free = f.free[n-1], f.free[:n-1]
+	if f.producers.len() >= f.opts.MaxProducers {
+		p = f.producers.oldest()
+		f.producers.remove(p)
+		f.stats.EvictedProducers++
 		clear(p.bits)
-		p.node = node[*producer]{}
 	} else {
 		p = &producer{bits: make([]uint64, f.words)}
 	}
