@@ -95,6 +95,13 @@ func TestFilterCheck(t *testing.T) {
 			{"s0", "5", 0, pidA, 1, Duplicate}, {"s0", "6", 0, pidB, 1, New}, // forgets pidC
 			{"s0", "7", 0, pidC, 1, New}, {"s0", "8", 0, pidB, 1, Duplicate},
 		}},
+		{name: "a producer id that takes a forgotten one's window starts it empty", opts: Options{Window: 64, MaxProducers: 1}, reads: []read{
+			{"s0", "1", 0, pidA, 10, New}, {"s0", "2", 0, pidB, 20, New}, {"s0", "3", 0, pidB, 10, New},
+		}},
+		{name: "a jump of W or more forgets the whole window", opts: Options{Window: 64}, reads: []read{
+			{"s0", "1", 0, pidA, 10, New}, {"s0", "2", 0, pidA, 200, New}, {"s0", "3", 0, pidA, 138, New},
+			{"s0", "4", 0, pidA, 138, Duplicate},
+		}},
 		{name: "a forgotten shard's position is no longer checked", opts: Options{MaxShards: 1}, reads: []read{
 			{"s0", "5", 0, "", 0, New}, {"s1", "5", 0, "", 0, New}, {"s0", "5", 0, "", 0, New}, {"s0", "5", 0, "", 0, Reread},
 		}},
