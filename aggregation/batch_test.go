@@ -14,8 +14,8 @@ import (
 // batchModes are the modes every batch test runs in.
 var batchModes = []HashMode{HashAuto, HashLanes, HashStdlib}
 
-// newTestEncoder returns an encoder that the test closes, and checks that
-// closing it leaves no goroutine behind.
+// newTestEncoder returns an encoder that the test closes, checking that
+// Close returns nil (TestBatchEncoderClose checks the goroutines).
 func newTestEncoder(t *testing.T, mode HashMode) *BatchEncoder {
 	t.Helper()
 	e := NewBatchEncoder(mode)
