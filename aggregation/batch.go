@@ -142,9 +142,6 @@ func NewBatchEncoder(mode HashMode) *BatchEncoder {
 	return e
 }
 
-// Mode returns the mode the encoder was created with.
-func (e *BatchEncoder) Mode() HashMode { return e.mode }
-
 // Lanes reports whether the encoder hashes in lanes: false for HashStdlib,
 // for HashAuto on a CPU without SIMD support, and after Close.
 func (e *BatchEncoder) Lanes() bool {
