@@ -19,18 +19,12 @@ const benchBatchAggregates = 100
 // and the number of user records in them.
 func sealedBatch(b *testing.B, n, size int) ([]*Aggregator, int) {
 	b.Helper()
-	data := make([]byte, size)
-	for i := range data {
-		data[i] = byte('a' + i%26)
-	}
+	recs := benchRecords(size)
 	aggs := make([]*Aggregator, n)
 	records := 0
 	for i := range aggs {
 		a := NewAggregator(benchMaxSize, 0)
-		for j := 0; ; j++ {
-			if err := a.Add(Record{PartitionKey: benchSymbols[j%len(benchSymbols)], Data: data}); err != nil {
-				break
-			}
+		for j := 0; a.Add(recs[j%len(recs)]) == nil; j++ {
 		}
 		aggs[i] = a
 		records += a.Count()
@@ -136,10 +130,7 @@ func BenchmarkBatchEncoder(b *testing.B) {
 // aggregate with AppendEncoded as it fills, as BenchmarkAggregate does.
 func BenchmarkBatchAggregate(b *testing.B) {
 	for _, bs := range benchSizes[:3] {
-		data := make([]byte, bs.size)
-		for i := range data {
-			data[i] = byte('a' + i%26)
-		}
+		recs := benchRecords(bs.size)
 		for _, batch := range []bool{true, false} {
 			name := bs.name + "/single"
 			if batch {
@@ -157,7 +148,7 @@ func BenchmarkBatchAggregate(b *testing.B) {
 				// Warm up: grow every aggregator's buffers and key index to
 				// a full aggregate's, and make the encoder's lane hashers.
 				for _, a := range aggs {
-					for j := 0; a.Add(Record{PartitionKey: benchSymbols[j%len(benchSymbols)], Data: data}) == nil; j++ {
+					for j := 0; a.Add(recs[j%len(recs)]) == nil; j++ {
 					}
 				}
 				e.AppendEncoded(dsts, aggs)
@@ -173,8 +164,8 @@ func BenchmarkBatchAggregate(b *testing.B) {
 				b.ResetTimer()
 				j := 0
 				for range b.N {
-					r := Record{PartitionKey: benchSymbols[j], Data: data}
-					if j++; j == len(benchSymbols) {
+					r := recs[j]
+					if j++; j == len(recs) {
 						j = 0
 					}
 					if err := aggs[full].Add(r); err == nil {
