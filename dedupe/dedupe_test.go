@@ -1,6 +1,7 @@
 package dedupe
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -210,6 +211,10 @@ func TestUnmarshalBinaryRejects(t *testing.T) {
 		{name: "trailing bytes are rejected", data: append(append([]byte(nil), good...), 0), wantErr: ErrBadState},
 		{name: "a window that is not a multiple of 64 is rejected", data: append(append([]byte(stateMagic), 1, 65), good[10:]...), wantErr: ErrBadState},
 		{name: "an invalid producer id is rejected", data: []byte(strings.Replace(string(good), pidA, strings.ToUpper(pidA), 1)), wantErr: ErrBadState},
+		// An int holds them on 64-bit platforms only: the same state must
+		// read the same everywhere.
+		{name: "a producer limit beyond 32 bits is rejected", data: stateHeader(64, 1<<31, 1), wantErr: ErrBadState},
+		{name: "a shard limit beyond 32 bits is rejected", data: stateHeader(64, 1, 1<<31), wantErr: ErrBadState},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -224,6 +229,27 @@ func TestUnmarshalBinaryRejects(t *testing.T) {
 				t.Fatal("a rejected state changed the filter")
 			}
 		})
+	}
+}
+
+// stateHeader returns a saved state of version 1 with the given options and
+// no shards or producer ids.
+func stateHeader(window, maxProducers, maxShards uint64) []byte {
+	b := append([]byte(stateMagic), 1)
+	for _, v := range []uint64{window, maxProducers, maxShards, 0, 0} {
+		b = binary.AppendUvarint(b, v)
+	}
+	return b
+}
+
+func TestUnmarshalBinaryKeepsLimitsUpTo32Bits(t *testing.T) {
+	t.Parallel()
+	f := NewFilter(Options{})
+	if err := f.UnmarshalBinary(stateHeader(64, 1<<31-1, 1<<31-1)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := f.Options(), (Options{Window: 64, MaxProducers: 1<<31 - 1, MaxShards: 1<<31 - 1}); got != want {
+		t.Fatalf("Options() = %+v, want %+v", got, want)
 	}
 }
 
