@@ -79,11 +79,13 @@ const (
 // An encoder that hashes in lanes (see Lanes) owns a few md5-simd servers,
 // each one goroutine that computes the digests of the calls assigned to it
 // (calls take the servers in turn), and a reusable set of 16 lane hashers
-// per call in flight; Close stops the goroutines. No goroutine is started per
-// aggregate or per call. There are as many servers as GOMAXPROCS when the
-// encoder is made, at most 4: one server hashes on at most one core (2-3 GB/s
-// with AVX-512 on the machine the benchmarks ran on), so that concurrent
-// calls hash on several cores.
+// per call in flight; Close stops the goroutines. The encoder starts no
+// goroutine per aggregate or per call, but a server runs some rounds of
+// blocks on two goroutines that it starts and waits for: rounds with two
+// busy lanes, and with AVX2 alone rounds with more than 8. There are as many
+// servers as GOMAXPROCS when the encoder is made, at most 4: one server
+// hashes on at most one core (2-3 GB/s with AVX-512 on the machine the
+// benchmarks ran on), so that concurrent calls hash on several cores.
 //
 // A BatchEncoder is safe for concurrent use by several goroutines; calls that
 // share a server fill its lanes together. Its zero value is not usable: call
