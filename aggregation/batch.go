@@ -200,8 +200,7 @@ func (e *BatchEncoder) AppendEncoded(dsts [][]byte, aggs []*Aggregator) {
 				k++
 			}
 		}
-		useLanes := !noLanes && k > 0 &&
-			(e.mode != HashAuto || k >= minAutoLanes && size >= minAutoLaneBytes)
+		useLanes := !noLanes && takesLanes(e.mode, k, size)
 		if useLanes && set == nil {
 			if set = e.acquire(); set == nil {
 				noLanes, useLanes = true, false
@@ -216,6 +215,17 @@ func (e *BatchEncoder) AppendEncoded(dsts [][]byte, aggs []*Aggregator) {
 			dsts[idx[j]] = gd[j]
 		}
 	}
+}
+
+// takesLanes reports whether an encoder of mode that hashes in lanes hashes
+// a group of k aggregates of size bytes in all there: any non-empty group,
+// except that HashAuto leaves groups of fewer than minAutoLanes aggregates
+// or minAutoLaneBytes to crypto/md5.
+func takesLanes(mode HashMode, k, size int) bool {
+	if mode == HashAuto {
+		return k >= minAutoLanes && size >= minAutoLaneBytes
+	}
+	return k > 0
 }
 
 // appendEncodedStdlib encodes aggs one after another with crypto/md5.

@@ -45,9 +45,10 @@ func TestBatchEncoderGolden(t *testing.T) {
 		t.Run(mode.String(), func(t *testing.T) {
 			t.Parallel()
 			e := newTestEncoder(t, mode)
-			// All golden aggregates in one batch, each twice (a batch of
-			// 2*len(goldenTests) reaches the lanes in auto mode), after a
-			// prefix that must survive.
+			// All golden aggregates in one batch, each twice, after a
+			// prefix that must survive. Lanes mode hashes them in lanes;
+			// auto mode, for which the group is too small, with
+			// crypto/md5.
 			var (
 				aggs []*Aggregator
 				want [][]byte
@@ -389,6 +390,28 @@ func TestBatchEncoderEmptyBatch(t *testing.T) {
 	for _, mode := range batchModes {
 		e := newTestEncoder(t, mode)
 		e.AppendEncoded(nil, nil) // must neither block nor panic
+	}
+}
+
+func TestTakesLanes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		mode HashMode
+		k    int
+		size int
+		want bool
+	}{
+		{"auto hashes 3 aggregates of 32 KiB in all in lanes", HashAuto, minAutoLanes, minAutoLaneBytes, true},
+		{"auto leaves 2 aggregates to crypto/md5, however large", HashAuto, minAutoLanes - 1, 1 << 20, false},
+		{"auto leaves a group under 32 KiB to crypto/md5, however many", HashAuto, lanes, minAutoLaneBytes - 1, false},
+		{"lanes hashes a single small aggregate in lanes", HashLanes, 1, 20, true},
+		{"lanes has nothing to hash in an empty group", HashLanes, 0, 0, false},
+	}
+	for _, tt := range tests {
+		if got := takesLanes(tt.mode, tt.k, tt.size); got != tt.want {
+			t.Errorf("%s: takesLanes(%v, %d, %d) = %v", tt.name, tt.mode, tt.k, tt.size, got)
+		}
 	}
 }
 
