@@ -349,6 +349,55 @@ func TestBatchEncoderClose(t *testing.T) {
 	}
 }
 
+// TestBatchEncoderCloseWaitsForCallsInFlight holds a lane set as a call in
+// flight does, and checks that Close, once it has marked the encoder closed,
+// neither returns nor stops the set's server until the set is released.
+func TestBatchEncoderCloseWaitsForCallsInFlight(t *testing.T) {
+	t.Parallel()
+	e := NewBatchEncoder(HashLanes)
+	set := e.acquire()
+	if set == nil {
+		t.Fatal("a HashLanes encoder handed out no lane set")
+	}
+	closed := make(chan struct{})
+	go func() {
+		_ = e.Close()
+		close(closed)
+	}()
+	for !func() bool { e.mu.Lock(); defer e.mu.Unlock(); return e.closed }() {
+		runtime.Gosched()
+	}
+	// The call goes on hashing; had Close stopped the server, the call
+	// would hang and Close return.
+	aggs := randomBatch(t, rand.New(rand.NewPCG(5, 6)), lanes)
+	dsts := make([][]byte, len(aggs))
+	hashed := make(chan struct{})
+	go func() {
+		hashGroup(set, dsts, aggs)
+		close(hashed)
+	}()
+	select {
+	case <-closed:
+		t.Fatal("Close returned while a call held a lane set")
+	case <-hashed:
+	}
+	for i, a := range aggs {
+		if !bytes.Equal(dsts[i], a.AppendEncoded(nil)) {
+			t.Fatalf("aggregate %d hashed wrong during Close", i)
+		}
+	}
+	select {
+	case <-closed:
+		t.Fatal("Close returned while a call held a lane set")
+	default:
+	}
+	e.release(set)
+	<-closed
+	if e.acquire() != nil {
+		t.Fatal("a closed encoder handed out a lane set")
+	}
+}
+
 // countGoroutines returns how many goroutines have fn in their stacks.
 func countGoroutines(fn string) int {
 	buf := make([]byte, 1<<20)
