@@ -1,6 +1,7 @@
 package dedupe
 
 import (
+	"math"
 	"strconv"
 
 	"github.com/kplgo/kpl/aggregation"
@@ -30,11 +31,12 @@ type Options struct {
 	Window int
 	// MaxProducers bounds the number of producer ids the filter remembers;
 	// the one checked least recently is forgotten first. 0 or less means
-	// DefaultMaxProducers.
+	// DefaultMaxProducers, more than math.MaxInt32 means math.MaxInt32 (so
+	// that a saved state reads the same on 32-bit platforms).
 	MaxProducers int
 	// MaxShards bounds the number of shards whose last checked position the
 	// filter remembers, least recently checked forgotten first. 0 or less
-	// means DefaultMaxShards.
+	// means DefaultMaxShards, more than math.MaxInt32 means math.MaxInt32.
 	MaxShards int
 }
 
@@ -53,6 +55,8 @@ func (o Options) withDefaults() Options {
 	if o.MaxShards <= 0 {
 		o.MaxShards = DefaultMaxShards
 	}
+	o.MaxProducers = min(o.MaxProducers, math.MaxInt32)
+	o.MaxShards = min(o.MaxShards, math.MaxInt32)
 	return o
 }
 

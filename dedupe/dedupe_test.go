@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -250,6 +251,22 @@ func TestUnmarshalBinaryKeepsLimitsUpTo32Bits(t *testing.T) {
 	}
 	if got, want := f.Options(), (Options{Window: 64, MaxProducers: 1<<31 - 1, MaxShards: 1<<31 - 1}); got != want {
 		t.Fatalf("Options() = %+v, want %+v", got, want)
+	}
+}
+
+func TestStateOfTheLargestLimitsRoundTrips(t *testing.T) {
+	t.Parallel()
+	f := NewFilter(Options{MaxProducers: math.MaxInt, MaxShards: math.MaxInt})
+	state, err := f.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := NewFilter(Options{})
+	if err := g.UnmarshalBinary(state); err != nil {
+		t.Fatalf("UnmarshalBinary of the state of %+v: %v", f.Options(), err)
+	}
+	if g.Options() != f.Options() {
+		t.Fatalf("Options() = %+v after the round trip, want %+v", g.Options(), f.Options())
 	}
 }
 
