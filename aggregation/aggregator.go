@@ -62,12 +62,11 @@ type Aggregator struct {
 
 	count int
 
-	// Record ids: hasIDs says the records carry ids (set by the first
-	// record); pid and seq are the last record's id, which the next record
-	// inherits without tags (pid as it is, seq plus one). validPID is the
-	// last producer id that passed validation; it survives Reset, so that a
-	// producer id is checked once, not once per record.
-	hasIDs   bool
+	// Record ids: pid and seq are the last record's id, which the next
+	// record inherits without tags (pid as it is, seq plus one); pid is ""
+	// when the records carry no ids (a valid id never has an empty pid).
+	// validPID is the last producer id that passed validation; it survives
+	// Reset, so that a producer id is checked once, not once per record.
 	pid      string
 	seq      uint64
 	validPID string
@@ -114,25 +113,26 @@ func (a *Aggregator) growth(r *Record) int {
 		inner += tagSize + protowire.SizeVarint(uint64(ehkIdx))
 	}
 	if !r.ID.IsZero() {
-		pidTag, seqTag := a.idTags(r.ID)
-		if pidTag {
-			inner += pidTagSize(len(r.ID.PID))
-		}
-		if seqTag {
-			inner += seqTagSize(r.ID.Seq)
-		}
+		_, _, size := a.idTags(r.ID)
+		inner += size
 	}
 	return added + tagSize + protowire.SizeBytes(inner)
 }
 
 // idTags reports which id tags a record with id needs after the records
-// already added: pid when it differs from the previous record's, seq when it
-// is not the previous record's plus one, both on the first record.
-func (a *Aggregator) idTags(id RecordID) (pidTag, seqTag bool) {
-	if a.count == 0 {
-		return true, true
+// already added, and their encoded size: pid when it differs from the
+// previous record's, seq when it is not the previous record's plus one, both
+// on the first record.
+func (a *Aggregator) idTags(id RecordID) (pidTag, seqTag bool, size int) {
+	pidTag = a.count == 0 || id.PID != a.pid
+	seqTag = a.count == 0 || id.Seq != a.seq+1
+	if pidTag {
+		size += pidTagSize(len(id.PID))
 	}
-	return id.PID != a.pid, id.Seq != a.seq+1
+	if seqTag {
+		size += seqTagSize(id.Seq)
+	}
+	return pidTag, seqTag, size
 }
 
 // Add appends r to the aggregate. It copies r.Data, so the caller may reuse
@@ -153,27 +153,21 @@ func (a *Aggregator) Add(r Record) error {
 		return ErrAggregateFull
 	}
 	hasID := !r.ID.IsZero()
-	if a.count > 0 && hasID != a.hasIDs {
+	if a.count > 0 && hasID != (a.pid != "") {
 		return ErrMixedRecordIDs
 	}
-	idSize := 0
-	var pidTag, seqTag bool
+	var (
+		pidTag, seqTag bool
+		idSize         int
+	)
 	if hasID {
-		// The pid of the previous record was validated: one comparison
-		// serves both questions in a run.
-		pidTag = a.count == 0 || r.ID.PID != a.pid
+		pidTag, seqTag, idSize = a.idTags(r.ID)
+		// Without a pid tag the pid is the previous record's, which passed.
 		if pidTag && (r.ID.PID != a.validPID || a.validPID == "") {
 			if err := ValidateRecordID(r.ID); err != nil {
 				return err
 			}
 			a.validPID = r.ID.PID
-		}
-		seqTag = a.count == 0 || r.ID.Seq != a.seq+1
-		if pidTag {
-			idSize += pidTagSize(len(r.ID.PID))
-		}
-		if seqTag {
-			idSize += seqTagSize(r.ID.Seq)
 		}
 	}
 	// Size the record as growth does, inline: this is the hot path.
@@ -230,16 +224,17 @@ func (a *Aggregator) Add(r Record) error {
 	b[i] = tagData
 	i += 1 + putVarint(b[i+1:], uint64(n))
 	i += copy(b[i:], r.Data)
-	if pidTag {
-		i += putPIDTag(b[i:], r.ID.PID)
-	}
-	if seqTag {
-		putSeqTag(b[i:], r.ID.Seq)
+	if hasID {
+		if pidTag {
+			i += putPIDTag(b[i:], r.ID.PID)
+		}
+		if seqTag {
+			putSeqTag(b[i:], r.ID.Seq)
+		}
+		a.pid, a.seq = r.ID.PID, r.ID.Seq
 	}
 	a.records = b
 	a.count++
-	a.hasIDs = hasID
-	a.pid, a.seq = r.ID.PID, r.ID.Seq
 	return nil
 }
 
@@ -318,7 +313,6 @@ func (a *Aggregator) Reset() {
 	a.ehkTable = a.ehkTable[:0]
 	a.records = a.records[:0]
 	a.count = 0
-	a.hasIDs = false
 	a.pid, a.seq = "", 0
 }
 

@@ -79,11 +79,13 @@ const (
 // An encoder that hashes in lanes (see Lanes) owns a few md5-simd servers,
 // each one goroutine that computes the digests of the calls assigned to it
 // (calls take the servers in turn), and a reusable set of 16 lane hashers
-// per call in flight; Close stops the goroutines. No goroutine is started per
-// aggregate or per call. There are as many servers as GOMAXPROCS when the
-// encoder is made, at most 4: one server hashes on at most one core (2-3 GB/s
-// with AVX-512 on the machine the benchmarks ran on), so that concurrent
-// calls hash on several cores.
+// per call in flight; Close stops the goroutines. The encoder starts no
+// goroutine per aggregate or per call, but a server runs some rounds of
+// blocks on two goroutines that it starts and waits for: rounds with two
+// busy lanes, and with AVX2 alone rounds with more than 8. There are as many
+// servers as GOMAXPROCS when the encoder is made, at most 4: one server
+// hashes on at most one core (2-3 GB/s with AVX-512 on the machine the
+// benchmarks ran on), so that concurrent calls hash on several cores.
 //
 // A BatchEncoder is safe for concurrent use by several goroutines; calls that
 // share a server fill its lanes together. Its zero value is not usable: call
@@ -142,9 +144,6 @@ func NewBatchEncoder(mode HashMode) *BatchEncoder {
 	return e
 }
 
-// Mode returns the mode the encoder was created with.
-func (e *BatchEncoder) Mode() HashMode { return e.mode }
-
 // Lanes reports whether the encoder hashes in lanes: false for HashStdlib,
 // for HashAuto on a CPU without SIMD support, and after Close.
 func (e *BatchEncoder) Lanes() bool {
@@ -201,8 +200,7 @@ func (e *BatchEncoder) AppendEncoded(dsts [][]byte, aggs []*Aggregator) {
 				k++
 			}
 		}
-		useLanes := !noLanes && k > 0 &&
-			(e.mode != HashAuto || k >= minAutoLanes && size >= minAutoLaneBytes)
+		useLanes := !noLanes && takesLanes(e.mode, k, size)
 		if useLanes && set == nil {
 			if set = e.acquire(); set == nil {
 				noLanes, useLanes = true, false
@@ -217,6 +215,17 @@ func (e *BatchEncoder) AppendEncoded(dsts [][]byte, aggs []*Aggregator) {
 			dsts[idx[j]] = gd[j]
 		}
 	}
+}
+
+// takesLanes reports whether an encoder of mode that hashes in lanes hashes
+// a group of k aggregates of size bytes in all there: any non-empty group,
+// except that HashAuto leaves groups of fewer than minAutoLanes aggregates
+// or minAutoLaneBytes to crypto/md5.
+func takesLanes(mode HashMode, k, size int) bool {
+	if mode == HashAuto {
+		return k >= minAutoLanes && size >= minAutoLaneBytes
+	}
+	return k > 0
 }
 
 // appendEncodedStdlib encodes aggs one after another with crypto/md5.

@@ -19,18 +19,12 @@ const benchBatchAggregates = 100
 // and the number of user records in them.
 func sealedBatch(b *testing.B, n, size int) ([]*Aggregator, int) {
 	b.Helper()
-	data := make([]byte, size)
-	for i := range data {
-		data[i] = byte('a' + i%26)
-	}
+	recs := benchRecords(size)
 	aggs := make([]*Aggregator, n)
 	records := 0
 	for i := range aggs {
 		a := NewAggregator(benchMaxSize, 0)
-		for j := 0; ; j++ {
-			if err := a.Add(Record{PartitionKey: benchSymbols[j%len(benchSymbols)], Data: data}); err != nil {
-				break
-			}
+		for j := 0; a.Add(recs[j%len(recs)]) == nil; j++ {
 		}
 		aggs[i] = a
 		records += a.Count()
@@ -136,10 +130,7 @@ func BenchmarkBatchEncoder(b *testing.B) {
 // aggregate with AppendEncoded as it fills, as BenchmarkAggregate does.
 func BenchmarkBatchAggregate(b *testing.B) {
 	for _, bs := range benchSizes[:3] {
-		data := make([]byte, bs.size)
-		for i := range data {
-			data[i] = byte('a' + i%26)
-		}
+		recs := benchRecords(bs.size)
 		for _, batch := range []bool{true, false} {
 			name := bs.name + "/single"
 			if batch {
@@ -157,7 +148,7 @@ func BenchmarkBatchAggregate(b *testing.B) {
 				// Warm up: grow every aggregator's buffers and key index to
 				// a full aggregate's, and make the encoder's lane hashers.
 				for _, a := range aggs {
-					for j := 0; a.Add(Record{PartitionKey: benchSymbols[j%len(benchSymbols)], Data: data}) == nil; j++ {
+					for j := 0; a.Add(recs[j%len(recs)]) == nil; j++ {
 					}
 				}
 				e.AppendEncoded(dsts, aggs)
@@ -173,8 +164,8 @@ func BenchmarkBatchAggregate(b *testing.B) {
 				b.ResetTimer()
 				j := 0
 				for range b.N {
-					r := Record{PartitionKey: benchSymbols[j], Data: data}
-					if j++; j == len(benchSymbols) {
+					r := recs[j]
+					if j++; j == len(recs) {
 						j = 0
 					}
 					if err := aggs[full].Add(r); err == nil {
@@ -214,31 +205,35 @@ func BenchmarkBatchAggregate(b *testing.B) {
 func BenchmarkBatchEncoderLanes(b *testing.B) {
 	aggs, _ := sealedBatch(b, 16, 120)
 	for _, n := range []int{1, 2, 3, 4, 5, 6, 8, 12, 16} {
-		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			encs := []*BatchEncoder{NewBatchEncoder(HashLanes), NewBatchEncoder(HashStdlib)}
-			defer encs[0].Close()
-			dsts := make([][]byte, n)
-			for i := range dsts {
-				dsts[i] = make([]byte, 0, benchMaxSize)
-			}
-			var spent [2]time.Duration
-			b.ReportAllocs()
-			for b.Loop() {
-				for k, e := range encs {
-					for i := range dsts {
-						dsts[i] = dsts[i][:0]
-					}
-					start := time.Now()
-					e.AppendEncoded(dsts, aggs[:n])
-					spent[k] += time.Since(start)
-				}
-			}
-			rate := func(k int) float64 { return float64(b.N*n) / spent[k].Seconds() }
-			b.ReportMetric(rate(0), "lanes-aggregates/s")
-			b.ReportMetric(rate(1), "stdlib-aggregates/s")
-			b.ReportMetric(rate(0)/rate(1), "lanes/stdlib")
-		})
+		b.Run(fmt.Sprint(n), func(b *testing.B) { benchLanesVsStdlib(b, aggs[:n]) })
 	}
+}
+
+// benchLanesVsStdlib encodes aggs with a HashLanes and a HashStdlib encoder
+// in turn, timing each, and reports their rates and lanes/stdlib.
+func benchLanesVsStdlib(b *testing.B, aggs []*Aggregator) {
+	encs := []*BatchEncoder{NewBatchEncoder(HashLanes), NewBatchEncoder(HashStdlib)}
+	defer encs[0].Close()
+	dsts := make([][]byte, len(aggs))
+	for i, a := range aggs {
+		dsts[i] = make([]byte, 0, a.Size())
+	}
+	var spent [2]time.Duration
+	b.ReportAllocs()
+	for b.Loop() {
+		for k, e := range encs {
+			for i := range dsts {
+				dsts[i] = dsts[i][:0]
+			}
+			start := time.Now()
+			e.AppendEncoded(dsts, aggs)
+			spent[k] += time.Since(start)
+		}
+	}
+	rate := func(k int) float64 { return float64(b.N*len(aggs)) / spent[k].Seconds() }
+	b.ReportMetric(rate(0), "lanes-aggregates/s")
+	b.ReportMetric(rate(1), "stdlib-aggregates/s")
+	b.ReportMetric(rate(0)/rate(1), "lanes/stdlib")
 }
 
 // BenchmarkBatchEncoderPaired measures the same three encoders as
@@ -339,28 +334,7 @@ func BenchmarkBatchEncoderAggregateSize(b *testing.B) {
 					for j := 0; aggs[i].Add(Record{PartitionKey: benchSymbols[j%len(benchSymbols)], Data: data}) == nil; j++ {
 					}
 				}
-				encs := []*BatchEncoder{NewBatchEncoder(HashLanes), NewBatchEncoder(HashStdlib)}
-				defer encs[0].Close()
-				dsts := make([][]byte, len(aggs))
-				for i := range dsts {
-					dsts[i] = make([]byte, 0, size)
-				}
-				var spent [2]time.Duration
-				b.ReportAllocs()
-				for b.Loop() {
-					for k, e := range encs {
-						for i := range dsts {
-							dsts[i] = dsts[i][:0]
-						}
-						start := time.Now()
-						e.AppendEncoded(dsts, aggs)
-						spent[k] += time.Since(start)
-					}
-				}
-				rate := func(k int) float64 { return float64(b.N*len(aggs)) / spent[k].Seconds() }
-				b.ReportMetric(rate(0), "lanes-aggregates/s")
-				b.ReportMetric(rate(1), "stdlib-aggregates/s")
-				b.ReportMetric(rate(0)/rate(1), "lanes/stdlib")
+				benchLanesVsStdlib(b, aggs)
 			})
 		}
 	}

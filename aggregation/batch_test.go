@@ -14,8 +14,8 @@ import (
 // batchModes are the modes every batch test runs in.
 var batchModes = []HashMode{HashAuto, HashLanes, HashStdlib}
 
-// newTestEncoder returns an encoder that the test closes, and checks that
-// closing it leaves no goroutine behind.
+// newTestEncoder returns an encoder that the test closes, checking that
+// Close returns nil (TestBatchEncoderClose checks the goroutines).
 func newTestEncoder(t *testing.T, mode HashMode) *BatchEncoder {
 	t.Helper()
 	e := NewBatchEncoder(mode)
@@ -45,9 +45,10 @@ func TestBatchEncoderGolden(t *testing.T) {
 		t.Run(mode.String(), func(t *testing.T) {
 			t.Parallel()
 			e := newTestEncoder(t, mode)
-			// All golden aggregates in one batch, each twice (a batch of
-			// 2*len(goldenTests) reaches the lanes in auto mode), after a
-			// prefix that must survive.
+			// All golden aggregates in one batch, each twice, after a
+			// prefix that must survive. Lanes mode hashes them in lanes;
+			// auto mode, for which the group is too small, with
+			// crypto/md5.
 			var (
 				aggs []*Aggregator
 				want [][]byte
@@ -348,6 +349,55 @@ func TestBatchEncoderClose(t *testing.T) {
 	}
 }
 
+// TestBatchEncoderCloseWaitsForCallsInFlight holds a lane set as a call in
+// flight does, and checks that Close, once it has marked the encoder closed,
+// neither returns nor stops the set's server until the set is released.
+func TestBatchEncoderCloseWaitsForCallsInFlight(t *testing.T) {
+	t.Parallel()
+	e := NewBatchEncoder(HashLanes)
+	set := e.acquire()
+	if set == nil {
+		t.Fatal("a HashLanes encoder handed out no lane set")
+	}
+	closed := make(chan struct{})
+	go func() {
+		_ = e.Close()
+		close(closed)
+	}()
+	for !func() bool { e.mu.Lock(); defer e.mu.Unlock(); return e.closed }() {
+		runtime.Gosched()
+	}
+	// The call goes on hashing; had Close stopped the server, the call
+	// would hang and Close return.
+	aggs := randomBatch(t, rand.New(rand.NewPCG(5, 6)), lanes)
+	dsts := make([][]byte, len(aggs))
+	hashed := make(chan struct{})
+	go func() {
+		hashGroup(set, dsts, aggs)
+		close(hashed)
+	}()
+	select {
+	case <-closed:
+		t.Fatal("Close returned while a call held a lane set")
+	case <-hashed:
+	}
+	for i, a := range aggs {
+		if !bytes.Equal(dsts[i], a.AppendEncoded(nil)) {
+			t.Fatalf("aggregate %d hashed wrong during Close", i)
+		}
+	}
+	select {
+	case <-closed:
+		t.Fatal("Close returned while a call held a lane set")
+	default:
+	}
+	e.release(set)
+	<-closed
+	if e.acquire() != nil {
+		t.Fatal("a closed encoder handed out a lane set")
+	}
+}
+
 // countGoroutines returns how many goroutines have fn in their stacks.
 func countGoroutines(fn string) int {
 	buf := make([]byte, 1<<20)
@@ -389,6 +439,28 @@ func TestBatchEncoderEmptyBatch(t *testing.T) {
 	for _, mode := range batchModes {
 		e := newTestEncoder(t, mode)
 		e.AppendEncoded(nil, nil) // must neither block nor panic
+	}
+}
+
+func TestTakesLanes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		mode HashMode
+		k    int
+		size int
+		want bool
+	}{
+		{"auto hashes 3 aggregates of 32 KiB in all in lanes", HashAuto, minAutoLanes, minAutoLaneBytes, true},
+		{"auto leaves 2 aggregates to crypto/md5, however large", HashAuto, minAutoLanes - 1, 1 << 20, false},
+		{"auto leaves a group under 32 KiB to crypto/md5, however many", HashAuto, lanes, minAutoLaneBytes - 1, false},
+		{"lanes hashes a single small aggregate in lanes", HashLanes, 1, 20, true},
+		{"lanes has nothing to hash in an empty group", HashLanes, 0, 0, false},
+	}
+	for _, tt := range tests {
+		if got := takesLanes(tt.mode, tt.k, tt.size); got != tt.want {
+			t.Errorf("%s: takesLanes(%v, %d, %d) = %v", tt.name, tt.mode, tt.k, tt.size, got)
+		}
 	}
 }
 

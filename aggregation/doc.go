@@ -106,6 +106,6 @@
 // speed of one MD5 stream when a PutRecords request carries many aggregates.
 //
 // The package does no I/O and has no global mutable state. Its only
-// goroutines are the hashing servers of a BatchEncoder, which its Close
-// stops.
+// goroutines are the hashing servers of a BatchEncoder (and the short-lived
+// ones those servers hash some blocks on), which its Close stops.
 package aggregation

@@ -1,6 +1,7 @@
 package dedupe
 
 import (
+	"math"
 	"strconv"
 
 	"github.com/kplgo/kpl/aggregation"
@@ -30,11 +31,12 @@ type Options struct {
 	Window int
 	// MaxProducers bounds the number of producer ids the filter remembers;
 	// the one checked least recently is forgotten first. 0 or less means
-	// DefaultMaxProducers.
+	// DefaultMaxProducers, more than math.MaxInt32 means math.MaxInt32 (so
+	// that a saved state reads the same on 32-bit platforms).
 	MaxProducers int
 	// MaxShards bounds the number of shards whose last checked position the
 	// filter remembers, least recently checked forgotten first. 0 or less
-	// means DefaultMaxShards.
+	// means DefaultMaxShards, more than math.MaxInt32 means math.MaxInt32.
 	MaxShards int
 }
 
@@ -53,6 +55,8 @@ func (o Options) withDefaults() Options {
 	if o.MaxShards <= 0 {
 		o.MaxShards = DefaultMaxShards
 	}
+	o.MaxProducers = min(o.MaxProducers, math.MaxInt32)
+	o.MaxShards = min(o.MaxShards, math.MaxInt32)
 	return o
 }
 
@@ -123,7 +127,6 @@ type Filter struct {
 	words     int // Window / 64
 	producers lru[*producer]
 	shards    lru[*shard]
-	free      []*producer // forgotten producers, their bitmaps reused
 	stats     Stats
 }
 
@@ -268,20 +271,15 @@ func (f *Filter) checkID(id aggregation.RecordID) (Verdict, bool) {
 	}
 }
 
-// newProducer adds an empty window for pid, forgetting the least recently
-// checked producer id if the filter is at MaxProducers.
+// newProducer adds an empty window for pid. At MaxProducers it forgets the
+// least recently checked producer id and reuses its window.
 func (f *Filter) newProducer(pid string) *producer {
-	if f.producers.len() >= f.opts.MaxProducers {
-		old := f.producers.oldest()
-		f.producers.remove(old)
-		f.free = append(f.free, old)
-		f.stats.EvictedProducers++
-	}
 	var p *producer
-	if n := len(f.free); n > 0 {
-		p, f.free = f.free[n-1], f.free[:n-1]
+	if f.producers.len() >= f.opts.MaxProducers {
+		p = f.producers.oldest()
+		f.producers.remove(p)
+		f.stats.EvictedProducers++
 		clear(p.bits)
-		p.node = node[*producer]{}
 	} else {
 		p = &producer{bits: make([]uint64, f.words)}
 	}

@@ -1,8 +1,10 @@
 package dedupe
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -94,6 +96,13 @@ func TestFilterCheck(t *testing.T) {
 			{"s0", "4", 0, pidC, 1, New},                                     // forgets pidB, not pidA
 			{"s0", "5", 0, pidA, 1, Duplicate}, {"s0", "6", 0, pidB, 1, New}, // forgets pidC
 			{"s0", "7", 0, pidC, 1, New}, {"s0", "8", 0, pidB, 1, Duplicate},
+		}},
+		{name: "a producer id that takes a forgotten one's window starts it empty", opts: Options{Window: 64, MaxProducers: 1}, reads: []read{
+			{"s0", "1", 0, pidA, 10, New}, {"s0", "2", 0, pidB, 20, New}, {"s0", "3", 0, pidB, 10, New},
+		}},
+		{name: "a jump of W or more forgets the whole window", opts: Options{Window: 64}, reads: []read{
+			{"s0", "1", 0, pidA, 10, New}, {"s0", "2", 0, pidA, 200, New}, {"s0", "3", 0, pidA, 138, New},
+			{"s0", "4", 0, pidA, 138, Duplicate},
 		}},
 		{name: "a forgotten shard's position is no longer checked", opts: Options{MaxShards: 1}, reads: []read{
 			{"s0", "5", 0, "", 0, New}, {"s1", "5", 0, "", 0, New}, {"s0", "5", 0, "", 0, New}, {"s0", "5", 0, "", 0, Reread},
@@ -203,6 +212,10 @@ func TestUnmarshalBinaryRejects(t *testing.T) {
 		{name: "trailing bytes are rejected", data: append(append([]byte(nil), good...), 0), wantErr: ErrBadState},
 		{name: "a window that is not a multiple of 64 is rejected", data: append(append([]byte(stateMagic), 1, 65), good[10:]...), wantErr: ErrBadState},
 		{name: "an invalid producer id is rejected", data: []byte(strings.Replace(string(good), pidA, strings.ToUpper(pidA), 1)), wantErr: ErrBadState},
+		// An int holds them on 64-bit platforms only: the same state must
+		// read the same everywhere.
+		{name: "a producer limit beyond 32 bits is rejected", data: stateHeader(64, 1<<31, 1), wantErr: ErrBadState},
+		{name: "a shard limit beyond 32 bits is rejected", data: stateHeader(64, 1, 1<<31), wantErr: ErrBadState},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -217,6 +230,43 @@ func TestUnmarshalBinaryRejects(t *testing.T) {
 				t.Fatal("a rejected state changed the filter")
 			}
 		})
+	}
+}
+
+// stateHeader returns a saved state of version 1 with the given options and
+// no shards or producer ids.
+func stateHeader(window, maxProducers, maxShards uint64) []byte {
+	b := append([]byte(stateMagic), 1)
+	for _, v := range []uint64{window, maxProducers, maxShards, 0, 0} {
+		b = binary.AppendUvarint(b, v)
+	}
+	return b
+}
+
+func TestUnmarshalBinaryKeepsLimitsUpTo32Bits(t *testing.T) {
+	t.Parallel()
+	f := NewFilter(Options{})
+	if err := f.UnmarshalBinary(stateHeader(64, 1<<31-1, 1<<31-1)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := f.Options(), (Options{Window: 64, MaxProducers: 1<<31 - 1, MaxShards: 1<<31 - 1}); got != want {
+		t.Fatalf("Options() = %+v, want %+v", got, want)
+	}
+}
+
+func TestStateOfTheLargestLimitsRoundTrips(t *testing.T) {
+	t.Parallel()
+	f := NewFilter(Options{MaxProducers: math.MaxInt, MaxShards: math.MaxInt})
+	state, err := f.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := NewFilter(Options{})
+	if err := g.UnmarshalBinary(state); err != nil {
+		t.Fatalf("UnmarshalBinary of the state of %+v: %v", f.Options(), err)
+	}
+	if g.Options() != f.Options() {
+		t.Fatalf("Options() = %+v after the round trip, want %+v", g.Options(), f.Options())
 	}
 }
 

@@ -13,7 +13,6 @@ type lru[T interface {
 	head, tail T // most and least recently used; zero when empty
 	last       T // the entry get returned last, zero if none
 	lastKey    string
-	n          int
 }
 
 // node holds an entry's neighbours in the recency list.
@@ -25,7 +24,7 @@ func (n *node[T]) link() *node[T] { return n }
 
 func (l *lru[T]) init() { l.m = make(map[string]T) }
 
-func (l *lru[T]) len() int { return l.n }
+func (l *lru[T]) len() int { return len(l.m) }
 
 // get returns the entry of key, or the zero T, and marks it most recent.
 func (l *lru[T]) get(key string) T {
@@ -56,7 +55,6 @@ func (l *lru[T]) touch(e T) {
 func (l *lru[T]) add(key string, e T) {
 	l.m[key] = e
 	l.pushFront(e)
-	l.n++
 	l.last, l.lastKey = e, key
 }
 
@@ -68,7 +66,6 @@ func (l *lru[T]) remove(e T) {
 	var zero T
 	delete(l.m, e.key())
 	l.unlink(e)
-	l.n--
 	if l.last == e {
 		l.last, l.lastKey = zero, ""
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/kplgo/kpl/aggregation"
 )
@@ -80,7 +81,7 @@ func (f *Filter) UnmarshalBinary(data []byte) error {
 		return d.err
 	}
 	if window == 0 || window%64 != 0 || window > MaxWindow || maxProducers == 0 || maxShards == 0 ||
-		maxProducers > 1<<31 || maxShards > 1<<31 {
+		maxProducers > math.MaxInt32 || maxShards > math.MaxInt32 {
 		return fmt.Errorf("%w: options window %d, max producers %d, max shards %d", ErrBadState, window, maxProducers, maxShards)
 	}
 	g := NewFilter(Options{Window: int(window), MaxProducers: int(maxProducers), MaxShards: int(maxShards)})
