@@ -136,23 +136,11 @@ func (t *target) client(conns int) *kinesis.Client {
 // it can, and cleans up.
 func runMode(ctx context.Context, o options, tgt *target, mode string, progress func(loadgen.Progress), stderr io.Writer) (*loadgen.ModeResult, error) {
 	admin := tgt.client(4)
-	stream := o.stream
-	if o.create {
-		stream = fmt.Sprintf("%s-%s-%d", o.stream, mode, time.Now().Unix())
-		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		err := createStream(cctx, admin, stream, int32(o.shards))
-		cancel()
-		if err != nil {
-			return nil, err
-		}
-		if !o.keep {
-			defer func() {
-				dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				defer cancel()
-				_ = kinesismock.DeleteStream(dctx, admin, stream)
-			}()
-		}
+	stream, cleanup, err := prepareStream(ctx, admin, o, mode)
+	if err != nil {
+		return nil, err
 	}
+	defer cleanup()
 
 	cfg := loadgen.RunConfig{
 		Mode: mode, Duration: o.duration, Rate: o.rate, Symbols: loadgen.DefaultSymbols(o.symbols),
@@ -166,17 +154,7 @@ func runMode(ctx context.Context, o options, tgt *target, mode string, progress 
 		rec = loadgen.NewRecorder(time.Now(), time.Second)
 		sink = loadgen.NewSingleSink(tgt.client(o.workers), stream, rec, loadgen.SingleOptions{Workers: o.workers, RequestTimeout: o.reqTimeout})
 	default:
-		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		p, err := producer.New(pctx, tgt.client(32), stream, func(po *producer.Options) {
-			if o.rateLimit > 0 {
-				po.RateLimit = o.rateLimit
-			}
-			if o.maxBuf > 0 {
-				po.MaxBufferedRecords = o.maxBuf
-			}
-			po.RequestTimeout = o.reqTimeout
-		})
-		cancel()
+		p, err := newProducer(ctx, tgt, stream, o)
 		if err != nil {
 			return nil, fmt.Errorf("start the producer: %w", err)
 		}
@@ -210,6 +188,45 @@ func readBack(ctx context.Context, client *kinesis.Client, stream string, rec *l
 		return loadgen.ReadBack{}, err
 	}
 	return loadgen.CheckReadBack(shards, rec.AckedSeqs(), time.Since(start)), nil
+}
+
+// prepareStream returns the stream a run named name writes: with -create a
+// fresh one, <stream>-<name>-<time>, with -shards shards, else -stream as it
+// is. cleanup deletes a stream it created, unless -keep; it is never nil.
+func prepareStream(ctx context.Context, admin *kinesis.Client, o options, name string) (stream string, cleanup func(), err error) {
+	if !o.create {
+		return o.stream, func() {}, nil
+	}
+	stream = fmt.Sprintf("%s-%s-%d", o.stream, name, time.Now().Unix())
+	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := createStream(cctx, admin, stream, int32(o.shards)); err != nil {
+		return "", nil, err
+	}
+	if o.keep {
+		return stream, func() {}, nil
+	}
+	return stream, func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = kinesismock.DeleteStream(dctx, admin, stream)
+	}, nil
+}
+
+// newProducer starts an aggregating producer on stream with its own client,
+// the producer knobs of o applied and the others at their defaults.
+func newProducer(ctx context.Context, tgt *target, stream string, o options) (*producer.Producer, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return producer.New(ctx, tgt.client(32), stream, func(po *producer.Options) {
+		if o.rateLimit > 0 {
+			po.RateLimit = o.rateLimit
+		}
+		if o.maxBuf > 0 {
+			po.MaxBufferedRecords = o.maxBuf
+		}
+		po.RequestTimeout = o.reqTimeout
+	})
 }
 
 // createStream creates a stream and waits until it is active.
