@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -9,7 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
 	"github.com/kplgo/kpl/internal/loadgen"
+	"github.com/kplgo/kpl/kinesistest/kinesismock"
 )
 
 func TestRunRejectsBadFlags(t *testing.T) {
@@ -186,5 +191,45 @@ func TestReadBackAgainstKinesisMockFindsEveryTradeOnItsShard(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "read back: lost (acked, not stored)") {
 		t.Errorf("the table has no read-back rows:\n%s", out.String())
+	}
+}
+
+func TestAnExistingStreamIsUsedWithItsOwnShardCount(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	s, err := kinesismock.Start(ctx, kinesismock.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const stream = "existing"
+	if err := kinesismock.CreateStream(ctx, s.Client(), stream, 3); err != nil {
+		t.Fatal(err)
+	}
+	jsonPath := filepath.Join(t.TempDir(), "r.json")
+	var out, errOut bytes.Buffer
+	code := run([]string{"-endpoint", s.Endpoint, "-region", kinesismock.Region, "-create=false", "-stream", stream,
+		"-shards", "1", "-mode", "aggregated", "-duration", "400ms", "-rate", "200", "-request-timeout", "20s", "-quiet", "-json", jsonPath}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit code %d\nstdout: %s\nstderr: %s", code, out.String(), errOut.String())
+	}
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r loadgen.Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Settings.Shards != 3 || r.Settings.Stream != stream {
+		t.Errorf("ran against %q with %d shards, want %q with 3", r.Settings.Stream, r.Settings.Shards, stream)
+	}
+	if len(r.Modes) != 1 || r.Modes[0].ReadBack == nil || r.Modes[0].ReadBack.Distinct != r.Modes[0].Acked || r.Modes[0].Acked == 0 {
+		t.Errorf("modes %+v", r.Modes)
+	}
+	// The stream was not created by the run, so it is not deleted either.
+	if _, err := s.Client().DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(stream)}); err != nil {
+		t.Errorf("the stream is gone: %v", err)
 	}
 }

@@ -10,13 +10,13 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/kplgo/kpl/internal/kinesisread"
 	"github.com/kplgo/kpl/internal/loadgen"
+	"github.com/kplgo/kpl/internal/pipeline"
 	"github.com/kplgo/kpl/kinesistest/kinesismock"
 	"github.com/kplgo/kpl/producer"
 )
@@ -49,7 +49,7 @@ func openTarget(ctx context.Context, o options) (*target, error) {
 	static := credentials.NewStaticCredentialsProvider("AKIALOADTEST", "secret", "")
 	region := o.region
 	if region == "" {
-		region = "us-east-1"
+		region = pipeline.DefaultRegion
 	}
 	switch o.endpoint {
 	case "", endpointLimit:
@@ -69,16 +69,9 @@ func openTarget(ctx context.Context, o options) (*target, error) {
 		cfg := s.Config()
 		return &target{name: "kinesis-mock", cfg: cfg, close: func() { _ = s.Close() }, readable: true}, nil
 	case endpointAWS:
-		var opts []func(*config.LoadOptions) error
-		if o.region != "" {
-			opts = append(opts, config.WithRegion(o.region))
-		}
-		cfg, err := config.LoadDefaultConfig(ctx, opts...)
+		cfg, err := pipeline.LoadAWSConfig(ctx, o.region)
 		if err != nil {
-			return nil, fmt.Errorf("load AWS configuration: %w", err)
-		}
-		if cfg.Region == "" {
-			cfg.Region = "us-east-1"
+			return nil, err
 		}
 		name := "AWS " + cfg.Region
 		if cfg.BaseEndpoint != nil {
@@ -86,17 +79,10 @@ func openTarget(ctx context.Context, o options) (*target, error) {
 		}
 		return &target{name: name, cfg: cfg, close: func() {}, readable: true}, nil
 	default:
-		var opts []func(*config.LoadOptions) error
-		if o.region != "" {
-			opts = append(opts, config.WithRegion(o.region))
-		}
-		cfg, err := config.LoadDefaultConfig(ctx, opts...)
+		cfg, err := pipeline.LoadAWSConfig(ctx, o.region)
 		if err != nil || !hasCredentials(ctx, cfg) {
 			// A local endpoint needs signed requests but checks no credentials.
 			cfg = aws.Config{Region: region, Credentials: static}
-		}
-		if cfg.Region == "" {
-			cfg.Region = region
 		}
 		ep, name := o.endpoint, o.endpoint
 		if ep == endpointLocalStack {
@@ -241,21 +227,15 @@ func createStream(ctx context.Context, client *kinesis.Client, name string, shar
 
 // openShards counts the open shards of an existing stream.
 func openShards(ctx context.Context, client *kinesis.Client, stream string) (int, error) {
-	n := 0
-	in := &kinesis.ListShardsInput{StreamName: aws.String(stream)}
-	for {
-		out, err := client.ListShards(ctx, in)
-		if err != nil {
-			return 0, fmt.Errorf("list the shards of %s: %w", stream, err)
-		}
-		for _, s := range out.Shards {
-			if s.SequenceNumberRange == nil || s.SequenceNumberRange.EndingSequenceNumber == nil {
-				n++
-			}
-		}
-		if out.NextToken == nil {
-			return n, nil
-		}
-		in = &kinesis.ListShardsInput{NextToken: out.NextToken}
+	shards, err := kinesisread.ListAllShards(ctx, client, stream)
+	if err != nil {
+		return 0, err
 	}
+	n := 0
+	for _, s := range shards {
+		if s.SequenceNumberRange == nil || s.SequenceNumberRange.EndingSequenceNumber == nil {
+			n++
+		}
+	}
+	return n, nil
 }
