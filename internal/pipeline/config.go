@@ -303,12 +303,13 @@ func (c Config) validate() error {
 }
 
 // redactedURL drops the query of a URL given on the command line or in the
-// environment, in case it carries a token.
+// environment, in case it carries a token, and redacts its user information
+// (finnhub.RedactURL).
 func redactedURL(s string) string {
 	if i := strings.IndexAny(s, "?#"); i >= 0 {
-		return s[:i] + "?REDACTED"
+		return finnhub.RedactURL(s[:i]) + "?REDACTED"
 	}
-	return s
+	return finnhub.RedactURL(s)
 }
 
 const description = `tradeproducer reads trades from the Finnhub websocket and writes them to an

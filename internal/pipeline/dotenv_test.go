@@ -62,6 +62,8 @@ func TestNoValueOfAMalformedFileReachesAMessage(t *testing.T) {
 		"export":               "export FINNHUB_API_KEY=" + secret + "\nexport  = " + secret + "\n",
 		"bad value for a flag": "FINNHUB_API_KEY=" + secret + "\nFINNHUB_URL=" + secret + "\n",
 		"bad symbols":          "FINNHUB_API_KEY=" + secret + "\nSTOCK_SYMBOLS= , \n",
+		"password in the URL":  "FINNHUB_URL=ws://user:" + secret + "@127.0.0.1:1/\n",
+		"user name in the URL": "FINNHUB_URL=ws://" + secret + "@127.0.0.1:1/\n",
 	}
 	for name, content := range files {
 		t.Run(name, func(t *testing.T) {
