@@ -11,10 +11,9 @@ import (
 	"github.com/kplgo/kpl/internal/kinesisread"
 )
 
-// SeqSet is a set of non-negative trade sequence numbers. It is safe for
-// concurrent use; the zero value is empty.
+// SeqSet is a set of non-negative trade sequence numbers. The zero value
+// is empty. It is not safe for concurrent use: Recorder guards its own.
 type SeqSet struct {
-	mu   sync.Mutex
 	bits []uint64
 	n    int64
 }
@@ -24,8 +23,6 @@ func (s *SeqSet) Add(seq int64) {
 	if seq < 0 {
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	w := int(seq / 64)
 	for len(s.bits) <= w {
 		s.bits = append(s.bits, 0)
@@ -41,18 +38,12 @@ func (s *SeqSet) Has(seq int64) bool {
 	if seq < 0 {
 		return false
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	w := int(seq / 64)
 	return w < len(s.bits) && s.bits[w]&(uint64(1)<<(seq%64)) != 0
 }
 
 // Len returns the number of elements.
-func (s *SeqSet) Len() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.n
-}
+func (s *SeqSet) Len() int64 { return s.n }
 
 // ReadBack is what reading the stream back after a run found, for numbered
 // trades (see Generator.Number).
