@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/kplgo/kpl/aggregation"
 	"github.com/kplgo/kpl/internal/kinesisread"
@@ -76,7 +75,7 @@ func CheckReadBack(shards []kinesisread.Shard, acked *SeqSet, took time.Duration
 	rb := ReadBack{Seconds: took.Seconds()}
 	var seen SeqSet
 	for _, sh := range shards {
-		lo, hi, rangeOK := hashRange(sh.Shard)
+		lo, hi, rangeOK := kinesisread.HashKeyRange(sh.Shard)
 		for _, kr := range sh.Records {
 			rb.KinesisRecords++
 			users, err := aggregation.Deaggregate(kr.Data, aws.ToString(kr.PartitionKey), "")
@@ -111,15 +110,6 @@ func CheckReadBack(shards []kinesisread.Shard, acked *SeqSet, took time.Duration
 	}
 	rb.Lost = acked.Len() - (rb.Distinct - rb.Unacknowledged)
 	return rb
-}
-
-func hashRange(sh types.Shard) (lo, hi aggregation.HashKey, ok bool) {
-	if sh.HashKeyRange == nil {
-		return lo, hi, false
-	}
-	lo, errLo := aggregation.ParseHashKey(aws.ToString(sh.HashKeyRange.StartingHashKey))
-	hi, errHi := aggregation.ParseHashKey(aws.ToString(sh.HashKeyRange.EndingHashKey))
-	return lo, hi, errLo == nil && errHi == nil
 }
 
 // codeCounts counts events by code. It is safe for concurrent use; the zero
