@@ -17,6 +17,20 @@ import (
 	"github.com/kplgo/kpl/kinesistest/kinesismock"
 )
 
+// readJSON decodes the JSON file a run wrote.
+func readJSON[T any](t *testing.T, path string) T {
+	t.Helper()
+	var v T
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
 func TestRunRejectsBadFlags(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -59,14 +73,7 @@ func TestRunBothModesAgainstTheLimitEndpoint(t *testing.T) {
 	if !strings.Contains(out.String(), "aggregated / single:") {
 		t.Fatalf("the table has no ratio:\n%s", out.String())
 	}
-	b, err := os.ReadFile(jsonPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r loadgen.Report
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatal(err)
-	}
+	r := readJSON[loadgen.Report](t, jsonPath)
 	if len(r.Modes) != 2 || r.Settings.Shards != 2 {
 		t.Fatalf("report has %d modes and %d shards", len(r.Modes), r.Settings.Shards)
 	}
@@ -132,14 +139,7 @@ func TestIndependentProducersShareTheLimitEndpoint(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit code %d\nstdout: %s\nstderr: %s", code, out.String(), errOut.String())
 	}
-	b, err := os.ReadFile(jsonPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep producersReport
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep := readJSON[producersReport](t, jsonPath)
 	if len(rep.Results) != 3 || rep.Combined.Producers != 3 {
 		t.Fatalf("report: %+v", rep)
 	}
@@ -172,14 +172,7 @@ func TestReadBackAgainstKinesisMockFindsEveryTradeOnItsShard(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit code %d\nstdout: %s\nstderr: %s", code, out.String(), errOut.String())
 	}
-	b, err := os.ReadFile(jsonPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r loadgen.Report
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatal(err)
-	}
+	r := readJSON[loadgen.Report](t, jsonPath)
 	for _, m := range r.Modes {
 		rb := m.ReadBack
 		if rb == nil {
@@ -214,14 +207,7 @@ func TestAnExistingStreamIsUsedWithItsOwnShardCount(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit code %d\nstdout: %s\nstderr: %s", code, out.String(), errOut.String())
 	}
-	b, err := os.ReadFile(jsonPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r loadgen.Report
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatal(err)
-	}
+	r := readJSON[loadgen.Report](t, jsonPath)
 	if r.Settings.Shards != 3 || r.Settings.Stream != stream {
 		t.Errorf("ran against %q with %d shards, want %q with 3", r.Settings.Stream, r.Settings.Shards, stream)
 	}
