@@ -92,7 +92,7 @@ func runProducersCommand(ctx context.Context, o options, tgt *target, progress f
 	}
 	if o.chartOut != "" {
 		chart := loadgen.Report{Settings: rep.Settings, Modes: rep.Modes}
-		if err := chart.WriteChartWith(o.chartOut, loadgen.ChartOptions{Scale: o.chartScale}); err != nil {
+		if err := chart.WriteChart(o.chartOut, loadgen.ChartOptions{Scale: o.chartScale}); err != nil {
 			fmt.Fprintf(stderr, "loadtest: %v\n", err)
 			exit = cli.ExitFailed
 		}
