@@ -9,12 +9,50 @@ const Redacted = "REDACTED"
 
 // RedactURL returns raw with the value of every token query parameter
 // replaced by REDACTED: "wss://ws.finnhub.io?token=KEY" becomes
-// "wss://ws.finnhub.io?token=REDACTED". It works on any text, not only on
-// URLs that parse, so it can also clean an error message that quotes a URL.
-// The parameter name is matched case-insensitively; a value ends at '&', '#',
-// white space, a quote, a backslash, '<' or '>' (none of which may appear
-// unescaped in a URL query value). RedactURL is safe for concurrent use.
+// "wss://ws.finnhub.io?token=REDACTED". The user information of a URL, which
+// may hold a password, is replaced too: "wss://user:pw@h" becomes
+// "wss://REDACTED@h". It works on any text, not only on URLs that parse, so
+// it can also clean an error message that quotes a URL. The parameter name is
+// matched case-insensitively; a value ends at '&', '#', white space, a quote,
+// a backslash, '<' or '>' (none of which may appear unescaped in a URL query
+// value). RedactURL is safe for concurrent use.
 func RedactURL(raw string) string {
+	return redactTokens(redactUserinfo(raw))
+}
+
+// redactUserinfo replaces the user information of every "scheme://user@host"
+// in s. An authority ends where a URL's host part cannot go on: at '/', '?',
+// '#' or a byte that ends a token value.
+func redactUserinfo(s string) string {
+	const sep = "://"
+	if !strings.Contains(s, sep) || !strings.Contains(s, "@") {
+		return s
+	}
+	var b strings.Builder
+	i := 0
+	for {
+		j := strings.Index(s[i:], sep)
+		if j < 0 {
+			b.WriteString(s[i:])
+			return b.String()
+		}
+		start := i + j + len(sep)
+		end := start
+		for end < len(s) && s[end] != '/' && s[end] != '?' && !endsTokenValue(s[end]) {
+			end++
+		}
+		b.WriteString(s[i:start])
+		if at := strings.LastIndexByte(s[start:end], '@'); at >= 0 {
+			b.WriteString(Redacted)
+			start += at
+		}
+		b.WriteString(s[start:end])
+		i = end
+	}
+}
+
+// redactTokens replaces the value of every token parameter in raw.
+func redactTokens(raw string) string {
 	const key = "token="
 	lower := strings.ToLower(raw)
 	if !strings.Contains(lower, key) {

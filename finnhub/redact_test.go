@@ -20,6 +20,12 @@ func TestRedactURL(t *testing.T) {
 		{"an error message quoting a URL is redacted", `parse "wss://h?token=abc": invalid port`, `parse "wss://h?token=REDACTED": invalid port`},
 		{"a token in plain text is redacted", "using token=abc now", "using token=REDACTED now"},
 		{"redaction is idempotent", "ws://h?token=REDACTED", "ws://h?token=REDACTED"},
+		{"a password in the URL is redacted with the user name", "wss://user:pw@h:443/p?token=abc", "wss://REDACTED@h:443/p?token=REDACTED"},
+		{"a user name alone is redacted", "ws://key@h", "ws://REDACTED@h"},
+		{"user information in an error message is redacted", `dial "ws://u:pw@h/": refused; ws://v@g`, `dial "ws://REDACTED@h/": refused; ws://REDACTED@g`},
+		{"an at sign after the host is kept", "ws://h/p@x?a=b@c", "ws://h/p@x?a=b@c"},
+		{"an at sign outside a URL is kept", "mail me@example.com", "mail me@example.com"},
+		{"redacted user information stays as it is", "ws://REDACTED@h", "ws://REDACTED@h"},
 		{"the empty string stays empty", "", ""},
 	}
 	for _, tt := range tests {

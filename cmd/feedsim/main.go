@@ -37,26 +37,10 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		var ue usageError
-		switch {
-		case errors.Is(err, cli.ErrHelp):
-			os.Exit(cli.ExitOK)
-		case errors.As(err, &ue):
-			fmt.Fprintf(os.Stderr, "feedsim: %v (see feedsim -h)\n", ue.err)
-			os.Exit(cli.ExitUsage)
-		}
-		fmt.Fprintln(os.Stderr, "feedsim:", err)
-		os.Exit(cli.ExitFailed)
-	}
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
-
-// usageError is a bad command line.
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
 
 const description = `feedsim serves a Finnhub-protocol trade websocket for local runs and tests: it
 prints its URL ("feedsim listening on ws://..."), streams random-walk trades for
@@ -67,9 +51,10 @@ with the count so far.
 
 Usage: feedsim [flags]`
 
-// run parses args, serves until the trade limit is reached or ctx ends, and
-// writes the URL and the final count to stdout and logs to stderr.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// run parses args, serves until the trade limit is reached or ctx ends,
+// writes the URL and the final count to stdout and logs to stderr, and
+// returns the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := cli.NewFlagSet("feedsim", description)
 	addr := fs.String("addr", "127.0.0.1:8765", "listen address (host:port; port 0 picks a free one)")
 	var rate float64
@@ -85,14 +70,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var lf cli.LogFlags
 	fs.AddLogFlags(&lf)
 	if err := fs.Parse(args, stderr); err != nil {
-		if errors.Is(err, cli.ErrHelp) {
-			return err
-		}
-		return usageError{err}
+		return fs.Fail(stderr, err)
 	}
 	log, err := cli.NewLogger(lf, stderr)
 	if err != nil {
-		return usageError{err}
+		return fs.Fail(stderr, err)
 	}
 	pingInterval := ping
 	if pingInterval <= 0 {
@@ -110,7 +92,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	})
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", *addr, err)
+		fmt.Fprintf(stderr, "feedsim: listen on %s: %v\n", *addr, err)
+		return cli.ExitFailed
 	}
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
@@ -141,7 +124,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "sent %d trades\n", sim.Sent())
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
-		return fmt.Errorf("serve: %w", serveErr)
+		fmt.Fprintf(stderr, "feedsim: serve: %v\n", serveErr)
+		return cli.ExitFailed
 	}
-	return nil
+	return cli.ExitOK
 }

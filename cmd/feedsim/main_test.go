@@ -12,18 +12,20 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/kplgo/kpl/finnhub"
+	"github.com/kplgo/kpl/internal/cli"
 )
 
-// startRun runs the command with args and returns its stdout lines and result.
-func startRun(t *testing.T, ctx context.Context, args ...string) (<-chan string, <-chan error) {
+// startRun runs the command with args and returns its stdout lines and exit
+// status.
+func startRun(t *testing.T, ctx context.Context, args ...string) (<-chan string, <-chan int) {
 	t.Helper()
 	pr, pw := io.Pipe()
 	lines := make(chan string, 16)
-	done := make(chan error, 1)
+	done := make(chan int, 1)
 	go func() {
-		err := run(ctx, args, pw, io.Discard)
+		code := run(ctx, args, pw, io.Discard)
 		pw.Close()
-		done <- err
+		done <- code
 	}()
 	go func() {
 		sc := bufio.NewScanner(pr)
@@ -84,8 +86,8 @@ func TestFeedsimSendsExactlyNTradesAndExits(t *testing.T) {
 	if got != 777 {
 		t.Errorf("read %d trades, want 777", got)
 	}
-	if err := <-done; err != nil {
-		t.Fatalf("run: %v", err)
+	if code := <-done; code != cli.ExitOK {
+		t.Fatalf("exit status %d, want 0", code)
 	}
 	if l := <-lines; l != "sent 777 trades" {
 		t.Errorf("last line %q, want %q", l, "sent 777 trades")
@@ -98,8 +100,8 @@ func TestFeedsimStopsOnInterruptWithTheCount(t *testing.T) {
 	lines, done := startRun(t, ctx, "-addr", "127.0.0.1:0")
 	wsURL(t, lines)
 	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("run: %v", err)
+	if code := <-done; code != cli.ExitOK {
+		t.Fatalf("exit status %d, want 0", code)
 	}
 	if l := <-lines; l != "sent 0 trades" {
 		t.Errorf("last line %q, want %q", l, "sent 0 trades")
@@ -119,10 +121,27 @@ func TestFeedsimRejectsBadFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := run(context.Background(), append([]string{"-addr", "127.0.0.1:0"}, tt.args...), io.Discard, io.Discard)
-			if err == nil {
-				t.Errorf("run(%q) succeeded", tt.args)
+			var stdout, stderr strings.Builder
+			code := run(context.Background(), append([]string{"-addr", "127.0.0.1:0"}, tt.args...), &stdout, &stderr)
+			if code != cli.ExitUsage {
+				t.Errorf("run(%q) exit status %d, want %d", tt.args, code, cli.ExitUsage)
+			}
+			if got := stderr.String(); strings.Count(got, "\n") != 1 || !strings.HasPrefix(got, "feedsim: ") || !strings.Contains(got, "feedsim -h") {
+				t.Errorf("stderr is not one line with a hint: %q", got)
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("stdout %q, want nothing", stdout.String())
 			}
 		})
+	}
+}
+
+func TestFeedsimHelpExitsZero(t *testing.T) {
+	var stderr strings.Builder
+	if code := run(context.Background(), []string{"-h"}, io.Discard, &stderr); code != cli.ExitOK {
+		t.Errorf("exit status %d, want 0", code)
+	}
+	if !strings.HasPrefix(stderr.String(), "feedsim serves") || !strings.Contains(stderr.String(), "-max-trades") {
+		t.Errorf("usage %q", stderr.String())
 	}
 }

@@ -223,7 +223,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if o.chartOut != "" && len(report.Modes) > 0 {
-		if err := report.WriteChartWith(o.chartOut, loadgen.ChartOptions{Scale: o.chartScale}); err != nil {
+		if err := report.WriteChart(o.chartOut, loadgen.ChartOptions{Scale: o.chartScale}); err != nil {
 			fmt.Fprintf(stderr, "loadtest: %v\n", err)
 			exit = cli.ExitFailed
 		}

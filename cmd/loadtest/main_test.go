@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -9,8 +10,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
 	"github.com/kplgo/kpl/internal/loadgen"
+	"github.com/kplgo/kpl/kinesistest/kinesismock"
 )
+
+// readJSON decodes the JSON file a run wrote.
+func readJSON[T any](t *testing.T, path string) T {
+	t.Helper()
+	var v T
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
 
 func TestRunRejectsBadFlags(t *testing.T) {
 	t.Parallel()
@@ -54,14 +73,7 @@ func TestRunBothModesAgainstTheLimitEndpoint(t *testing.T) {
 	if !strings.Contains(out.String(), "aggregated / single:") {
 		t.Fatalf("the table has no ratio:\n%s", out.String())
 	}
-	b, err := os.ReadFile(jsonPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r loadgen.Report
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatal(err)
-	}
+	r := readJSON[loadgen.Report](t, jsonPath)
 	if len(r.Modes) != 2 || r.Settings.Shards != 2 {
 		t.Fatalf("report has %d modes and %d shards", len(r.Modes), r.Settings.Shards)
 	}
@@ -127,14 +139,7 @@ func TestIndependentProducersShareTheLimitEndpoint(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit code %d\nstdout: %s\nstderr: %s", code, out.String(), errOut.String())
 	}
-	b, err := os.ReadFile(jsonPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep producersReport
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep := readJSON[producersReport](t, jsonPath)
 	if len(rep.Results) != 3 || rep.Combined.Producers != 3 {
 		t.Fatalf("report: %+v", rep)
 	}
@@ -167,14 +172,7 @@ func TestReadBackAgainstKinesisMockFindsEveryTradeOnItsShard(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit code %d\nstdout: %s\nstderr: %s", code, out.String(), errOut.String())
 	}
-	b, err := os.ReadFile(jsonPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r loadgen.Report
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatal(err)
-	}
+	r := readJSON[loadgen.Report](t, jsonPath)
 	for _, m := range r.Modes {
 		rb := m.ReadBack
 		if rb == nil {
@@ -186,5 +184,38 @@ func TestReadBackAgainstKinesisMockFindsEveryTradeOnItsShard(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "read back: lost (acked, not stored)") {
 		t.Errorf("the table has no read-back rows:\n%s", out.String())
+	}
+}
+
+func TestAnExistingStreamIsUsedWithItsOwnShardCount(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	s, err := kinesismock.Start(ctx, kinesismock.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const stream = "existing"
+	if err := kinesismock.CreateStream(ctx, s.Client(), stream, 3); err != nil {
+		t.Fatal(err)
+	}
+	jsonPath := filepath.Join(t.TempDir(), "r.json")
+	var out, errOut bytes.Buffer
+	code := run([]string{"-endpoint", s.Endpoint, "-region", kinesismock.Region, "-create=false", "-stream", stream,
+		"-shards", "1", "-mode", "aggregated", "-duration", "400ms", "-rate", "200", "-request-timeout", "20s", "-quiet", "-json", jsonPath}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit code %d\nstdout: %s\nstderr: %s", code, out.String(), errOut.String())
+	}
+	r := readJSON[loadgen.Report](t, jsonPath)
+	if r.Settings.Shards != 3 || r.Settings.Stream != stream {
+		t.Errorf("ran against %q with %d shards, want %q with 3", r.Settings.Stream, r.Settings.Shards, stream)
+	}
+	if len(r.Modes) != 1 || r.Modes[0].ReadBack == nil || r.Modes[0].ReadBack.Distinct != r.Modes[0].Acked || r.Modes[0].Acked == 0 {
+		t.Errorf("modes %+v", r.Modes)
+	}
+	// The stream was not created by the run, so it is not deleted either.
+	if _, err := s.Client().DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(stream)}); err != nil {
+		t.Errorf("the stream is gone: %v", err)
 	}
 }

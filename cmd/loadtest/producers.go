@@ -12,8 +12,6 @@ import (
 
 	"github.com/kplgo/kpl/internal/cli"
 	"github.com/kplgo/kpl/internal/loadgen"
-	"github.com/kplgo/kpl/kinesistest/kinesismock"
-	"github.com/kplgo/kpl/producer"
 )
 
 // producersReport is the result of -producers N.
@@ -94,7 +92,7 @@ func runProducersCommand(ctx context.Context, o options, tgt *target, progress f
 	}
 	if o.chartOut != "" {
 		chart := loadgen.Report{Settings: rep.Settings, Modes: rep.Modes}
-		if err := chart.WriteChartWith(o.chartOut, loadgen.ChartOptions{Scale: o.chartScale}); err != nil {
+		if err := chart.WriteChart(o.chartOut, loadgen.ChartOptions{Scale: o.chartScale}); err != nil {
 			fmt.Fprintf(stderr, "loadtest: %v\n", err)
 			exit = cli.ExitFailed
 		}
@@ -108,23 +106,11 @@ func runProducersCommand(ctx context.Context, o options, tgt *target, progress f
 func runProducers(ctx context.Context, o options, tgt *target, progress func(loadgen.Progress)) (*producersReport, error) {
 	n := o.producers
 	admin := tgt.client(4)
-	stream := o.stream
-	if o.create {
-		stream = fmt.Sprintf("%s-producers-%d", o.stream, time.Now().Unix())
-		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		err := createStream(cctx, admin, stream, int32(o.shards))
-		cancel()
-		if err != nil {
-			return nil, err
-		}
-		if !o.keep {
-			defer func() {
-				dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				defer cancel()
-				_ = kinesismock.DeleteStream(dctx, admin, stream)
-			}()
-		}
+	stream, cleanup, err := prepareStream(ctx, admin, o, "producers")
+	if err != nil {
+		return nil, err
 	}
+	defer cleanup()
 	type run struct {
 		sink *loadgen.ProducerSink
 		rec  *loadgen.Recorder
@@ -132,17 +118,7 @@ func runProducers(ctx context.Context, o options, tgt *target, progress func(loa
 	}
 	runs := make([]run, n)
 	for i := range runs {
-		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		p, err := producer.New(pctx, tgt.client(32), stream, func(po *producer.Options) {
-			if o.rateLimit > 0 {
-				po.RateLimit = o.rateLimit
-			}
-			if o.maxBuf > 0 {
-				po.MaxBufferedRecords = o.maxBuf
-			}
-			po.RequestTimeout = o.reqTimeout
-		})
-		cancel()
+		p, err := newProducer(ctx, tgt, stream, o)
 		if err != nil {
 			for _, r := range runs[:i] {
 				_ = r.sink.Finish(context.Background())

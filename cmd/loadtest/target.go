@@ -10,13 +10,13 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/kplgo/kpl/internal/kinesisread"
 	"github.com/kplgo/kpl/internal/loadgen"
+	"github.com/kplgo/kpl/internal/pipeline"
 	"github.com/kplgo/kpl/kinesistest/kinesismock"
 	"github.com/kplgo/kpl/producer"
 )
@@ -49,7 +49,7 @@ func openTarget(ctx context.Context, o options) (*target, error) {
 	static := credentials.NewStaticCredentialsProvider("AKIALOADTEST", "secret", "")
 	region := o.region
 	if region == "" {
-		region = "us-east-1"
+		region = pipeline.DefaultRegion
 	}
 	switch o.endpoint {
 	case "", endpointLimit:
@@ -69,16 +69,9 @@ func openTarget(ctx context.Context, o options) (*target, error) {
 		cfg := s.Config()
 		return &target{name: "kinesis-mock", cfg: cfg, close: func() { _ = s.Close() }, readable: true}, nil
 	case endpointAWS:
-		var opts []func(*config.LoadOptions) error
-		if o.region != "" {
-			opts = append(opts, config.WithRegion(o.region))
-		}
-		cfg, err := config.LoadDefaultConfig(ctx, opts...)
+		cfg, err := pipeline.LoadAWSConfig(ctx, o.region)
 		if err != nil {
-			return nil, fmt.Errorf("load AWS configuration: %w", err)
-		}
-		if cfg.Region == "" {
-			cfg.Region = "us-east-1"
+			return nil, err
 		}
 		name := "AWS " + cfg.Region
 		if cfg.BaseEndpoint != nil {
@@ -86,17 +79,10 @@ func openTarget(ctx context.Context, o options) (*target, error) {
 		}
 		return &target{name: name, cfg: cfg, close: func() {}, readable: true}, nil
 	default:
-		var opts []func(*config.LoadOptions) error
-		if o.region != "" {
-			opts = append(opts, config.WithRegion(o.region))
-		}
-		cfg, err := config.LoadDefaultConfig(ctx, opts...)
+		cfg, err := pipeline.LoadAWSConfig(ctx, o.region)
 		if err != nil || !hasCredentials(ctx, cfg) {
 			// A local endpoint needs signed requests but checks no credentials.
 			cfg = aws.Config{Region: region, Credentials: static}
-		}
-		if cfg.Region == "" {
-			cfg.Region = region
 		}
 		ep, name := o.endpoint, o.endpoint
 		if ep == endpointLocalStack {
@@ -136,23 +122,11 @@ func (t *target) client(conns int) *kinesis.Client {
 // it can, and cleans up.
 func runMode(ctx context.Context, o options, tgt *target, mode string, progress func(loadgen.Progress), stderr io.Writer) (*loadgen.ModeResult, error) {
 	admin := tgt.client(4)
-	stream := o.stream
-	if o.create {
-		stream = fmt.Sprintf("%s-%s-%d", o.stream, mode, time.Now().Unix())
-		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		err := createStream(cctx, admin, stream, int32(o.shards))
-		cancel()
-		if err != nil {
-			return nil, err
-		}
-		if !o.keep {
-			defer func() {
-				dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				defer cancel()
-				_ = kinesismock.DeleteStream(dctx, admin, stream)
-			}()
-		}
+	stream, cleanup, err := prepareStream(ctx, admin, o, mode)
+	if err != nil {
+		return nil, err
 	}
+	defer cleanup()
 
 	cfg := loadgen.RunConfig{
 		Mode: mode, Duration: o.duration, Rate: o.rate, Symbols: loadgen.DefaultSymbols(o.symbols),
@@ -166,17 +140,7 @@ func runMode(ctx context.Context, o options, tgt *target, mode string, progress 
 		rec = loadgen.NewRecorder(time.Now(), time.Second)
 		sink = loadgen.NewSingleSink(tgt.client(o.workers), stream, rec, loadgen.SingleOptions{Workers: o.workers, RequestTimeout: o.reqTimeout})
 	default:
-		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		p, err := producer.New(pctx, tgt.client(32), stream, func(po *producer.Options) {
-			if o.rateLimit > 0 {
-				po.RateLimit = o.rateLimit
-			}
-			if o.maxBuf > 0 {
-				po.MaxBufferedRecords = o.maxBuf
-			}
-			po.RequestTimeout = o.reqTimeout
-		})
-		cancel()
+		p, err := newProducer(ctx, tgt, stream, o)
 		if err != nil {
 			return nil, fmt.Errorf("start the producer: %w", err)
 		}
@@ -212,6 +176,45 @@ func readBack(ctx context.Context, client *kinesis.Client, stream string, rec *l
 	return loadgen.CheckReadBack(shards, rec.AckedSeqs(), time.Since(start)), nil
 }
 
+// prepareStream returns the stream a run named name writes: with -create a
+// fresh one, <stream>-<name>-<time>, with -shards shards, else -stream as it
+// is. cleanup deletes a stream it created, unless -keep; it is never nil.
+func prepareStream(ctx context.Context, admin *kinesis.Client, o options, name string) (stream string, cleanup func(), err error) {
+	if !o.create {
+		return o.stream, func() {}, nil
+	}
+	stream = fmt.Sprintf("%s-%s-%d", o.stream, name, time.Now().Unix())
+	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := createStream(cctx, admin, stream, int32(o.shards)); err != nil {
+		return "", nil, err
+	}
+	if o.keep {
+		return stream, func() {}, nil
+	}
+	return stream, func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = kinesismock.DeleteStream(dctx, admin, stream)
+	}, nil
+}
+
+// newProducer starts an aggregating producer on stream with its own client,
+// the producer knobs of o applied and the others at their defaults.
+func newProducer(ctx context.Context, tgt *target, stream string, o options) (*producer.Producer, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return producer.New(ctx, tgt.client(32), stream, func(po *producer.Options) {
+		if o.rateLimit > 0 {
+			po.RateLimit = o.rateLimit
+		}
+		if o.maxBuf > 0 {
+			po.MaxBufferedRecords = o.maxBuf
+		}
+		po.RequestTimeout = o.reqTimeout
+	})
+}
+
 // createStream creates a stream and waits until it is active.
 func createStream(ctx context.Context, client *kinesis.Client, name string, shards int32) error {
 	_, err := client.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(name), ShardCount: aws.Int32(shards)})
@@ -224,21 +227,15 @@ func createStream(ctx context.Context, client *kinesis.Client, name string, shar
 
 // openShards counts the open shards of an existing stream.
 func openShards(ctx context.Context, client *kinesis.Client, stream string) (int, error) {
-	n := 0
-	in := &kinesis.ListShardsInput{StreamName: aws.String(stream)}
-	for {
-		out, err := client.ListShards(ctx, in)
-		if err != nil {
-			return 0, fmt.Errorf("list the shards of %s: %w", stream, err)
-		}
-		for _, s := range out.Shards {
-			if s.SequenceNumberRange == nil || s.SequenceNumberRange.EndingSequenceNumber == nil {
-				n++
-			}
-		}
-		if out.NextToken == nil {
-			return n, nil
-		}
-		in = &kinesis.ListShardsInput{NextToken: out.NextToken}
+	shards, err := kinesisread.ListAllShards(ctx, client, stream)
+	if err != nil {
+		return 0, err
 	}
+	n := 0
+	for _, s := range shards {
+		if s.SequenceNumberRange == nil || s.SequenceNumberRange.EndingSequenceNumber == nil {
+			n++
+		}
+	}
+	return n, nil
 }

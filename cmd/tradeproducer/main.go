@@ -40,6 +40,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/kplgo/kpl/finnhub"
+	"github.com/kplgo/kpl/internal/cli"
 	"github.com/kplgo/kpl/internal/pipeline"
 	"github.com/kplgo/kpl/producer"
 	"github.com/kplgo/kpl/producer/metrics"
@@ -49,10 +50,10 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stderr))
 }
 
-// fatal prints a misconfiguration as one line and returns exit status 2.
+// fatal prints a misconfiguration as one line and returns cli.ExitUsage.
 func fatal(stderr io.Writer, err error) int {
 	fmt.Fprintln(stderr, "tradeproducer: "+finnhub.RedactURL(err.Error()))
-	return 2
+	return cli.ExitUsage
 }
 
 func run(args []string, stderr io.Writer) int {
@@ -62,7 +63,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 	cfg, err := pipeline.ParseConfig(args, pipeline.Environment{LookupEnv: os.LookupEnv, ReadEnvFile: pipeline.ReadEnvFile, ExecutableDir: exeDir}, stderr)
 	if errors.Is(err, pipeline.ErrHelp) {
-		return 0
+		return cli.ExitOK
 	}
 	if err != nil {
 		return fatal(stderr, err)
@@ -111,7 +112,7 @@ func run(args []string, stderr io.Writer) int {
 	cancelStart()
 	if err != nil {
 		if ctx.Err() != nil {
-			return 0 // signalled during start-up
+			return cli.ExitOK // signalled during start-up
 		}
 		return fatal(stderr, pipeline.StartupError(err, cfg.Stream, cfg.Region, endpoint))
 	}
@@ -176,7 +177,7 @@ func run(args []string, stderr io.Writer) int {
 	fields["feed_reconnects"] = fs.Reconnects
 	fields["feed_malformed"] = fs.Malformed
 	entry := log.WithFields(fields)
-	code := 0
+	code := cli.ExitOK
 	if fatalErr := pipeline.FeedStartupError(runErr, cfg.StartupTimeout); fatalErr != runErr {
 		// The feed never worked: nothing was received, the sentence says
 		// it all.
@@ -185,10 +186,10 @@ func run(args []string, stderr io.Writer) int {
 	switch {
 	case runErr != nil:
 		entry.WithField("error", runErr.Error()).Error("final summary")
-		code = 1
+		code = cli.ExitFailed
 	case summary.Unresolved > 0:
 		entry.Error("final summary")
-		code = 1
+		code = cli.ExitFailed
 	case summary.Failed > 0:
 		entry.Warn("final summary")
 	default:

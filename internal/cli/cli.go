@@ -219,7 +219,7 @@ func (v *choiceValue) Set(s string) error {
 	return fmt.Errorf("must be one of %s", strings.Join(v.choices, ", "))
 }
 
-// LogFlags are the -log-format and -log-level flags every command has.
+// LogFlags are the -log-format and -log-level flags of the commands that log.
 type LogFlags struct {
 	Format string // text or json
 	Level  string // a logrus level name

@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/kplgo/kpl/aggregation"
 )
 
 // API is the part of the Kinesis client that reading needs; *kinesis.Client
@@ -49,6 +51,17 @@ func ListAllShards(ctx context.Context, client API, stream string) ([]types.Shar
 	}
 	sort.Slice(shards, func(i, j int) bool { return aws.ToString(shards[i].ShardId) < aws.ToString(shards[j].ShardId) })
 	return shards, nil
+}
+
+// HashKeyRange parses the shard's hash key range; ok is false when the shard
+// has none or it does not parse.
+func HashKeyRange(sh types.Shard) (start, end aggregation.HashKey, ok bool) {
+	if sh.HashKeyRange == nil {
+		return start, end, false
+	}
+	start, errStart := aggregation.ParseHashKey(aws.ToString(sh.HashKeyRange.StartingHashKey))
+	end, errEnd := aggregation.ParseHashKey(aws.ToString(sh.HashKeyRange.EndingHashKey))
+	return start, end, errStart == nil && errEnd == nil
 }
 
 // ReadAll reads every shard of the stream from its trim horizon until it has

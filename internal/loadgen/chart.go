@@ -34,22 +34,19 @@ const (
 	ScaleLog = "log"
 )
 
-// ChartOptions tune WriteChartWith. The zero value is ScaleAuto.
+// ChartOptions tune WriteChart. The zero value is ScaleAuto.
 type ChartOptions struct {
 	// Scale is ScaleAuto (""), ScaleLinear or ScaleLog.
 	Scale string
 }
 
-// WriteChart is WriteChartWith with the default options.
-func (r *Report) WriteChart(path string) error { return r.WriteChartWith(path, ChartOptions{}) }
-
-// WriteChartWith draws acknowledged trades/s over time, one line per mode,
+// WriteChart draws acknowledged trades/s over time, one line per mode,
 // and saves it to path; the extension chooses the format (.png, .svg,
 // .pdf). A dashed vertical line marks where offering stopped and draining
 // began. Only whole seconds are drawn (the last, partial one is left out).
 // On a logarithmic axis a second with no acknowledgement is a gap in the
 // line, not a point at 1.
-func (r *Report) WriteChartWith(path string, opts ChartOptions) error {
+func (r *Report) WriteChart(path string, opts ChartOptions) error {
 	p := plot.New()
 	s := r.Settings
 	p.Title.Text = fmt.Sprintf("Acknowledged trades per second (%d shards, %s)", s.Shards, s.Endpoint)

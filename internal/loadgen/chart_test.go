@@ -15,14 +15,14 @@ func TestWriteChartDrawsEveryScale(t *testing.T) {
 	dir := t.TempDir()
 	for _, scale := range []string{"", ScaleLinear, ScaleLog} {
 		path := filepath.Join(dir, "c-"+scale+".png")
-		if err := r.WriteChartWith(path, ChartOptions{Scale: scale}); err != nil {
+		if err := r.WriteChart(path, ChartOptions{Scale: scale}); err != nil {
 			t.Fatalf("%q: %v", scale, err)
 		}
 		if st, err := os.Stat(path); err != nil || st.Size() == 0 {
 			t.Fatalf("%q: %v", scale, err)
 		}
 	}
-	if err := r.WriteChartWith(filepath.Join(dir, "x.png"), ChartOptions{Scale: "cubic"}); err == nil {
+	if err := r.WriteChart(filepath.Join(dir, "x.png"), ChartOptions{Scale: "cubic"}); err == nil {
 		t.Error("an unknown scale was accepted")
 	}
 }

@@ -97,8 +97,7 @@ func (s *ProducerSink) collect() {
 			continue
 		}
 		at := time.Unix(0, pt.at)
-		s.rec.Acked(at.Add(res.Latency), res.Latency, int(pt.size))
-		s.rec.AckedSeq(pt.seq)
+		s.rec.Acked(at.Add(res.Latency), res.Latency, int(pt.size), pt.seq)
 	}
 }
 

@@ -5,16 +5,14 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/kplgo/kpl/aggregation"
 	"github.com/kplgo/kpl/internal/kinesisread"
 )
 
-// SeqSet is a set of non-negative trade sequence numbers. It is safe for
-// concurrent use; the zero value is empty.
+// SeqSet is a set of non-negative trade sequence numbers. The zero value
+// is empty. It is not safe for concurrent use: Recorder guards its own.
 type SeqSet struct {
-	mu   sync.Mutex
 	bits []uint64
 	n    int64
 }
@@ -24,8 +22,6 @@ func (s *SeqSet) Add(seq int64) {
 	if seq < 0 {
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	w := int(seq / 64)
 	for len(s.bits) <= w {
 		s.bits = append(s.bits, 0)
@@ -41,18 +37,12 @@ func (s *SeqSet) Has(seq int64) bool {
 	if seq < 0 {
 		return false
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	w := int(seq / 64)
 	return w < len(s.bits) && s.bits[w]&(uint64(1)<<(seq%64)) != 0
 }
 
 // Len returns the number of elements.
-func (s *SeqSet) Len() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.n
-}
+func (s *SeqSet) Len() int64 { return s.n }
 
 // ReadBack is what reading the stream back after a run found, for numbered
 // trades (see Generator.Number).
@@ -85,7 +75,7 @@ func CheckReadBack(shards []kinesisread.Shard, acked *SeqSet, took time.Duration
 	rb := ReadBack{Seconds: took.Seconds()}
 	var seen SeqSet
 	for _, sh := range shards {
-		lo, hi, rangeOK := hashRange(sh.Shard)
+		lo, hi, rangeOK := kinesisread.HashKeyRange(sh.Shard)
 		for _, kr := range sh.Records {
 			rb.KinesisRecords++
 			users, err := aggregation.Deaggregate(kr.Data, aws.ToString(kr.PartitionKey), "")
@@ -120,15 +110,6 @@ func CheckReadBack(shards []kinesisread.Shard, acked *SeqSet, took time.Duration
 	}
 	rb.Lost = acked.Len() - (rb.Distinct - rb.Unacknowledged)
 	return rb
-}
-
-func hashRange(sh types.Shard) (lo, hi aggregation.HashKey, ok bool) {
-	if sh.HashKeyRange == nil {
-		return lo, hi, false
-	}
-	lo, errLo := aggregation.ParseHashKey(aws.ToString(sh.HashKeyRange.StartingHashKey))
-	hi, errHi := aggregation.ParseHashKey(aws.ToString(sh.HashKeyRange.EndingHashKey))
-	return lo, hi, errLo == nil && errHi == nil
 }
 
 // codeCounts counts events by code. It is safe for concurrent use; the zero

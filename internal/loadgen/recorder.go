@@ -68,8 +68,9 @@ func (r *Recorder) Offered(at time.Time) {
 }
 
 // Acked counts one trade of size bytes acknowledged at ackAt, latency after
-// it was put.
-func (r *Recorder) Acked(ackAt time.Time, latency time.Duration, size int) {
+// it was put; seq is its sequence number (see TradeSeq), negative for a
+// trade without one.
+func (r *Recorder) Acked(ackAt time.Time, latency time.Duration, size int, seq int64) {
 	r.acked.Add(1)
 	r.ackedData.Add(int64(size))
 	i := r.bucket(ackAt)
@@ -77,15 +78,16 @@ func (r *Recorder) Acked(ackAt time.Time, latency time.Duration, size int) {
 	r.hist.Record(latency)
 	r.ackSer = grow(r.ackSer, i)
 	r.ackSer[i]++
+	r.ackedSeq.Add(seq)
 	r.mu.Unlock()
 }
 
-// AckedSeq notes that the trade with sequence number seq (see TradeSeq)
-// was acknowledged; a negative seq is ignored.
-func (r *Recorder) AckedSeq(seq int64) { r.ackedSeq.Add(seq) }
-
-// AckedSeqs returns the set of acknowledged sequence numbers.
-func (r *Recorder) AckedSeqs() *SeqSet { return &r.ackedSeq }
+// AckedSeqs returns a copy of the set of acknowledged sequence numbers.
+func (r *Recorder) AckedSeqs() *SeqSet {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return &SeqSet{bits: append([]uint64(nil), r.ackedSeq.bits...), n: r.ackedSeq.n}
+}
 
 // Failed counts one trade whose result was a failure with the given error code.
 func (r *Recorder) Failed(code string) {

@@ -144,7 +144,7 @@ func TestReportOutputs(t *testing.T) {
 		t.Run("the chart is written as "+ext, func(t *testing.T) {
 			t.Parallel()
 			path := filepath.Join(t.TempDir(), "c"+ext)
-			if err := r.WriteChart(path); err != nil {
+			if err := r.WriteChart(path, ChartOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			b, err := os.ReadFile(path)

@@ -184,8 +184,7 @@ func (s *SingleSink) put(rng *rand.Rand, job singleJob) {
 			now := time.Now()
 			s.records.Add(1)
 			s.bytes.Add(int64(len(job.data) + len(job.pk)))
-			s.rec.Acked(now, now.Sub(start), len(job.data))
-			s.rec.AckedSeq(TradeSeq(job.data))
+			s.rec.Acked(now, now.Sub(start), len(job.data), TradeSeq(job.data))
 			return
 		}
 		code, retryable := classify(err)

@@ -189,7 +189,11 @@ func ParseConfig(args []string, env Environment, out io.Writer) (Config, error) 
 	flags.BoolVar(&p.Ordered, "ordered", true, "keep each symbol's trades in order in the stream (one PutRecords in flight per shard)")
 
 	if err := flags.Parse(args, out); err != nil {
-		return Config{}, err
+		if errors.Is(err, ErrHelp) {
+			return Config{}, err
+		}
+		// The hint the other commands give with cli.FlagSet.Fail.
+		return Config{}, fmt.Errorf("%w (see tradeproducer -h)", err)
 	}
 	c.LogFormat, c.LogLevel, c.MaxTrades = lf.Format, lf.Level, uint64(maxTrades)
 	set := flags.Given()
@@ -303,12 +307,13 @@ func (c Config) validate() error {
 }
 
 // redactedURL drops the query of a URL given on the command line or in the
-// environment, in case it carries a token.
+// environment, in case it carries a token, and redacts its user information
+// (finnhub.RedactURL).
 func redactedURL(s string) string {
 	if i := strings.IndexAny(s, "?#"); i >= 0 {
-		return s[:i] + "?REDACTED"
+		return finnhub.RedactURL(s[:i]) + "?REDACTED"
 	}
-	return s
+	return finnhub.RedactURL(s)
 }
 
 const description = `tradeproducer reads trades from the Finnhub websocket and writes them to an

@@ -147,7 +147,7 @@ func TestParseConfig(t *testing.T) {
 			name:    "an unknown log format is fatal",
 			args:    []string{"-log-format", "xml"},
 			env:     map[string]string{EnvAPIKey: key},
-			wantErr: "invalid value \"xml\" for flag -log-format: must be one of text, json",
+			wantErr: "invalid value \"xml\" for flag -log-format: must be one of text, json (see tradeproducer -h)",
 		},
 		{
 			name:    "positional arguments are refused",

@@ -62,6 +62,8 @@ func TestNoValueOfAMalformedFileReachesAMessage(t *testing.T) {
 		"export":               "export FINNHUB_API_KEY=" + secret + "\nexport  = " + secret + "\n",
 		"bad value for a flag": "FINNHUB_API_KEY=" + secret + "\nFINNHUB_URL=" + secret + "\n",
 		"bad symbols":          "FINNHUB_API_KEY=" + secret + "\nSTOCK_SYMBOLS= , \n",
+		"password in the URL":  "FINNHUB_URL=ws://user:" + secret + "@127.0.0.1:1/\n",
+		"user name in the URL": "FINNHUB_URL=ws://" + secret + "@127.0.0.1:1/\n",
 	}
 	for name, content := range files {
 		t.Run(name, func(t *testing.T) {
@@ -151,4 +153,28 @@ func TestReadEnvFileReportsSkippedLinesByNumber(t *testing.T) {
 	if _, err := ReadEnvFile(filepath.Join(t.TempDir(), "none")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing file: err = %v, want fs.ErrNotExist", err)
 	}
+}
+
+// FuzzParseDotEnv checks that any content parses without a panic, that the
+// skipped line numbers are increasing line numbers of the content, and that
+// every variable set has a name.
+func FuzzParseDotEnv(f *testing.F) {
+	f.Add("A=1\nB='x'\nC=\"y\nz\"\n")
+	f.Add("export A = ${B:-d} # c\r\n'K'=v\nbad line\nD='open\n")
+	f.Fuzz(func(t *testing.T, content string) {
+		d := ParseDotEnv([]byte(content))
+		lines := strings.Count(strings.ReplaceAll(content, "\r\n", "\n"), "\n") + strings.Count(strings.ReplaceAll(content, "\r\n", ""), "\r") + 1
+		last := 0
+		for _, n := range d.Skipped {
+			if n <= last || n > lines {
+				t.Fatalf("ParseDotEnv(%q): skipped lines %v, content has %d lines", content, d.Skipped, lines)
+			}
+			last = n
+		}
+		for k := range d.Values {
+			if k == "" {
+				t.Fatalf("ParseDotEnv(%q) sets a variable without a name", content)
+			}
+		}
+	})
 }

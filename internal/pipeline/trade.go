@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"time"
 
@@ -50,58 +49,83 @@ func EncodeTrade(tr finnhub.Trade, now time.Time) ([]byte, error) {
 // set to the JSON value val: every top-level member of that name gets val in
 // place, or, when there is none, the member is appended.
 func withMember(obj []byte, name string, val []byte) ([]byte, error) {
-	var compact bytes.Buffer
-	compact.Grow(len(obj) + len(name) + len(val) + 4)
-	if err := json.Compact(&compact, obj); err != nil {
+	// Room for the appended member, so that the usual case is one allocation.
+	buf := bytes.NewBuffer(make([]byte, 0, len(obj)+len(name)+len(val)+4))
+	if err := json.Compact(buf, obj); err != nil { // also validates obj
 		return nil, err
 	}
-	b := compact.Bytes()
+	b := buf.Bytes()
 	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
 		return nil, errors.New("not a JSON object")
 	}
-	out := make([]byte, 0, len(b)+len(name)+len(val)+4)
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if _, err := dec.Token(); err != nil { // {
-		return nil, err
-	}
-	copied, members, found := 0, 0, false
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, err
+	var out []byte // set once a member is replaced
+	copied := 0
+	for i := 1; i < len(b)-1; {
+		// b is valid and compact: a key, ':', a value, then ',' or the end.
+		keyEnd := stringEnd(b, i)
+		start := keyEnd + 1
+		end := valueEnd(b, start)
+		if keyIs(b[i:keyEnd], name) {
+			out = append(append(out, b[copied:start]...), val...)
+			copied = end
 		}
-		key, _ := tok.(string)
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, err
-		}
-		members++
-		if key != name {
-			continue
-		}
-		// b is compact: the value ends at the offset and has no space
-		// around it.
-		end := int(dec.InputOffset())
-		start := end - len(v)
-		out = append(append(out, b[copied:start]...), val...)
-		copied, found = end, true
+		i = end + 1
 	}
-	if _, err := dec.Token(); err != nil { // }
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("data after the JSON object")
-	}
-	if found {
+	if out != nil {
 		return append(out, b[copied:]...), nil
 	}
-	out = append(out, b[:len(b)-1]...)
-	if members > 0 {
-		out = append(out, ',')
+	b = b[:len(b)-1]
+	if len(b) > 1 {
+		b = append(b, ',')
 	}
-	out = strconv.AppendQuote(out, name)
-	out = append(append(append(out, ':'), val...), '}')
-	return out, nil
+	b = strconv.AppendQuote(b, name)
+	return append(append(append(b, ':'), val...), '}'), nil
+}
+
+// stringEnd returns the offset just after the JSON string starting at
+// b[i], a quote.
+func stringEnd(b []byte, i int) int {
+	for i++; b[i] != '"'; i++ {
+		if b[i] == '\\' {
+			i++
+		}
+	}
+	return i + 1
+}
+
+// valueEnd returns the offset just after the JSON value starting at b[i],
+// in valid, compact JSON.
+func valueEnd(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		for depth := 0; ; i++ {
+			switch b[i] {
+			case '"':
+				i = stringEnd(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+	}
+	for b[i] != ',' && b[i] != '}' { // a number, true, false or null
+		i++
+	}
+	return i
+}
+
+// keyIs reports whether the JSON string key (quotes included) is name.
+func keyIs(key []byte, name string) bool {
+	if bytes.IndexByte(key, '\\') < 0 {
+		return string(key[1:len(key)-1]) == name
+	}
+	var s string
+	return json.Unmarshal(key, &s) == nil && s == name
 }
 
 // TradeRecord is the decoded form of a record written by the trade

@@ -94,6 +94,10 @@ func TestEncodeTrade(t *testing.T) {
 		{name: "a timestamp nested deeper is left alone", raw: `{"x":{"ingestion_timestamp":1},"s":"A"}`, want: `{"x":{"ingestion_timestamp":1},"s":"A","ingestion_timestamp":42}`},
 		{name: "escapes and number spellings are kept", raw: `{"s":"\u00e9\"","p":1.50e-3}`, want: `{"s":"\u00e9\"","p":1.50e-3,"ingestion_timestamp":42}`},
 		{name: "an empty object gets the one member", raw: `{}`, want: `{"ingestion_timestamp":42}`},
+		{name: "an escaped key is the same key", raw: `{"ingestion\u005ftimestamp":1,"s":"A"}`, want: `{"ingestion\u005ftimestamp":42,"s":"A"}`},
+		{name: "brackets and quotes inside values do not end them", raw: `{"x":["}\"",{"a":"]"}],"ingestion_timestamp":{"y":[1]},"s":"A"}`, want: `{"x":["}\"",{"a":"]"}],"ingestion_timestamp":42,"s":"A"}`},
+		{name: "every top-level timestamp gets the value", raw: `{"ingestion_timestamp":1,"ingestion_timestamp":true}`, want: `{"ingestion_timestamp":42,"ingestion_timestamp":42}`},
+		{name: "data after the object is refused", raw: `{"s":"A"} {}`},
 		{name: "an array is refused", raw: `[1]`},
 		{name: "broken JSON is refused", raw: `{"s":`},
 	}

@@ -9,7 +9,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/kplgo/kpl/aggregation"
 	"github.com/kplgo/kpl/dedupe"
@@ -114,7 +113,7 @@ func Verify(shards []kinesisread.Shard) VerifyReport {
 		return sr
 	}
 	for _, sh := range shards {
-		lo, hi, rangeOK := shardRange(sh.Shard)
+		lo, hi, rangeOK := kinesisread.HashKeyRange(sh.Shard)
 		if !rangeOK {
 			rep.BadShardRange++
 		}
@@ -203,16 +202,6 @@ func Verify(shards []kinesisread.Shard) VerifyReport {
 	}
 	sort.Slice(rep.Symbols, func(i, j int) bool { return rep.Symbols[i].Symbol < rep.Symbols[j].Symbol })
 	return rep
-}
-
-// shardRange parses a shard's hash key range.
-func shardRange(sh types.Shard) (lo, hi aggregation.HashKey, ok bool) {
-	if sh.HashKeyRange == nil {
-		return lo, hi, false
-	}
-	lo, errLo := aggregation.ParseHashKey(aws.ToString(sh.HashKeyRange.StartingHashKey))
-	hi, errHi := aggregation.ParseHashKey(aws.ToString(sh.HashKeyRange.EndingHashKey))
-	return lo, hi, errLo == nil && errHi == nil
 }
 
 // CheckExpect returns nil when the report shows exactly n distinct trades and
