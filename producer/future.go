@@ -139,9 +139,12 @@ func (f *Future) result() (Result, error) {
 		ShardID:        k.resShard,
 		SequenceNumber: k.resSeq,
 		Aggregated:     k.aggregated,
-		Attempts:       attemptList(f.prior, k.hist),
+		Attempts:       k.atts,
 		AttemptCount:   f.prior.count() + k.hist.count(),
 		Latency:        f.lat,
+	}
+	if f.prior != nil { // moved between Kinesis records: its own list
+		r.Attempts = attemptList(f.prior, k.hist)
 	}
 	if k.aggregated {
 		r.SubSequenceNumber = uint64(f.sub)

@@ -47,6 +47,7 @@ type krec struct {
 	// Outcome, written before its user records complete and read by them.
 	resShard, resSeq string
 	aggregated       bool
+	atts             []Attempt // hist as a list, shared by its user records' Results
 }
 
 // newPlain returns a Kinesis record carrying user record f as itself.

@@ -41,6 +41,7 @@ func (r *release) add(f *Future) {
 func (o *outbox) succeed(k *krec, shardID, seq string) {
 	k.state = krecDone
 	k.resShard, k.resSeq, k.aggregated = shardID, seq, k.isAgg
+	k.atts = attemptList(nil, k.hist) // once per Kinesis record, not per user record
 	// Count first, so that Stats read after a Future completes include it.
 	o.stats.succeeded.Add(uint64(len(k.recs)))
 	o.stats.krecsSucceeded.Add(1)

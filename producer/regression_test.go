@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"go.uber.org/goleak"
+
+	"github.com/kplgo/kpl/aggregation"
 )
 
 // stubbornClient is a fake whose PutRecords ignores its context and blocks
@@ -208,5 +210,31 @@ func TestFlushDoesNotForceRecordsPutWhileItWaits(t *testing.T) {
 	}
 	if st := p.Stats(); st.UserRecordsSucceeded != 101 || st.KinesisRecordsSucceeded != 2 {
 		t.Errorf("after Close: %+v; want 101 records in 2 Kinesis records", st)
+	}
+}
+
+func TestPutAsyncAllocatesOnlyItsRecord(t *testing.T) {
+	c := newCountingClient(1)
+	p := newProducer(t, c, func(o *Options) { o.Linger = time.Hour })
+	ctx := context.Background()
+	data := []byte("0123456789")
+	done := func(Result, error) {}
+	p.PutAsync(ctx, aggregation.Record{PartitionKey: "k", Data: data}, done) // warm up
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Results are delivered with their call; count allocations across
+	// whole flushed batches, per record.
+	const n = 200
+	allocs := testing.AllocsPerRun(5, func() {
+		for range n {
+			p.PutAsync(ctx, aggregation.Record{PartitionKey: "k", Data: data}, done)
+		}
+		if err := p.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}) / n
+	if allocs > 1.5 {
+		t.Errorf("%.2f allocations per PutAsync record, want about 1 (the record itself)", allocs)
 	}
 }
