@@ -286,3 +286,35 @@ func TestAShardRuleWaitsForItsStream(t *testing.T) {
 		t.Errorf("the entry was not throttled: %+v", res.Records)
 	}
 }
+
+func TestAShardRuleKeepsItsRangeForItsWindow(t *testing.T) {
+	t.Parallel()
+	srv, target := limitEndpoint(t)
+	base, out, _ := proxy(t, target, "s", "throttle shard=1", "latency d=1ms from=500ms")
+	out.waitFor(t, "at 0s: on: throttle shard=1")
+	// The target no longer lists the shard when the next change comes: the
+	// rule must keep the range it resolved when it started.
+	if err := srv.DeleteStream("s"); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.CreateStream("s", 1); err != nil {
+		t.Fatal(err)
+	}
+	out.waitFor(t, "at 500ms: on: latency d=1ms")
+	if s := out.String(); strings.Contains(s, "waits for its shard") || strings.Contains(s, "off: throttle") {
+		t.Errorf("the shard rule was dropped at a later change of the schedule:\n%s", s)
+	}
+	// Shard 1's range was the upper half: a key hashing there still fails.
+	k := "k0"
+	for i := 1; aggregation.PartitionKeyHash(k).Hi>>63 != 1; i++ {
+		k = fmt.Sprintf("k%d", i)
+	}
+	res, err := sdkClient(base).PutRecords(ctxT(t), &kinesis.PutRecordsInput{StreamName: aws.String("s"),
+		Records: []types.PutRecordsRequestEntry{{PartitionKey: aws.String(k), Data: []byte("x")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToInt32(res.FailedRecordCount) != 1 {
+		t.Errorf("the entry in the rule's range was not throttled: %+v", res.Records)
+	}
+}
