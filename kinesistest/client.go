@@ -237,14 +237,19 @@ func (c *Client) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, _ 
 	hook := c.hook
 	c.mu.Unlock()
 
-	out := &kinesis.PutRecordsOutput{Records: make([]types.PutRecordsResultEntry, len(in.Records))}
+	// The service validates the whole call before it stores any entry.
+	routes := make([]int, len(in.Records))
 	for i, e := range in.Records {
-		r := aggregation.Record{PartitionKey: aws.ToString(e.PartitionKey), ExplicitHashKey: aws.ToString(e.ExplicitHashKey)}
-		hk, err := r.HashKey()
+		hk, err := aggregation.Record{PartitionKey: aws.ToString(e.PartitionKey), ExplicitHashKey: aws.ToString(e.ExplicitHashKey)}.HashKey()
 		if err != nil {
 			return nil, &types.InvalidArgumentException{Message: aws.String("Invalid ExplicitHashKey: " + err.Error())}
 		}
-		shard := c.route(hk)
+		routes[i] = c.route(hk)
+	}
+	out := &kinesis.PutRecordsOutput{Records: make([]types.PutRecordsResultEntry, len(in.Records))}
+	for i, e := range in.Records {
+		r := aggregation.Record{PartitionKey: aws.ToString(e.PartitionKey), ExplicitHashKey: aws.ToString(e.ExplicitHashKey)}
+		shard := routes[i]
 		var o Outcome
 		if hook != nil {
 			o = hook(Entry{Call: call, Index: i, PartitionKey: r.PartitionKey, ExplicitHashKey: r.ExplicitHashKey,
