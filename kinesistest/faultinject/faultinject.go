@@ -203,7 +203,8 @@ type Counters struct {
 	Requests    uint64 // requests received
 	Forwarded   uint64 // requests passed on to the engine
 	EntriesSeen uint64 // PutRecords entries received
-	// EntriesFailed counts injected per-entry failures by error code.
+	// EntriesFailed counts injected per-entry failures by error code, as
+	// the client saw them: not those of calls the engine refused whole.
 	EntriesFailed map[string]uint64
 	// HTTPErrors counts injected whole-request errors by status code.
 	HTTPErrors   map[int]uint64
@@ -649,9 +650,6 @@ func (t *Transport) putRecords(req *http.Request) (*http.Response, error) {
 		}
 	}
 	t.counters.EntriesSeen += uint64(len(raws))
-	for _, f := range failed {
-		t.counters.EntriesFailed[f.Code]++
-	}
 	t.mu.Unlock()
 
 	var stream string
@@ -712,6 +710,13 @@ func (t *Transport) putRecords(req *http.Request) (*http.Response, error) {
 		respDoc = map[string]json.RawMessage{"EncryptionType": json.RawMessage(`"NONE"`)}
 	}
 
+	// The failures reach the client: count them (not before, since the
+	// engine may have refused the whole call).
+	t.count(func(c *Counters) {
+		for _, f := range failed {
+			c.EntriesFailed[f.Code]++
+		}
+	})
 	var failedCount int
 	_ = json.Unmarshal(respDoc["FailedRecordCount"], &failedCount)
 	merged := make([]json.RawMessage, len(raws))
