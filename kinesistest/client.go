@@ -189,8 +189,9 @@ func (c *Client) wait(ctx context.Context) error {
 	}
 }
 
-// checkStream fails calls naming another stream.
-func (c *Client) checkStream(name, arn *string) error {
+// checkStream returns the stream a call names, by name or ARN, and fails
+// calls naming none or another stream.
+func (c *Client) checkStream(name, arn *string) (string, error) {
 	n := aws.ToString(name)
 	if n == "" {
 		if _, after, ok := strings.Cut(aws.ToString(arn), ":stream/"); ok {
@@ -198,12 +199,12 @@ func (c *Client) checkStream(name, arn *string) error {
 		}
 	}
 	if n == "" {
-		return &types.InvalidArgumentException{Message: aws.String("Either StreamName or StreamARN must be provided.")}
+		return "", &types.InvalidArgumentException{Message: aws.String("Either StreamName or StreamARN must be provided.")}
 	}
 	if c.opts.Stream != "" && n != c.opts.Stream {
-		return &types.ResourceNotFoundException{Message: aws.String("Stream " + n + " under account 000000000000 not found.")}
+		return "", &types.ResourceNotFoundException{Message: aws.String("Stream " + n + " under account 000000000000 not found.")}
 	}
-	return nil
+	return n, nil
 }
 
 // route returns the index of the shard owning hash key k.
@@ -222,7 +223,7 @@ func (c *Client) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, _ 
 	if err := c.wait(ctx); err != nil {
 		return nil, err
 	}
-	if err := c.checkStream(in.StreamName, in.StreamARN); err != nil {
+	if _, err := c.checkStream(in.StreamName, in.StreamARN); err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
@@ -237,14 +238,19 @@ func (c *Client) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, _ 
 	hook := c.hook
 	c.mu.Unlock()
 
-	out := &kinesis.PutRecordsOutput{Records: make([]types.PutRecordsResultEntry, len(in.Records))}
+	// The service validates the whole call before it stores any entry.
+	routes := make([]int, len(in.Records))
 	for i, e := range in.Records {
-		r := aggregation.Record{PartitionKey: aws.ToString(e.PartitionKey), ExplicitHashKey: aws.ToString(e.ExplicitHashKey)}
-		hk, err := r.HashKey()
+		hk, err := aggregation.Record{PartitionKey: aws.ToString(e.PartitionKey), ExplicitHashKey: aws.ToString(e.ExplicitHashKey)}.HashKey()
 		if err != nil {
 			return nil, &types.InvalidArgumentException{Message: aws.String("Invalid ExplicitHashKey: " + err.Error())}
 		}
-		shard := c.route(hk)
+		routes[i] = c.route(hk)
+	}
+	out := &kinesis.PutRecordsOutput{Records: make([]types.PutRecordsResultEntry, len(in.Records))}
+	for i, e := range in.Records {
+		r := aggregation.Record{PartitionKey: aws.ToString(e.PartitionKey), ExplicitHashKey: aws.ToString(e.ExplicitHashKey)}
+		shard := routes[i]
 		var o Outcome
 		if hook != nil {
 			o = hook(Entry{Call: call, Index: i, PartitionKey: r.PartitionKey, ExplicitHashKey: r.ExplicitHashKey,
@@ -288,7 +294,7 @@ func (c *Client) ListShards(ctx context.Context, in *kinesis.ListShardsInput, _ 
 	if err := c.wait(ctx); err != nil {
 		return nil, err
 	}
-	if err := c.checkStream(in.StreamName, in.StreamARN); err != nil {
+	if _, err := c.checkStream(in.StreamName, in.StreamARN); err != nil {
 		return nil, err
 	}
 	return &kinesis.ListShardsOutput{Shards: c.Shards()}, nil
@@ -301,7 +307,8 @@ func (c *Client) DescribeStreamSummary(ctx context.Context, in *kinesis.Describe
 	if err := c.wait(ctx); err != nil {
 		return nil, err
 	}
-	if err := c.checkStream(in.StreamName, in.StreamARN); err != nil {
+	name, err := c.checkStream(in.StreamName, in.StreamARN)
+	if err != nil {
 		return nil, err
 	}
 	if c.opts.MaxRecordSizeInKiB < 0 {
@@ -310,10 +317,6 @@ func (c *Client) DescribeStreamSummary(ctx context.Context, in *kinesis.Describe
 	kib := c.opts.MaxRecordSizeInKiB
 	if kib == 0 {
 		kib = 1024
-	}
-	name := aws.ToString(in.StreamName)
-	if name == "" {
-		_, name, _ = strings.Cut(aws.ToString(in.StreamARN), ":stream/")
 	}
 	return &kinesis.DescribeStreamSummaryOutput{StreamDescriptionSummary: &types.StreamDescriptionSummary{
 		StreamName:           aws.String(name),

@@ -137,3 +137,19 @@ func TestClientCallFailuresLatencyAndStreams(t *testing.T) {
 		t.Errorf("denied DescribeStreamSummary: %v", err)
 	}
 }
+
+func TestClientRejectsACallWithAMalformedHashKeyWhole(t *testing.T) {
+	t.Parallel()
+	c := kinesistest.NewClient(kinesistest.ClientOptions{Stream: "s", Shards: 2})
+	hooked := 0
+	c.SetEntryHook(func(kinesistest.Entry) kinesistest.Outcome { hooked++; return kinesistest.Outcome{} })
+	in := putInput("s", "a", "b")
+	in.Records[1].ExplicitHashKey = aws.String("not-a-number")
+	var inv *types.InvalidArgumentException
+	if _, err := c.PutRecords(context.Background(), in); !errors.As(err, &inv) {
+		t.Fatalf("PutRecords: %v, want InvalidArgumentException", err)
+	}
+	if got := len(c.Stored()); got != 0 || hooked != 0 {
+		t.Errorf("a rejected call stored %d records and ran the hook %d times, want none", got, hooked)
+	}
+}

@@ -44,7 +44,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -59,6 +58,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kplgo/kpl/internal/cli"
 	"github.com/kplgo/kpl/kinesistest/faultinject"
 )
 
@@ -90,29 +90,57 @@ func (f *ruleFlags) Set(v string) error {
 }
 
 func main() {
-	cfg, err := parseFlags(os.Args[1:], os.Stderr)
+	os.Exit(mainCode(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// mainCode runs the command and returns its exit status: 0 after a clean
+// stop, 1 when serving failed, 2 for a usage error (one line on stderr).
+func mainCode(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet()
+	cfg, err := parseFlagSet(fs, args, stderr)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "faultproxy:", err)
-		os.Exit(2)
+		return fs.Fail(stderr, err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, cfg, os.Stdout, nil); err != nil {
-		fmt.Fprintln(os.Stderr, "faultproxy:", err)
-		os.Exit(1)
+	if err := run(ctx, cfg, stdout, nil); err != nil {
+		fmt.Fprintln(stderr, "faultproxy:", err)
+		return cli.ExitFailed
 	}
+	return cli.ExitOK
 }
 
-// parseFlags parses the command line and the -config file.
+const description = `faultproxy is a reverse proxy for the Kinesis JSON protocol that sits in front
+of a local Kinesis endpoint (LocalStack, kinesis-mock, limitserver) and injects
+the real service's faults on a schedule: per-entry throttling and
+InternalFailure (the failed entries are really not stored), HTTP 500/503,
+connection resets before or after forwarding, latency and outages. It serves
+its counters at /metrics and prints a summary when it stops (SIGINT, SIGTERM
+or -duration).
+
+Usage: faultproxy -target http://127.0.0.1:4566 [-listen 127.0.0.1:4569]
+       [-stream name] [-fault 'rule']... [-config rules.txt] [flags]
+
+A rule is a kind and key=value settings, e.g. 'throttle shard=2 from=10s
+to=20s', 'http-503 p=0.02', 'outage from=30s to=35s'. Kinds: throttle,
+internal-failure (p=, shard=, key=), http-500, http-503, reset-before,
+reset-after (p= or count=, op=), latency, response-latency (d=), outage; every
+rule takes from= and to=.`
+
+func newFlagSet() *cli.FlagSet { return cli.NewFlagSet("faultproxy", description) }
+
+// parseFlags parses the command line and the -config file; see
+// parseFlagSet.
 func parseFlags(args []string, out io.Writer) (config, error) {
+	return parseFlagSet(newFlagSet(), args, out)
+}
+
+// parseFlagSet parses the command line into fs, then the -config file; -h
+// writes the usage to out.
+func parseFlagSet(fs *cli.FlagSet, args []string, out io.Writer) (config, error) {
 	var cfg config
 	var target, configPath string
 	var rules ruleFlags
-	fs := flag.NewFlagSet("faultproxy", flag.ContinueOnError)
-	fs.SetOutput(out)
 	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:4569", "listen address of the proxy and of /metrics")
 	fs.StringVar(&target, "target", "", "base URL of the Kinesis endpoint to forward to (required), e.g. http://127.0.0.1:4566")
 	fs.StringVar(&cfg.stream, "stream", "", "stream whose shards shard= rules name")
@@ -120,12 +148,9 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.StringVar(&configPath, "config", "", "file of rules, one per line (# comments)")
 	fs.Var(&rules, "fault", "a rule, e.g. 'throttle shard=2 from=10s to=20s' (repeatable)")
 	fs.Uint64Var(&cfg.seed, "seed", 0, "seed of the random choices (0: random)")
-	fs.DurationVar(&cfg.duration, "duration", 0, "stop after this long (0: run until SIGINT or SIGTERM)")
-	if err := fs.Parse(args); err != nil {
+	fs.DurationVar(&cfg.duration, "duration", 0, 0, 365*24*time.Hour, "stop after this long (0: run until SIGINT or SIGTERM)")
+	if err := fs.Parse(args, out); err != nil {
 		return config{}, err
-	}
-	if fs.NArg() > 0 {
-		return config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if target == "" {
 		return config{}, errors.New("-target is required")

@@ -286,3 +286,66 @@ func TestAShardRuleWaitsForItsStream(t *testing.T) {
 		t.Errorf("the entry was not throttled: %+v", res.Records)
 	}
 }
+
+func TestAShardRuleKeepsItsRangeForItsWindow(t *testing.T) {
+	t.Parallel()
+	srv, target := limitEndpoint(t)
+	base, out, _ := proxy(t, target, "s", "throttle shard=1", "latency d=1ms from=500ms")
+	out.waitFor(t, "at 0s: on: throttle shard=1")
+	// The target no longer lists the shard when the next change comes: the
+	// rule must keep the range it resolved when it started.
+	if err := srv.DeleteStream("s"); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.CreateStream("s", 1); err != nil {
+		t.Fatal(err)
+	}
+	out.waitFor(t, "at 500ms: on: latency d=1ms")
+	if s := out.String(); strings.Contains(s, "waits for its shard") || strings.Contains(s, "off: throttle") {
+		t.Errorf("the shard rule was dropped at a later change of the schedule:\n%s", s)
+	}
+	// Shard 1's range was the upper half: a key hashing there still fails.
+	k := "k0"
+	for i := 1; aggregation.PartitionKeyHash(k).Hi>>63 != 1; i++ {
+		k = fmt.Sprintf("k%d", i)
+	}
+	res, err := sdkClient(base).PutRecords(ctxT(t), &kinesis.PutRecordsInput{StreamName: aws.String("s"),
+		Records: []types.PutRecordsRequestEntry{{PartitionKey: aws.String(k), Data: []byte("x")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToInt32(res.FailedRecordCount) != 1 {
+		t.Errorf("the entry in the rule's range was not throttled: %+v", res.Records)
+	}
+}
+
+func TestUsageErrorsAreOneLineAndHelpDescribesTheCommand(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		contains string
+	}{
+		{name: "no target names the flag", args: []string{}, code: 2, contains: "-target is required"},
+		{name: "a bad rule names the rule", args: []string{"-target", "http://127.0.0.1:1", "-fault", "melt"}, code: 2, contains: `unknown kind "melt"`},
+		{name: "a negative duration names the flag and its range", args: []string{"-target", "http://127.0.0.1:1", "-duration", "-1s"}, code: 2, contains: "-duration: out of range"},
+		{name: "a positional argument is refused", args: []string{"-target", "http://127.0.0.1:1", "extra"}, code: 2, contains: `unexpected argument "extra"`},
+		{name: "-h describes the command", args: []string{"-h"}, code: 0, contains: "faultproxy is a reverse proxy for the Kinesis JSON protocol"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut strings.Builder
+			if code := mainCode(tc.args, &out, &errOut); code != tc.code {
+				t.Fatalf("exit code %d, want %d; stderr %q", code, tc.code, errOut.String())
+			}
+			got := errOut.String()
+			if !strings.Contains(got, tc.contains) {
+				t.Errorf("stderr %q does not contain %q", got, tc.contains)
+			}
+			if tc.code == 2 && strings.Count(got, "\n") != 1 {
+				t.Errorf("stderr is not one line: %q", got)
+			}
+		})
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
+	"github.com/kplgo/kpl/internal/kinesisread"
 	"github.com/kplgo/kpl/kinesistest/faultinject"
 )
 
@@ -26,6 +27,11 @@ type scheduler struct {
 	stream string
 	client *kinesis.Client // to the target, for ListShards
 
+	// ranges holds the hash key range of each shard rule in force, by rule
+	// index, resolved when the rule started. Only apply uses it, and apply
+	// runs on one goroutine at a time.
+	ranges map[int]faultinject.HashRange
+
 	mu     sync.Mutex // guards active
 	active []bool     // by rule index
 }
@@ -36,7 +42,8 @@ func newScheduler(cfg config, tr *faultinject.Transport, out io.Writer) *schedul
 		Region:      cfg.region,
 		Credentials: credentials.NewStaticCredentialsProvider("faultproxy", "faultproxy", ""),
 	}, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(cfg.target.String()) })
-	return &scheduler{rules: cfg.rules, tr: tr, out: out, stream: cfg.stream, client: client, active: make([]bool, len(cfg.rules))}
+	return &scheduler{rules: cfg.rules, tr: tr, out: out, stream: cfg.stream, client: client,
+		ranges: map[int]faultinject.HashRange{}, active: make([]bool, len(cfg.rules))}
 }
 
 // activeCount returns the number of rules in force.
@@ -106,16 +113,21 @@ func (s *scheduler) apply(ctx context.Context, t time.Duration) (pending bool) {
 	var entries []faultinject.EntryFault
 	var latency, respLatency time.Duration
 	outage := false
-	ranges := map[int]faultinject.HashRange{}
 	for i, r := range s.rules {
 		on := r.activeAt(t)
-		if on && r.shard != "" {
-			hr, err := s.shardRange(ctx, r.shard)
-			if err != nil {
-				changes = append(changes, fmt.Sprintf("faultproxy: at %s: rule %q waits for its shard: %v", t, r.text, err))
-				on, pending = false, true
+		if r.shard != "" {
+			if _, resolved := s.ranges[i]; on && !resolved {
+				hr, err := s.shardRange(ctx, r.shard)
+				if err != nil {
+					changes = append(changes, fmt.Sprintf("faultproxy: at %s: rule %q waits for its shard: %v", t, r.text, err))
+					on, pending = false, true
+				} else {
+					s.ranges[i] = hr
+				}
 			}
-			ranges[i] = hr
+			if !on {
+				delete(s.ranges, i)
+			}
 		}
 		s.mu.Lock()
 		was := s.active[i]
@@ -150,7 +162,7 @@ func (s *scheduler) apply(ctx context.Context, t time.Duration) (pending bool) {
 				f.Code = faultinject.CodeInternalFailure
 			}
 			if r.shard != "" {
-				f.HashRanges = []faultinject.HashRange{ranges[i]}
+				f.HashRanges = []faultinject.HashRange{s.ranges[i]}
 			}
 			entries = append(entries, f)
 		case kindLatency:
@@ -186,20 +198,14 @@ func prob(r rule) float64 {
 func (s *scheduler) shardRange(ctx context.Context, id string) (faultinject.HashRange, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	in := &kinesis.ListShardsInput{StreamName: aws.String(s.stream)}
-	for {
-		out, err := s.client.ListShards(cctx, in)
-		if err != nil {
-			return faultinject.HashRange{}, fmt.Errorf("list shards of %s: %w", s.stream, err)
-		}
-		for _, sh := range out.Shards {
-			if aws.ToString(sh.ShardId) == id {
-				return faultinject.RangeOf(sh), nil
-			}
-		}
-		if out.NextToken == nil {
-			return faultinject.HashRange{}, fmt.Errorf("stream %s has no shard %s", s.stream, id)
-		}
-		in = &kinesis.ListShardsInput{NextToken: out.NextToken}
+	shards, err := kinesisread.ListAllShards(cctx, s.client, s.stream)
+	if err != nil {
+		return faultinject.HashRange{}, err
 	}
+	for _, sh := range shards {
+		if aws.ToString(sh.ShardId) == id {
+			return faultinject.RangeOf(sh), nil
+		}
+	}
+	return faultinject.HashRange{}, fmt.Errorf("stream %s has no shard %s", s.stream, id)
 }

@@ -66,7 +66,7 @@ func HashKeyRange(sh types.Shard) (start, end aggregation.HashKey, ok bool) {
 
 // ReadAll reads every shard of the stream from its trim horizon until it has
 // caught up (an empty read at the tip, or the end of a closed shard). Shards
-// come parents first (see ParentsFirst), so that a key's records, read in
+// come parents first (see parentsFirst), so that a key's records, read in
 // the order of the result, are in the order the stream holds them across
 // splits and merges.
 func ReadAll(ctx context.Context, client API, stream string) ([]Shard, error) {
@@ -74,7 +74,7 @@ func ReadAll(ctx context.Context, client API, stream string) ([]Shard, error) {
 	if err != nil {
 		return nil, err
 	}
-	shards = ParentsFirst(shards)
+	shards = parentsFirst(shards)
 	out := make([]Shard, 0, len(shards))
 	for _, sh := range shards {
 		recs, err := ReadShard(ctx, client, stream, aws.ToString(sh.ShardId))
@@ -86,11 +86,10 @@ func ReadAll(ctx context.Context, client API, stream string) ([]Shard, error) {
 	return out, nil
 }
 
-// ParentsFirst orders shards so that each comes after its parent and
-// adjacent parent when those are listed, and otherwise by shard id.
-func ParentsFirst(shards []types.Shard) []types.Shard {
-	sorted := append([]types.Shard(nil), shards...)
-	sort.SliceStable(sorted, func(i, j int) bool { return aws.ToString(sorted[i].ShardId) < aws.ToString(sorted[j].ShardId) })
+// parentsFirst orders shards, sorted by shard id as ListAllShards returns
+// them, so that each comes after its parent and adjacent parent when those
+// are listed, and otherwise by shard id.
+func parentsFirst(sorted []types.Shard) []types.Shard {
 	listed := make(map[string]bool, len(sorted))
 	for _, sh := range sorted {
 		listed[aws.ToString(sh.ShardId)] = true

@@ -17,6 +17,7 @@ import (
 
 	"github.com/kplgo/kpl/aggregation"
 	"github.com/kplgo/kpl/internal/kinesisread"
+	"github.com/kplgo/kpl/kinesistest"
 	"github.com/kplgo/kpl/kinesistest/faultinject"
 	"github.com/kplgo/kpl/kinesistest/kinesismock"
 	"github.com/kplgo/kpl/producer"
@@ -287,7 +288,6 @@ func (r *rig) finish() outcome {
 		ambiguous  bool
 	}
 	copies := map[string][]copyAt{} // copies a KCL reader sees
-	var readOrder []string          // their data, shard by shard in stream order
 	hidden := map[string]int{}      // copies inside misrouted aggregates
 	for _, sh := range shards {
 		shardID := aws.ToString(sh.Shard.ShardId)
@@ -327,12 +327,11 @@ func (r *rig) finish() outcome {
 					out.ambiguousUser++
 				}
 				copies[string(u.Data)] = append(copies[string(u.Data)], copyAt{shardID, aws.ToString(kr.SequenceNumber), u.SubSequenceNumber, amb})
-				readOrder = append(readOrder, string(u.Data))
 			}
 		}
 	}
 	if r.checkOrder {
-		r.checkKeyOrder(puts, readOrder)
+		r.checkKeyOrder(ctx, puts)
 	}
 
 	known := make(map[string]bool, len(puts)+len(refused))
@@ -393,32 +392,21 @@ func (r *rig) finish() outcome {
 	return out
 }
 
-// checkKeyOrder checks that, for every partition key, the first copy of each
+// checkKeyOrder checks, with the test kit's stream checker reading as a
+// KCL reader does, that for every partition key the first copy of each
 // record appears in the stream in put order.
-func (r *rig) checkKeyOrder(puts []*put, readOrder []string) {
+func (r *rig) checkKeyOrder(ctx context.Context, puts []*put) {
 	r.t.Helper()
-	index := make(map[string]int, len(puts))
+	want := make([]aggregation.Record, len(puts))
 	for i, p := range puts {
-		index[p.data] = i
+		want[i] = aggregation.Record{PartitionKey: p.key, Data: []byte(p.data)}
 	}
-	seen := map[string]bool{}
-	last := map[string]int{} // partition key -> put index of the last record read
-	bad := 0
-	for _, data := range readOrder {
-		if seen[data] {
-			continue
-		}
-		seen[data] = true
-		i, ok := index[data]
-		if !ok {
-			continue
-		}
-		key := puts[i].key
-		if prev, ok := last[key]; ok && prev > i && bad < 10 {
-			bad++
-			r.t.Errorf("key %s: record %d stored after record %d, out of put order", key, i, prev)
-		}
-		last[key] = max(last[key], i)
+	rep, err := kinesistest.Check(ctx, r.admin, r.stream, want, kinesistest.CheckOptions{AsKCL: true})
+	if err != nil {
+		r.t.Fatalf("check the stream's order: %v", err)
+	}
+	if rep.OutOfOrder > 0 {
+		r.t.Errorf("records stored out of put order: %v", rep)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/kplgo/kpl/kinesistest/faultinject"
@@ -122,5 +123,33 @@ func TestRemoveRequestFaultsRemovesOnlyThatName(t *testing.T) {
 		case s.status != 0 && (!errors.As(err, &re) || re.HTTPStatusCode() != s.status):
 			t.Errorf("after removing %q: %v, want HTTP %d", s.remove, err, s.status)
 		}
+	}
+}
+
+func TestEntryFailuresAreNotCountedWhenTheEngineRefusesTheCall(t *testing.T) {
+	srv := limitserver.New(limitserver.Options{})
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	tr := faultinject.New(nil)
+	if err := tr.SetEntryFaults(faultinject.EntryFault{PartitionKeys: []string{"k-0"}}); err != nil {
+		t.Fatal(err)
+	}
+	client := kinesis.NewFromConfig(aws.Config{
+		Region:      "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
+	}, func(o *kinesis.Options) {
+		o.BaseEndpoint = aws.String(ts.URL)
+		o.HTTPClient = &http.Client{Transport: tr}
+		o.RetryMaxAttempts = 1
+	})
+	// The stream does not exist: the engine refuses the call whole, so the
+	// client never sees the injected entry failure.
+	_, err := client.PutRecords(ctxT(t), &kinesis.PutRecordsInput{StreamName: aws.String("missing"), Records: entries("k", 2)})
+	var nf *types.ResourceNotFoundException
+	if !errors.As(err, &nf) {
+		t.Fatalf("PutRecords: %v, want ResourceNotFoundException", err)
+	}
+	if c := tr.Counters(); c.EntryFailures() != 0 || c.EntriesSeen != 2 {
+		t.Errorf("counted %d injected entry failures and %d entries seen, want 0 and 2", c.EntryFailures(), c.EntriesSeen)
 	}
 }

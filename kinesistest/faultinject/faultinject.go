@@ -41,12 +41,10 @@ package faultinject
 import (
 	"bytes"
 	"context"
-	"crypto/md5"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -58,6 +56,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/kplgo/kpl/aggregation"
 )
 
 // Error codes the real service puts into a failed PutRecords entry.
@@ -94,18 +94,28 @@ func RangeOf(s types.Shard) HashRange {
 // explicit hash key ("" for none) falls in the range. A malformed range holds
 // nothing.
 func (r HashRange) Holds(partitionKey, explicitHashKey string) bool {
-	lo, ok1 := new(big.Int).SetString(r.Start, 10)
-	hi, ok2 := new(big.Int).SetString(r.End, 10)
-	if !ok1 || !ok2 {
+	lo, hi, err := r.parse()
+	if err != nil {
 		return false
 	}
 	e := putRecordsEntry{PartitionKey: partitionKey}
 	if explicitHashKey != "" {
 		e.ExplicitHashKey = &explicitHashKey
 	}
-	hk := hashKey(e)
-	return hk.Cmp(lo) >= 0 && hk.Cmp(hi) <= 0
+	return holds(lo, hi, hashKey(e))
 }
+
+// parse parses the range's ends.
+func (r HashRange) parse() (lo, hi aggregation.HashKey, err error) {
+	if lo, err = aggregation.ParseHashKey(r.Start); err != nil {
+		return lo, hi, err
+	}
+	hi, err = aggregation.ParseHashKey(r.End)
+	return lo, hi, err
+}
+
+// holds reports whether k is in [lo, hi].
+func holds(lo, hi, k aggregation.HashKey) bool { return k.Cmp(lo) >= 0 && k.Cmp(hi) <= 0 }
 
 // EntryFault fails PutRecords entries. An entry matches when it passes every
 // filter that is set (PartitionKeys, HashRanges); a matching entry fails with
@@ -193,7 +203,8 @@ type Counters struct {
 	Requests    uint64 // requests received
 	Forwarded   uint64 // requests passed on to the engine
 	EntriesSeen uint64 // PutRecords entries received
-	// EntriesFailed counts injected per-entry failures by error code.
+	// EntriesFailed counts injected per-entry failures by error code, as
+	// the client saw them: not those of calls the engine refused whole.
 	EntriesFailed map[string]uint64
 	// HTTPErrors counts injected whole-request errors by status code.
 	HTTPErrors   map[int]uint64
@@ -245,7 +256,7 @@ var _ http.RoundTripper = (*Transport)(nil)
 type entryFault struct {
 	EntryFault
 	keys   map[string]bool
-	ranges [][2]*big.Int
+	ranges [][2]aggregation.HashKey
 }
 
 // New returns a Transport that forwards to base (http.DefaultTransport when
@@ -293,12 +304,11 @@ func (t *Transport) SetEntryFaults(faults ...EntryFault) error {
 			}
 		}
 		for _, r := range f.HashRanges {
-			lo, ok1 := new(big.Int).SetString(r.Start, 10)
-			hi, ok2 := new(big.Int).SetString(r.End, 10)
-			if !ok1 || !ok2 {
-				return fmt.Errorf("faultinject: bad hash range [%q, %q]", r.Start, r.End)
+			lo, hi, err := r.parse()
+			if err != nil {
+				return fmt.Errorf("faultinject: bad hash range [%q, %q]: %w", r.Start, r.End, err)
 			}
-			c.ranges = append(c.ranges, [2]*big.Int{lo, hi})
+			c.ranges = append(c.ranges, [2]aggregation.HashKey{lo, hi})
 		}
 		compiled = append(compiled, c)
 	}
@@ -618,23 +628,28 @@ func (t *Transport) putRecords(req *http.Request) (*http.Response, error) {
 		return t.base.RoundTrip(withBody(req, body))
 	}
 
-	failed := make(map[int]*entryFault) // index -> fault
+	// Decode the entries before taking the lock, then judge them all under
+	// it; an entry that does not decode is left for the engine to judge.
+	var entries []putRecordsEntry
+	var decoded []bool
 	if len(faults) > 0 {
+		entries = make([]putRecordsEntry, len(raws))
+		decoded = make([]bool, len(raws))
 		for i, raw := range raws {
-			var e putRecordsEntry
-			if json.Unmarshal(raw, &e) != nil {
-				continue
-			}
-			if f := t.pickEntryFault(faults, e); f != nil {
-				failed[i] = f
-			}
+			decoded[i] = json.Unmarshal(raw, &entries[i]) == nil
 		}
 	}
+	failed := make(map[int]*entryFault) // index -> fault
 	t.mu.Lock()
-	t.counters.EntriesSeen += uint64(len(raws))
-	for _, f := range failed {
-		t.counters.EntriesFailed[f.Code]++
+	for i := range entries {
+		if !decoded[i] {
+			continue
+		}
+		if f := t.pickEntryFaultLocked(faults, entries[i]); f != nil {
+			failed[i] = f
+		}
 	}
+	t.counters.EntriesSeen += uint64(len(raws))
 	t.mu.Unlock()
 
 	var stream string
@@ -695,6 +710,13 @@ func (t *Transport) putRecords(req *http.Request) (*http.Response, error) {
 		respDoc = map[string]json.RawMessage{"EncryptionType": json.RawMessage(`"NONE"`)}
 	}
 
+	// The failures reach the client: count them (not before, since the
+	// engine may have refused the whole call).
+	t.count(func(c *Counters) {
+		for _, f := range failed {
+			c.EntriesFailed[f.Code]++
+		}
+	})
 	var failedCount int
 	_ = json.Unmarshal(respDoc["FailedRecordCount"], &failedCount)
 	merged := make([]json.RawMessage, len(raws))
@@ -726,21 +748,23 @@ func (t *Transport) putRecords(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// pickEntryFault returns the fault that fails the entry, or nil.
-func (t *Transport) pickEntryFault(faults []entryFault, e putRecordsEntry) *entryFault {
-	var hk *big.Int
+// pickEntryFaultLocked returns the fault that fails the entry, or nil. The
+// caller holds t.mu (for t.rng).
+func (t *Transport) pickEntryFaultLocked(faults []entryFault, e putRecordsEntry) *entryFault {
+	var hk aggregation.HashKey
+	hashed := false
 	for i := range faults {
 		f := &faults[i]
 		if f.keys != nil && !f.keys[e.PartitionKey] {
 			continue
 		}
 		if len(f.ranges) > 0 {
-			if hk == nil {
-				hk = hashKey(e)
+			if !hashed {
+				hk, hashed = hashKey(e), true
 			}
 			in := false
 			for _, r := range f.ranges {
-				if hk.Cmp(r[0]) >= 0 && hk.Cmp(r[1]) <= 0 {
+				if holds(r[0], r[1], hk) {
 					in = true
 					break
 				}
@@ -749,13 +773,7 @@ func (t *Transport) pickEntryFault(faults []entryFault, e putRecordsEntry) *entr
 				continue
 			}
 		}
-		if f.Probability >= 1 {
-			return f
-		}
-		t.mu.Lock()
-		hit := t.rng.Float64() < f.Probability
-		t.mu.Unlock()
-		if hit {
+		if f.Probability >= 1 || t.rng.Float64() < f.Probability {
 			return f
 		}
 	}
@@ -768,16 +786,16 @@ func (t *Transport) count(fn func(*Counters)) {
 	fn(&t.counters)
 }
 
-// hashKey is the entry's explicit hash key, else the MD5 of its partition
-// key read as a big-endian 128-bit integer (the service's routing rule).
-func hashKey(e putRecordsEntry) *big.Int {
+// hashKey is the entry's explicit hash key, else (also when that is
+// malformed) the MD5 of its partition key read as a big-endian 128-bit
+// integer: the service's routing rule.
+func hashKey(e putRecordsEntry) aggregation.HashKey {
 	if e.ExplicitHashKey != nil {
-		if v, ok := new(big.Int).SetString(*e.ExplicitHashKey, 10); ok {
-			return v
+		if k, err := aggregation.ParseHashKey(*e.ExplicitHashKey); err == nil {
+			return k
 		}
 	}
-	sum := md5.Sum([]byte(e.PartitionKey))
-	return new(big.Int).SetBytes(sum[:])
+	return aggregation.PartitionKeyHash(e.PartitionKey)
 }
 
 // storedEntries lists the records an engine answer says were stored.

@@ -22,7 +22,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -128,10 +127,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		"MERGE_SHARDS_DURATION="+d,
 		"UPDATE_SHARD_COUNT_DURATION="+d,
 	)
-	// Its own process group, so that Close also ends anything node spawned;
-	// and killed with this process, so that a test binary that panics or is
-	// killed leaves no server behind.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	ownProcessGroup(cmd)
 	buf := &lockedBuffer{}
 	if opts.Stdout != nil {
 		cmd.Stdout, cmd.Stderr = opts.Stdout, opts.Stdout
@@ -180,11 +176,11 @@ func (s *Server) waitReady(ctx context.Context) error {
 func (s *Server) Close() error {
 	s.once.Do(func() {
 		if s.cmd.Process != nil {
-			_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
+			terminate(s.cmd.Process)
 			select {
 			case <-s.done:
 			case <-time.After(5 * time.Second):
-				_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+				kill(s.cmd.Process)
 				<-s.done
 			}
 		}

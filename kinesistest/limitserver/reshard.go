@@ -105,10 +105,13 @@ func (st *stream) close(sh *shard) {
 	st.open = slices.DeleteFunc(st.open, func(o *shard) bool { return o == sh })
 }
 
-// reshardError maps the direct API's errors to the service's.
-func (s *Server) reshardError(err error) *apiError {
+// reshardError maps the direct API's errors for stream name to the
+// service's.
+func (s *Server) reshardError(name string, err error) *apiError {
 	switch {
-	case errors.Is(err, ErrStreamNotFound), errors.Is(err, ErrShardNotFound):
+	case errors.Is(err, ErrStreamNotFound):
+		return s.notFound(name)
+	case errors.Is(err, ErrShardNotFound):
 		return badRequest(codeResourceNotFound, "%v", err)
 	default:
 		return badRequest(codeInvalidArgument, "%v", err)
@@ -136,10 +139,7 @@ func (s *Server) splitShard(body []byte) ([]byte, *apiError) {
 		return nil, validation("ShardToSplit and NewStartingHashKey must not be null")
 	}
 	if err := s.SplitShard(name, *in.ShardToSplit, *in.NewStartingHashKey); err != nil {
-		if errors.Is(err, ErrStreamNotFound) {
-			return nil, s.notFound(name)
-		}
-		return nil, s.reshardError(err)
+		return nil, s.reshardError(name, err)
 	}
 	return []byte("{}"), nil
 }
@@ -165,10 +165,7 @@ func (s *Server) mergeShards(body []byte) ([]byte, *apiError) {
 		return nil, validation("ShardToMerge and AdjacentShardToMerge must not be null")
 	}
 	if err := s.MergeShards(name, *in.ShardToMerge, *in.AdjacentShardToMerge); err != nil {
-		if errors.Is(err, ErrStreamNotFound) {
-			return nil, s.notFound(name)
-		}
-		return nil, s.reshardError(err)
+		return nil, s.reshardError(name, err)
 	}
 	return []byte("{}"), nil
 }

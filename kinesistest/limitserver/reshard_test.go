@@ -244,6 +244,10 @@ func TestReshardAndReadErrors(t *testing.T) {
 			_, err := c.MergeShards(ctxFor(t), &kinesis.MergeShardsInput{StreamName: aws.String("e"), ShardToMerge: aws.String("shardId-000000000000"), AdjacentShardToMerge: aws.String("shardId-000000000002")})
 			return err
 		}},
+		{name: "merging in an unknown stream is a ResourceNotFoundException", want: "ResourceNotFoundException", call: func() error {
+			_, err := c.MergeShards(ctxFor(t), &kinesis.MergeShardsInput{StreamName: aws.String("nope"), ShardToMerge: aws.String("shardId-000000000000"), AdjacentShardToMerge: aws.String("shardId-000000000002")})
+			return err
+		}},
 		{name: "reading without KeepData is an InvalidArgumentException", want: "InvalidArgumentException", call: func() error {
 			_, err := c.GetShardIterator(ctxFor(t), &kinesis.GetShardIteratorInput{StreamName: aws.String("e"), ShardId: aws.String("shardId-000000000000"), ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
 			return err

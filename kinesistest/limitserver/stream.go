@@ -135,8 +135,9 @@ func (s *Server) newStream(name string, n, maxRecordSize int) *stream {
 	return st
 }
 
-// addShard appends a new open shard with full buckets; the caller keeps
-// st.open sorted (or holds st.mu when the stream is shared).
+// addShard appends a new open shard with full buckets and inserts it into
+// st.open at its place in hash key order. The caller holds st.mu when the
+// stream is shared.
 func (st *stream) addShard(s *Server, start, end hashKey, parent, adjacent string, now time.Time) *shard {
 	i := len(st.shards)
 	sh := &shard{
@@ -152,13 +153,13 @@ func (st *stream) addShard(s *Server, start, end hashKey, parent, adjacent strin
 	}
 	sh.bytes.setCapacity(st.byteCapacity(s), true)
 	st.shards = append(st.shards, sh)
-	st.open = append(st.open, sh)
-	slices.SortFunc(st.open, func(a, b *shard) int {
-		if a.start.less(b.start) {
+	i, _ = slices.BinarySearchFunc(st.open, start, func(o *shard, k hashKey) int {
+		if o.start.less(k) {
 			return -1
 		}
 		return 1
 	})
+	st.open = slices.Insert(st.open, i, sh)
 	return sh
 }
 

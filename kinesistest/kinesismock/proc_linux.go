@@ -1,0 +1,6 @@
+package kinesismock
+
+import "syscall"
+
+// setDeathSignal has the kernel kill the server when this process dies.
+func setDeathSignal(a *syscall.SysProcAttr) { a.Pdeathsig = syscall.SIGKILL }
