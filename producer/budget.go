@@ -6,37 +6,29 @@ import (
 	"sync/atomic"
 )
 
-// budget is the only place that counts accepted-but-unresolved records: the
-// buffer bounds (MaxBufferedRecords, MaxBufferedBytes), the flush epochs,
-// and the broadcast that wakes whoever waits for records to resolve (a Put
-// waiting for room, Flush, Close).
-type budget struct {
+// bound is the buffer bound that one or more producers share (a Pool's):
+// the records and bytes accepted and not yet resolved, against
+// MaxBufferedRecords and MaxBufferedBytes, and the broadcast that wakes
+// whoever waits for records to resolve (a Put waiting for room, Flush,
+// Close) in any of them.
+type bound struct {
 	maxRecs, maxBytes int64
-
-	// recs also counts Puts in progress, which is what lets Close wait
-	// for them.
-	recs  atomic.Int64
-	bytes atomic.Int64
-
-	// Flush epochs: a record counts in pending[epoch&1] until resolved.
-	epoch   atomic.Uint32
-	pending [2]atomic.Int64
-	flushMu sync.Mutex // serialises epoch changes
+	recs, bytes       atomic.Int64
 
 	progMu      sync.Mutex
 	progCh      chan struct{}
 	progWaiters atomic.Int32
 }
 
-func newBudget(maxRecs, maxBytes int) *budget {
-	return &budget{maxRecs: int64(maxRecs), maxBytes: int64(maxBytes), progCh: make(chan struct{})}
+func newBound(maxRecs, maxBytes int) *bound {
+	return &bound{maxRecs: int64(maxRecs), maxBytes: int64(maxBytes), progCh: make(chan struct{})}
 }
 
-// tryReserve takes one record and size bytes if that keeps the buffer
-// within its bounds (a record alone may exceed the byte bound). It uses
-// compare-and-swap, not add-then-undo, so that the counters (and Stats)
-// never show more than the bounds, even for a moment.
-func (b *budget) tryReserve(size int64) bool {
+// tryReserve takes one record and size bytes if that keeps the bound (a
+// record alone may exceed the byte bound). It uses compare-and-swap, not
+// add-then-undo, so that the counters (and Stats) never show more than the
+// bounds, even for a moment.
+func (b *bound) tryReserve(size int64) bool {
 	for {
 		r := b.recs.Load()
 		if r >= b.maxRecs {
@@ -60,15 +52,79 @@ func (b *budget) tryReserve(size int64) bool {
 }
 
 // hasRoom reports whether a record of size bytes would fit now.
-func (b *budget) hasRoom(size int64) bool {
+func (b *bound) hasRoom(size int64) bool {
 	return b.recs.Load() < b.maxRecs && (b.bytes.Load()+size <= b.maxBytes || b.recs.Load() == 0)
+}
+
+func (b *bound) wakeWaiters() {
+	if b.progWaiters.Load() > 0 {
+		b.broadcast()
+	}
+}
+
+// broadcast wakes everyone waiting for progress.
+func (b *bound) broadcast() {
+	b.progMu.Lock()
+	close(b.progCh)
+	b.progCh = make(chan struct{})
+	b.progMu.Unlock()
+}
+
+// wait waits until cond holds or ctx ends. cond is re-checked after every
+// broadcast.
+func (b *bound) wait(ctx context.Context, cond func() bool) error {
+	b.progWaiters.Add(1)
+	defer b.progWaiters.Add(-1)
+	for {
+		b.progMu.Lock()
+		ch := b.progCh
+		b.progMu.Unlock()
+		if cond() {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// budget is the only place that counts one producer's accepted-but-
+// unresolved records: its share of the shared bound and its flush epochs.
+type budget struct {
+	shared *bound
+
+	// recs also counts Puts in progress, which is what lets Close wait
+	// for them.
+	recs  atomic.Int64
+	bytes atomic.Int64
+
+	// Flush epochs: a record counts in pending[epoch&1] until resolved.
+	epoch   atomic.Uint32
+	pending [2]atomic.Int64
+	flushMu sync.Mutex // serialises epoch changes
+}
+
+func newBudget(shared *bound) *budget { return &budget{shared: shared} }
+
+// tryReserve takes room for one record of size bytes in the shared bound.
+func (b *budget) tryReserve(size int64) bool {
+	if !b.shared.tryReserve(size) {
+		return false
+	}
+	b.recs.Add(1)
+	b.bytes.Add(size)
+	return true
 }
 
 // unreserve gives back what tryReserve took.
 func (b *budget) unreserve(size int64) {
-	b.bytes.Add(-size)
 	b.recs.Add(-1)
-	b.wakeWaiters()
+	b.bytes.Add(-size)
+	b.shared.bytes.Add(-size)
+	b.shared.recs.Add(-1)
+	b.shared.wakeWaiters()
 }
 
 // join enters an accepted record into the current flush epoch and returns
@@ -86,44 +142,17 @@ func (b *budget) release(r *release) {
 	}
 	b.pending[0].Add(-r.buckets[0])
 	b.pending[1].Add(-r.buckets[1])
-	b.bytes.Add(-r.bytes)
 	b.recs.Add(-r.recs)
+	b.bytes.Add(-r.bytes)
+	b.shared.bytes.Add(-r.bytes)
+	b.shared.recs.Add(-r.recs)
 	*r = release{}
-	b.wakeWaiters()
+	b.shared.wakeWaiters()
 }
 
-func (b *budget) wakeWaiters() {
-	if b.progWaiters.Load() > 0 {
-		b.broadcast()
-	}
-}
-
-// broadcast wakes everyone waiting for progress.
-func (b *budget) broadcast() {
-	b.progMu.Lock()
-	close(b.progCh)
-	b.progCh = make(chan struct{})
-	b.progMu.Unlock()
-}
-
-// wait waits until cond holds or ctx ends. cond is re-checked after every
-// broadcast.
+// wait waits until cond holds or ctx ends, woken by the shared broadcast.
 func (b *budget) wait(ctx context.Context, cond func() bool) error {
-	b.progWaiters.Add(1)
-	defer b.progWaiters.Add(-1)
-	for {
-		b.progMu.Lock()
-		ch := b.progCh
-		b.progMu.Unlock()
-		if cond() {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	return b.shared.wait(ctx, cond)
 }
 
 // flush waits until every record accepted before the call is resolved, or

@@ -10,7 +10,6 @@ import (
 // in the map.
 func (p *Producer) dispatch() {
 	defer p.wg.Done()
-	defer close(p.work)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	out := p.newOutbox()
@@ -55,7 +54,7 @@ func (p *Producer) dispatch() {
 func (p *Producer) collect(now time.Time, out *outbox) *call {
 	q := p.env.sched
 	callBytes := p.window.callBytes()
-	c := &call{}
+	c := &call{p: p}
 	for !c.full(&p.opts, callBytes) {
 		s := q.next()
 		if s == nil {
@@ -84,10 +83,19 @@ func (p *Producer) collect(now time.Time, out *outbox) *call {
 	return c
 }
 
-// startCall hands c to a sender.
+// startCall hands c to a sender of the pool. With a shared pool the
+// senders may all be busy with other producers' calls: it waits, unless
+// the producer stops.
 func (p *Producer) startCall(c *call) {
 	p.inflightCalls.Add(1)
-	p.work <- c // never blocks: capacity MaxConnections
+	select {
+	case p.pool.work <- c:
+	case <-p.stop:
+		p.inflightCalls.Add(-1)
+		out := p.newOutbox()
+		p.failClosed(&out, c.krecs)
+		p.deliver(&out)
+	}
 }
 
 // abortAll fails everything the producer still holds: Shutdown's context

@@ -34,16 +34,16 @@ func (cb *callBuf) release() {
 type encoder struct {
 	batch *aggregation.BatchEncoder
 	bufs  sync.Pool // *callBuf
-	free  func(*aggregation.Aggregator)
 }
 
-func newEncoder(free func(*aggregation.Aggregator)) *encoder {
-	return &encoder{batch: aggregation.NewBatchEncoder(aggregation.HashAuto), free: free}
+func newEncoder() *encoder {
+	return &encoder{batch: aggregation.NewBatchEncoder(aggregation.HashAuto)}
 }
 
-// encodeCall encodes every aggregate of c that is not encoded yet. dsts and
-// aggs are scratch space, returned for reuse.
-func (e *encoder) encodeCall(c *call, dsts [][]byte, aggs []*aggregation.Aggregator) ([][]byte, []*aggregation.Aggregator) {
+// encodeCall encodes every aggregate of c that is not encoded yet, and
+// gives the aggregators back through free. dsts and aggs are scratch space,
+// returned for reuse.
+func (e *encoder) encodeCall(c *call, free func(*aggregation.Aggregator), dsts [][]byte, aggs []*aggregation.Aggregator) ([][]byte, []*aggregation.Aggregator) {
 	dsts, aggs = dsts[:0], aggs[:0]
 	total := 0
 	for _, k := range c.krecs {
@@ -80,7 +80,7 @@ func (e *encoder) encodeCall(c *call, dsts [][]byte, aggs []*aggregation.Aggrega
 		k.ehk = &ehk
 		k.buf = cb
 		cb.refs.Add(1)
-		e.free(k.agg)
+		free(k.agg)
 		k.agg = nil
 		i++
 	}

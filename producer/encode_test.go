@@ -32,7 +32,7 @@ func sealedAggregates(t *testing.T, s *shard, n int) []*krec {
 
 func TestACallBufferIsReusedOnlyWhenEveryWindowIsReleased(t *testing.T) {
 	s := newTestShard(defaultOptions(), time.Now())
-	enc := newEncoder(s.env.putAgg)
+	enc := newEncoder()
 	defer enc.close()
 
 	ks := sealedAggregates(t, s, 3)
@@ -40,7 +40,7 @@ func TestACallBufferIsReusedOnlyWhenEveryWindowIsReleased(t *testing.T) {
 	for i, k := range ks {
 		want[i] = k.data
 	}
-	enc.encodeCall(&call{krecs: ks}, nil, nil)
+	enc.encodeCall(&call{krecs: ks}, s.env.putAgg, nil, nil)
 	cb := ks[0].buf
 	for i, k := range ks {
 		if !bytes.Equal(k.data, want[i]) {
@@ -63,7 +63,7 @@ func TestACallBufferIsReusedOnlyWhenEveryWindowIsReleased(t *testing.T) {
 	// The buffer is back in the pool: the next call may overwrite it, but
 	// the retried record's copy is untouched.
 	next := sealedAggregates(t, s, 3)
-	enc.encodeCall(&call{krecs: next}, nil, nil)
+	enc.encodeCall(&call{krecs: next}, s.env.putAgg, nil, nil)
 	if !bytes.Equal(keep, want[1]) {
 		t.Fatal("a retried record's data changed when its call buffer was reused")
 	}
@@ -71,10 +71,10 @@ func TestACallBufferIsReusedOnlyWhenEveryWindowIsReleased(t *testing.T) {
 
 func TestAnAbandonedCallBufferIsNeverReused(t *testing.T) {
 	s := newTestShard(defaultOptions(), time.Now())
-	enc := newEncoder(s.env.putAgg)
+	enc := newEncoder()
 	defer enc.close()
 	ks := sealedAggregates(t, s, 2)
-	enc.encodeCall(&call{krecs: ks}, nil, nil)
+	enc.encodeCall(&call{krecs: ks}, s.env.putAgg, nil, nil)
 	cb := ks[0].buf
 	snapshot := bytes.Clone(cb.b)
 	cb.abandoned.Store(true) // a client that ignores its context still reads it
@@ -82,7 +82,7 @@ func TestAnAbandonedCallBufferIsNeverReused(t *testing.T) {
 		k.dissolve(s.env.putAgg)
 	}
 	for range 20 {
-		enc.encodeCall(&call{krecs: sealedAggregates(t, s, 2)}, nil, nil)
+		enc.encodeCall(&call{krecs: sealedAggregates(t, s, 2)}, s.env.putAgg, nil, nil)
 	}
 	if !bytes.Equal(cb.b, snapshot) {
 		t.Fatal("an abandoned call's buffer was written again")

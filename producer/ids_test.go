@@ -76,8 +76,8 @@ func TestAnOversizedRecordsAggregatorDoesNotJoinThePool(t *testing.T) {
 	if !k.isAgg || k.agg.MaxSize() <= opts.AggregationMaxSize {
 		t.Fatalf("an oversized record with an id: aggregate %v, limit %d", k.isAgg, k.agg.MaxSize())
 	}
-	enc := newEncoder(s.env.putAgg)
-	enc.encodeCall(&call{krecs: []*krec{k}}, nil, nil) // gives the aggregator back, as a sender does
+	enc := newEncoder()
+	enc.encodeCall(&call{krecs: []*krec{k}}, s.env.putAgg, nil, nil) // gives the aggregator back, as a sender does
 	enc.close()
 	for range 100 {
 		if a := s.env.getAgg(); a.MaxSize() != opts.AggregationMaxSize || a.MaxCount() != opts.AggregationMaxCount {

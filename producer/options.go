@@ -126,6 +126,13 @@ type Options struct {
 	// call that fails (access denied, an endpoint without it) leaves the
 	// default 1 MiB limits, with a log line.
 	SkipStreamLimits bool
+	// Pool, when set, makes the producer share the pool's senders, buffer
+	// bound and encoder with the other producers of the pool (see Pool):
+	// MaxBufferedRecords and MaxBufferedBytes are then the pool's, and
+	// MaxConnections bounds this producer's share of the pool's senders;
+	// HashCacheSize is the pool's too.
+	// The default nil gives the producer a private pool.
+	Pool *Pool
 	// Logger receives log lines; nil (the default) is silent.
 	Logger Logger
 

@@ -47,7 +47,8 @@ type Producer struct {
 	window   *callWindow
 	budget   *budget
 	hashes   *hashCache
-	enc      *encoder
+	pool     *Pool     // senders, buffer bound and encoder, shared or private
+	ownPool  bool      // the pool is this producer's own: Close closes it
 	base     time.Time // monotonic origin of Future.put
 	closedCh chan struct{}
 
@@ -62,7 +63,6 @@ type Producer struct {
 	// shards (Ordered mode holds new shards until it is zero).
 	retiredInflight atomic.Int64
 
-	work          chan *call // dispatcher -> senders; capacity MaxConnections
 	inflightCalls atomic.Int64
 	callsMu       sync.Mutex         // guards calls
 	calls         map[*call]struct{} // calls in flight, which an abort abandons
@@ -118,7 +118,6 @@ func New(ctx context.Context, client Client, stream string, optFns ...func(*Opti
 		stop:      make(chan struct{}),
 		stopped:   make(chan struct{}),
 		calls:     make(map[*call]struct{}),
-		hashes:    newHashCache(opts.HashCacheSize),
 	}
 	if isStreamARN(stream) {
 		p.streamARN = aws.String(stream)
@@ -126,8 +125,6 @@ func New(ctx context.Context, client Client, stream string, optFns ...func(*Opti
 		p.streamName = aws.String(stream)
 	}
 	p.log = logSink{l: opts.Logger, stream: stream}
-	p.work = make(chan *call, opts.MaxConnections)
-	p.budget = newBudget(opts.MaxBufferedRecords, opts.MaxBufferedBytes)
 	p.env.opts = &p.opts
 	p.env.sched = newScheduler()
 	if opts.RecordIDs {
@@ -161,14 +158,29 @@ func New(ctx context.Context, client Client, stream string, optFns ...func(*Opti
 	p.smap.Store(m)
 	p.stats.refreshes.Add(1)
 
-	p.enc = newEncoder(p.env.putAgg) // owns goroutines: only once New cannot fail
+	// The pool owns goroutines: joined or made only once New cannot fail.
+	if opts.Pool != nil {
+		if err := opts.Pool.join(); err != nil {
+			return nil, err
+		}
+		p.pool = opts.Pool
+	} else {
+		pl, err := NewPool(func(o *PoolOptions) {
+			o.MaxConnections, o.MaxBufferedRecords, o.MaxBufferedBytes = opts.MaxConnections, opts.MaxBufferedRecords, opts.MaxBufferedBytes
+			o.HashCacheSize = opts.HashCacheSize
+		})
+		if err != nil {
+			return nil, err
+		}
+		_ = pl.join()
+		p.pool, p.ownPool = pl, true
+	}
+	p.budget = newBudget(p.pool.buf)
+	p.hashes = p.pool.hashes
 	p.reqCtx, p.reqCancel = context.WithCancel(context.Background())
-	p.wg.Add(2 + opts.MaxConnections)
+	p.wg.Add(2)
 	go p.dispatch()
 	go p.refresher()
-	for range opts.MaxConnections {
-		go p.worker()
-	}
 	p.log.log(slog.LevelInfo, "producer: started", "shards", len(infos))
 	return p, nil
 }
@@ -309,7 +321,7 @@ func (p *Producer) reserve(ctx context.Context, size int64) error {
 		if p.opts.FailWhenFull {
 			return ErrBufferFull
 		}
-		err := b.wait(ctx, func() bool { return p.closed.Load() || b.hasRoom(size) })
+		err := b.wait(ctx, func() bool { return p.closed.Load() || b.shared.hasRoom(size) })
 		if err != nil {
 			return err
 		}
@@ -352,7 +364,7 @@ func (p *Producer) Shutdown(ctx context.Context) error {
 		p.closed.Store(true)
 		p.env.closing.Store(true)
 		p.env.sched.kick()
-		p.budget.broadcast() // a Put waiting for room sees the close
+		p.budget.shared.broadcast() // a Put waiting for room sees the close
 		go p.finishClose()
 	})
 	select {
@@ -367,27 +379,23 @@ func (p *Producer) Shutdown(ctx context.Context) error {
 }
 
 // finishClose waits until every record is resolved, then stops the
-// goroutines: the dispatcher and the refresher are joined; senders are
-// joined unless an abort abandoned their calls.
+// producer's goroutines (dispatcher and refresher) and leaves its pool. A
+// private pool's senders are joined too, unless an abort abandoned their
+// calls: a sender stuck in a client that ignores its context gets a moment,
+// then leaves on its own when the client returns.
 func (p *Producer) finishClose() {
 	_ = p.budget.wait(context.Background(), func() bool { return p.budget.recs.Load() == 0 })
 	close(p.stop)
 	p.reqCancel()
-	done := make(chan struct{})
-	go func() { p.wg.Wait(); close(done) }()
-	if p.aborting.Load() {
-		// A sender may be stuck in a client that ignores its context:
-		// give it a moment, then let it leave on its own.
-		t := time.NewTimer(100 * time.Millisecond)
-		select {
-		case <-done:
-		case <-t.C:
+	p.wg.Wait()
+	p.pool.leave()
+	if p.ownPool {
+		grace := time.Duration(0)
+		if p.aborting.Load() {
+			grace = 100 * time.Millisecond
 		}
-		t.Stop()
-	} else {
-		<-done
+		p.pool.closeOnce.Do(func() { p.pool.stop(grace) })
 	}
-	p.enc.close()
 	p.log.log(slog.LevelInfo, "producer: closed")
 	close(p.stopped)
 }

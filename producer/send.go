@@ -14,18 +14,6 @@ import (
 	"github.com/kplgo/kpl/aggregation"
 )
 
-// worker sends the calls the dispatcher builds.
-func (p *Producer) worker() {
-	defer p.wg.Done()
-	out := p.newOutbox()
-	var w sendScratch
-	for c := range p.work {
-		p.send(c, &w, &out)
-		p.inflightCalls.Add(-1)
-		p.env.sched.kick()
-	}
-}
-
 // sendScratch is a sender's reusable space for encoding.
 type sendScratch struct {
 	dsts [][]byte
@@ -47,7 +35,7 @@ func (p *Producer) send(c *call, w *sendScratch, out *outbox) {
 	p.calls[c] = struct{}{}
 	p.callsMu.Unlock()
 
-	w.dsts, w.aggs = p.enc.encodeCall(c, w.dsts, w.aggs)
+	w.dsts, w.aggs = p.pool.enc.encodeCall(c, p.env.putAgg, w.dsts, w.aggs)
 	entries := make([]types.PutRecordsRequestEntry, len(c.krecs))
 	for i, k := range c.krecs {
 		entries[i] = types.PutRecordsRequestEntry{Data: k.data, PartitionKey: &k.pk, ExplicitHashKey: k.ehk}

@@ -296,6 +296,7 @@ func (s *shard) nextExpiry() time.Time {
 
 // call is one PutRecords call being built or in flight.
 type call struct {
+	p     *Producer // whose call it is
 	krecs []*krec
 	bytes int
 	state atomic.Uint32 // callInFlight, callHandled, callAbandoned
