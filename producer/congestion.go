@@ -74,13 +74,38 @@ func (w *callWindow) congested(now time.Time) bool {
 // call saw, so that calls finish well within their timeout however slow the
 // endpoint is (a 5 MiB call to an engine that absorbs 1 MB/s would time out
 // every time).
-func (w *callWindow) succeeded(size int, dur time.Duration) {
+//
+// The latency of the call is a signal too, before any call times out: a
+// call that took more than a third of the request timeout adds no call and
+// takes one away (the endpoint is saturated: more calls in flight only
+// queue), and one that took more than half of it counts as congestion (the
+// next ones would time out, and a timed-out call that the endpoint stored
+// anyway is stored twice when it is sent again).
+func (w *callWindow) succeeded(now time.Time, size int, dur time.Duration) {
+	switch {
+	case dur > w.cooldown/2:
+		w.congested(now)
+	case dur > w.cooldown/3:
+		lower(&w.limit, 1)
+	default:
+		w.grow()
+	}
+	w.hold(size, dur)
+}
+
+// grow widens the window after a call that returned in good time.
+func (w *callWindow) grow() {
 	raise(&w.limit, 1, w.max)
 	if w.slow.Load() {
 		raise(&w.bytes, w.bytes.Load(), w.maxBytes)
 	} else {
 		raise(&w.bytes, max(1, w.maxBytes/16), w.maxBytes)
 	}
+}
+
+// hold keeps the call size to what the endpoint moves in a third of the
+// request timeout at the rate a call of size bytes in dur saw.
+func (w *callWindow) hold(size int, dur time.Duration) {
 	if dur <= 0 || size <= 0 {
 		return
 	}
@@ -89,6 +114,15 @@ func (w *callWindow) succeeded(size int, dur time.Duration) {
 	for {
 		cur := w.bytes.Load()
 		if cur <= budget || w.bytes.CompareAndSwap(cur, budget) {
+			return
+		}
+	}
+}
+
+func lower(v *atomic.Int64, by int64) {
+	for {
+		cur := v.Load()
+		if cur <= 1 || v.CompareAndSwap(cur, max(1, cur-by)) {
 			return
 		}
 	}

@@ -15,7 +15,7 @@ func TestCallWindow(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	open := func(w *callWindow) { // slow start to full width
 		for range 100 {
-			w.succeeded(0, 0)
+			w.succeeded(t0, 0, 0)
 		}
 	}
 	tests := []struct {
@@ -27,7 +27,7 @@ func TestCallWindow(t *testing.T) {
 		{"a new window starts at one call of one aggregate", func(*callWindow) {}, 1, 50_000},
 		{"in slow start each returned call adds a call and doubles the call size", func(w *callWindow) {
 			for range 5 {
-				w.succeeded(0, 0)
+				w.succeeded(t0, 0, 0)
 			}
 		}, 6, 1_600_000},
 		{"slow start stops at the maximums", open, 24, 5_000_000},
@@ -56,21 +56,29 @@ func TestCallWindow(t *testing.T) {
 			open(w)
 			w.congested(t0)
 			for range 5 {
-				w.succeeded(0, 0)
+				w.succeeded(t0, 0, 0)
 			}
 		}, 17, 2_500_000 + 5*312_500},
 		{"a slow call holds the call size to a third of the timeout's worth", func(w *callWindow) {
 			open(w)
-			w.succeeded(1_000_000, time.Second) // 1 MB/s: 2 MB in 2 s
+			w.succeeded(t0, 1_000_000, time.Second) // 1 MB/s: 2 MB in 2 s
 		}, 24, 2_000_000},
 		{"the hold never goes below one aggregate", func(w *callWindow) {
 			open(w)
-			w.succeeded(1_000, time.Second)
+			w.succeeded(t0, 1_000, time.Second)
 		}, 24, 50_000},
 		{"a fast call leaves the call size alone", func(w *callWindow) {
 			open(w)
-			w.succeeded(5_000_000, 100*time.Millisecond)
+			w.succeeded(t0, 5_000_000, 100*time.Millisecond)
 		}, 24, 5_000_000},
+		{"a call slower than a third of the timeout takes a call away", func(w *callWindow) {
+			open(w)
+			w.succeeded(t0, 100_000, 2500*time.Millisecond)
+		}, 23, 80_000}, // 40 KB/s: 80 KB in 2 s
+		{"a call slower than half the timeout is congestion", func(w *callWindow) {
+			open(w)
+			w.succeeded(t0, 5_000_000, 4*time.Second) // 1.25 MB/s: 2.5 MB in 2 s
+		}, 12, 2_500_000},
 		{"it never rises above the maximums", func(w *callWindow) {
 			open(w)
 			w.congested(t0)
