@@ -22,7 +22,7 @@ export KINESIS_AGG_DIR := $(KINESIS_AGG)
 FUZZTIME      ?= 2m
 TESTFLAGS     ?=
 
-.PHONY: all run test unit fuzz-short fuzz bench loadtest lint tools stress e2e-long
+.PHONY: all run test unit fuzz-short fuzz bench loadtest loadtest-burst lint tools stress e2e-long
 
 all: lint test
 
@@ -90,6 +90,17 @@ loadtest: tools
 		-json out/loadtest-limit.json -chart out/loadtest-limit.png $(LOADTEST_FLAGS)
 	out/loadtest -endpoint kinesis-mock -mode both -shards 4 -duration 15s \
 		-json out/loadtest-kinesis-mock.json -chart out/loadtest-kinesis-mock.png $(LOADTEST_FLAGS)
+	$(MAKE) loadtest-burst
+
+# loadtest-burst offers trades flat out for 3 s against kinesis-mock with the
+# producer's defaults: the buffer fills at once (about 200,000 trades), the
+# call window must size the calls so that none times out, and the read-back
+# must find no duplicate.
+loadtest-burst: tools
+	mkdir -p out
+	$(GO) build -o out/loadtest ./cmd/loadtest
+	out/loadtest -endpoint kinesis-mock -mode aggregated -shards 4 -duration 3s \
+		-json out/loadtest-burst.json $(LOADTEST_FLAGS)
 
 # stress runs the producer's model-based stress test for many random
 # schedules (make test runs a few); STRESS_SEED=n replays one.
