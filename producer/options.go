@@ -65,7 +65,8 @@ type Options struct {
 	CollectionMaxSize int
 	// Linger is the longest a record waits for more records to share its
 	// aggregate and call (the KPL's RecordMaxBufferedTime). 0 sends at once.
-	// The default is 100ms.
+	// A record may go up to a quarter of Linger earlier, to share a call
+	// with the records of other shards that are due. The default is 100ms.
 	Linger time.Duration
 	// RecordTTL bounds the time from Put until a record is delivered; a
 	// record that cannot be delivered in time fails with ErrRecordExpired and

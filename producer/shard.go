@@ -375,7 +375,7 @@ func (s *shard) takeInto(c *call, now time.Time, callBytes int, out *outbox) tim
 		return earliest(next, s.nextExpiry())
 	}
 	lingerAt := oldest.Add(o.Linger)
-	due := !now.Before(lingerAt) || s.env.forced(ep)
+	due := !now.Add(lingerSlack(o.Linger)).Before(lingerAt) || s.env.forced(ep)
 	if !due && !(s.env.sealedFull() && len(s.sealed) > 0) {
 		return earliest(next, lingerAt)
 	}
@@ -593,6 +593,12 @@ func pack(s *shard, recs []*Future, notBefore time.Time, env *shardEnv) []*krec 
 	}
 	return out
 }
+
+// lingerSlack is how much earlier than its Linger a shard's records may go
+// to share a call with the records of other shards that are due: a stream
+// of thousands of shards with a trickle of records each would otherwise
+// send one small call per shard's deadline.
+func lingerSlack(linger time.Duration) time.Duration { return linger / 4 }
 
 // earliest returns the earlier of two times, a zero time meaning "none".
 func earliest(a, b time.Time) time.Time {
