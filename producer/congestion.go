@@ -20,6 +20,17 @@ import (
 // overloaded network path), where re-sending every timed-out call at full
 // width would pile new calls onto a server still busy with the abandoned
 // ones.
+//
+// It also bounds the bytes of all calls in flight together to what the
+// endpoint moves in a quarter of the request timeout. The endpoint's rate is
+// read off each returned call by Little's law: the bytes that were in
+// flight when the call started, over the call's duration. While calls come
+// back in less than a quarter of the timeout the bound doubles from one
+// aggregate (it is not the endpoint that limits); after a slower call it
+// follows the rate. Without it, calls sized for the rate the endpoint had a
+// moment ago can all time out together when it slows (kinesis-mock slows
+// as its shards fill, and with the machine's load) and be stored twice when
+// they are sent again.
 type callWindow struct {
 	limit    atomic.Int64
 	max      int64
@@ -28,6 +39,9 @@ type callWindow struct {
 	maxBytes int64
 	cooldown time.Duration
 	slow     atomic.Bool // slow start: no congestion signal yet
+
+	inflight atomic.Int64 // bytes of the calls in flight
+	budget   atomic.Int64 // most bytes in flight
 
 	mu      sync.Mutex // guards lastCut
 	lastCut time.Time
@@ -42,9 +56,23 @@ func newCallWindow(maxCalls int, minBytes, maxBytes int, cooldown time.Duration)
 	}
 	w.limit.Store(1)
 	w.bytes.Store(w.minBytes)
+	w.budget.Store(w.minBytes)
 	w.slow.Store(true)
 	return w
 }
+
+// room reports whether another call may start: fewer calls than allowed in
+// flight, and bytes in flight under the budget.
+func (w *callWindow) room(calls int64) bool {
+	return calls < w.limit.Load() && w.inflight.Load() < w.budget.Load()
+}
+
+// start counts a call of size bytes into flight and returns the bytes in
+// flight with it, which succeeded needs.
+func (w *callWindow) start(size int) int64 { return w.inflight.Add(int64(size)) }
+
+// done counts a call of size bytes out of flight.
+func (w *callWindow) done(size int) { w.inflight.Add(-int64(size)) }
 
 // allowed returns how many calls may be in flight now.
 func (w *callWindow) allowed() int64 { return w.limit.Load() }
@@ -64,6 +92,7 @@ func (w *callWindow) congested(now time.Time) bool {
 	w.slow.Store(false)
 	w.limit.Store(max(1, w.limit.Load()/2))
 	w.bytes.Store(max(w.minBytes, w.bytes.Load()/2))
+	w.budget.Store(max(w.minBytes, w.budget.Load()/2))
 	return true
 }
 
@@ -81,7 +110,8 @@ func (w *callWindow) congested(now time.Time) bool {
 // queue), and one that took more than half of it counts as congestion (the
 // next ones would time out, and a timed-out call that the endpoint stored
 // anyway is stored twice when it is sent again).
-func (w *callWindow) succeeded(now time.Time, size int, dur time.Duration) {
+func (w *callWindow) succeeded(now time.Time, size int, dur time.Duration, inflightAtStart int64) {
+	w.follow(dur, inflightAtStart)
 	switch {
 	case dur > w.cooldown/2:
 		w.congested(now)
@@ -91,6 +121,22 @@ func (w *callWindow) succeeded(now time.Time, size int, dur time.Duration) {
 		w.grow()
 	}
 	w.hold(size, dur)
+}
+
+// follow sets the bound on bytes in flight after a call that started with
+// inflight bytes in flight and took dur.
+func (w *callWindow) follow(dur time.Duration, inflight int64) {
+	target := w.cooldown / 4
+	ceiling := w.max * w.maxBytes
+	if dur <= 0 || inflight <= 0 {
+		return
+	}
+	if dur < target {
+		raiseTo(&w.budget, min(ceiling, 2*inflight))
+		return
+	}
+	rate := float64(inflight) / dur.Seconds()
+	w.budget.Store(min(ceiling, max(w.minBytes, int64(rate*target.Seconds()))))
 }
 
 // grow widens the window after a call that returned in good time.
@@ -114,6 +160,15 @@ func (w *callWindow) hold(size int, dur time.Duration) {
 	for {
 		cur := w.bytes.Load()
 		if cur <= budget || w.bytes.CompareAndSwap(cur, budget) {
+			return
+		}
+	}
+}
+
+func raiseTo(v *atomic.Int64, to int64) {
+	for {
+		cur := v.Load()
+		if cur >= to || v.CompareAndSwap(cur, to) {
 			return
 		}
 	}

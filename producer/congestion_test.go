@@ -15,7 +15,7 @@ func TestCallWindow(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	open := func(w *callWindow) { // slow start to full width
 		for range 100 {
-			w.succeeded(t0, 0, 0)
+			w.succeeded(t0, 0, 0, 0)
 		}
 	}
 	tests := []struct {
@@ -27,7 +27,7 @@ func TestCallWindow(t *testing.T) {
 		{"a new window starts at one call of one aggregate", func(*callWindow) {}, 1, 50_000},
 		{"in slow start each returned call adds a call and doubles the call size", func(w *callWindow) {
 			for range 5 {
-				w.succeeded(t0, 0, 0)
+				w.succeeded(t0, 0, 0, 0)
 			}
 		}, 6, 1_600_000},
 		{"slow start stops at the maximums", open, 24, 5_000_000},
@@ -56,28 +56,28 @@ func TestCallWindow(t *testing.T) {
 			open(w)
 			w.congested(t0)
 			for range 5 {
-				w.succeeded(t0, 0, 0)
+				w.succeeded(t0, 0, 0, 0)
 			}
 		}, 17, 2_500_000 + 5*312_500},
 		{"a slow call holds the call size to a third of the timeout's worth", func(w *callWindow) {
 			open(w)
-			w.succeeded(t0, 1_000_000, time.Second) // 1 MB/s: 2 MB in 2 s
+			w.succeeded(t0, 1_000_000, time.Second, 0) // 1 MB/s: 2 MB in 2 s
 		}, 24, 2_000_000},
 		{"the hold never goes below one aggregate", func(w *callWindow) {
 			open(w)
-			w.succeeded(t0, 1_000, time.Second)
+			w.succeeded(t0, 1_000, time.Second, 0)
 		}, 24, 50_000},
 		{"a fast call leaves the call size alone", func(w *callWindow) {
 			open(w)
-			w.succeeded(t0, 5_000_000, 100*time.Millisecond)
+			w.succeeded(t0, 5_000_000, 100*time.Millisecond, 0)
 		}, 24, 5_000_000},
 		{"a call slower than a third of the timeout takes a call away", func(w *callWindow) {
 			open(w)
-			w.succeeded(t0, 100_000, 2500*time.Millisecond)
+			w.succeeded(t0, 100_000, 2500*time.Millisecond, 0)
 		}, 23, 80_000}, // 40 KB/s: 80 KB in 2 s
 		{"a call slower than half the timeout is congestion", func(w *callWindow) {
 			open(w)
-			w.succeeded(t0, 5_000_000, 4*time.Second) // 1.25 MB/s: 2.5 MB in 2 s
+			w.succeeded(t0, 5_000_000, 4*time.Second, 0) // 1.25 MB/s: 2.5 MB in 2 s
 		}, 12, 2_500_000},
 		{"it never rises above the maximums", func(w *callWindow) {
 			open(w)
@@ -97,6 +97,58 @@ func TestCallWindow(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestTheCallWindowBoundsTheBytesInFlight(t *testing.T) {
+	const timeout = 8 * time.Second // a quarter: 2 s
+	t0 := time.Unix(1000, 0)
+	tests := []struct {
+		name  string
+		steps func(w *callWindow)
+		want  int64
+	}{
+		{"it starts at one aggregate", func(*callWindow) {}, 50_000},
+		{"fast calls double it from what was in flight", func(w *callWindow) {
+			w.succeeded(t0, 50_000, 10*time.Millisecond, 50_000)
+			w.succeeded(t0, 100_000, 10*time.Millisecond, 100_000)
+		}, 200_000},
+		{"a slow call sets it to a quarter timeout's worth at the endpoint's rate", func(w *callWindow) {
+			w.succeeded(t0, 1_000_000, 4*time.Second, 4_000_000) // 1 MB/s by Little's law
+		}, 2_000_000},
+		{"it never falls below one aggregate", func(w *callWindow) {
+			w.succeeded(t0, 1_000, time.Minute, 1_000)
+		}, 50_000},
+		{"congestion halves it", func(w *callWindow) {
+			w.succeeded(t0, 100_000, 10*time.Millisecond, 4_000_000)
+			w.congested(t0)
+		}, 4_000_000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newCallWindow(24, 50_000, 5_000_000, timeout)
+			tt.steps(w)
+			if got := w.budget.Load(); got != tt.want {
+				t.Errorf("budget = %d, want %d", got, tt.want)
+			}
+		})
+	}
+	t.Run("no call starts while the bytes in flight reach it", func(t *testing.T) {
+		w := newCallWindow(24, 50_000, 5_000_000, timeout)
+		for range 10 {
+			w.succeeded(t0, 0, 0, 0) // calls allowed: 11
+		}
+		if !w.room(0) {
+			t.Fatal("no room with nothing in flight")
+		}
+		w.start(50_000)
+		if w.room(1) {
+			t.Error("room for a second call with the budget's bytes in flight")
+		}
+		w.done(50_000)
+		if !w.room(0) {
+			t.Error("no room after the call returned")
+		}
+	})
 }
 
 func TestTimeoutsNarrowTheCallWindowAndSuccessWidensIt(t *testing.T) {

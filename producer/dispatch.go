@@ -27,7 +27,7 @@ func (p *Producer) dispatch() {
 		all := force != lastForce || (closing && !wasClosing)
 		lastForce, wasClosing = force, closing
 		next := p.env.sched.promote(now.Add(lingerSlack(p.opts.Linger)), p.env.sealedFull(), all)
-		for p.inflightCalls.Load() < p.window.allowed() {
+		for p.window.room(p.inflightCalls.Load()) {
 			c := p.collect(now, &out)
 			if c == nil {
 				break
@@ -54,6 +54,9 @@ func (p *Producer) dispatch() {
 func (p *Producer) collect(now time.Time, out *outbox) *call {
 	q := p.env.sched
 	callBytes := p.window.callBytes()
+	if room := int(p.window.budget.Load() - p.window.inflight.Load()); room < callBytes {
+		callBytes = max(room, 1) // the first record always fits
+	}
 	c := &call{p: p}
 	for !c.full(&p.opts, callBytes) {
 		s := q.next()
@@ -88,10 +91,12 @@ func (p *Producer) collect(now time.Time, out *outbox) *call {
 // the producer stops.
 func (p *Producer) startCall(c *call) {
 	p.inflightCalls.Add(1)
+	c.inflightAtStart = p.window.start(c.bytes)
 	select {
 	case p.pool.work <- c:
 	case <-p.stop:
 		p.inflightCalls.Add(-1)
+		p.window.done(c.bytes)
 		out := p.newOutbox()
 		p.failClosed(&out, c.krecs)
 		p.deliver(&out)

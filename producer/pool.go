@@ -80,6 +80,7 @@ func (pl *Pool) sender() {
 		p := c.p
 		out := p.newOutbox()
 		p.send(c, &w, &out)
+		p.window.done(c.bytes)
 		p.inflightCalls.Add(-1)
 		p.env.sched.kick()
 	}

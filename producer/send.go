@@ -92,7 +92,7 @@ func (p *Producer) handle(c *call, res *kinesis.PutRecordsOutput, err error, sta
 			out.logf(slog.LevelWarn, "producer: endpoint congested: fewer calls in flight", "code", whole.code, "calls", p.window.allowed())
 		}
 	} else {
-		p.window.succeeded(now, c.bytes, dur)
+		p.window.succeeded(now, c.bytes, dur, c.inflightAtStart)
 	}
 	for i, k := range c.krecs {
 		cl, shardID, seq := whole, "", ""

@@ -299,7 +299,10 @@ type call struct {
 	p     *Producer // whose call it is
 	krecs []*krec
 	bytes int
-	state atomic.Uint32 // callInFlight, callHandled, callAbandoned
+	// inflightAtStart is the call window's bytes in flight when the call
+	// started, this call included.
+	inflightAtStart int64
+	state           atomic.Uint32 // callInFlight, callHandled, callAbandoned
 }
 
 const (
