@@ -155,7 +155,9 @@ type Options struct {
 	// map is stale.
 	ShardMapRefreshInterval time.Duration
 	// HashCacheSize bounds the cache of partition key hashes. The default is
-	// 65,536 keys.
+	// 4,096 keys: a table that stays in the CPU's cache, where a hot key
+	// (a ticker symbol) costs a compare; with many distinct keys a larger
+	// table only trades an MD5 (about 60 ns) for a cache miss.
 	HashCacheSize int
 	// KeepClientRetries leaves the SDK client's own retryer in place. By
 	// default (false) every call the producer makes passes ClientOptions, so
@@ -186,7 +188,7 @@ func defaultOptions() Options {
 		RetryMaxDelay:       5 * time.Second,
 		RefreshBaseDelay:    100 * time.Millisecond,
 		RefreshMaxDelay:     10 * time.Second,
-		HashCacheSize:       1 << 16,
+		HashCacheSize:       1 << 12,
 	}
 }
 

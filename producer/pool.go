@@ -48,7 +48,7 @@ type PoolOptions struct {
 	// buffered. The default is 64 MiB.
 	MaxBufferedBytes int
 	// HashCacheSize bounds the cache of partition key hashes the pool's
-	// producers share. The default is 65,536 keys.
+	// producers share. The default is 4,096 keys.
 	HashCacheSize int
 }
 
