@@ -139,6 +139,6 @@ func TestAFrozenKinesisLeavesNoDuplicateAfterDeduplication(t *testing.T) {
 	if rep.Stale != 0 || rep.Reread != 0 {
 		t.Errorf("dedupe said Stale %d and Reread %d times, want 0", rep.Stale, rep.Reread)
 	}
-	t.Logf("Kinesis frozen for %v after %v trades accepted: %d trades stored in %d Kinesis records, %d duplicates, all removed by id; %d distinct trades after de-duplication",
-		freeze, atFreeze, tot.Trades, rep.KinesisRecords, tot.Duplicates, tot.Trades-tot.RemovedByID)
+	t.Logf("Kinesis frozen for %v after %v trades accepted: %d trades stored in %d Kinesis records, %d duplicates, %d removed by id; %d trades kept after de-duplication",
+		freeze, atFreeze, tot.Trades, rep.KinesisRecords, tot.Duplicates, tot.RemovedByID, tot.Trades-tot.RemovedByID)
 }
