@@ -301,13 +301,13 @@ func (r *rig) finish() outcome {
 	for _, a := range r.tr.Ambiguous() {
 		ambiguous[[2]string{a.ShardID, a.SequenceNumber}] = true
 	}
+	var userReads []userRead // every user record, in read order
 	type copyAt struct {
 		shard, seq string
 		sub        uint64
 		ambiguous  bool
 	}
 	copies := map[string][]copyAt{} // copies a KCL reader sees
-	var userReads []userRead        // every user record, in read order
 	var readOrder []string          // their data, shard by shard in stream order
 	hidden := map[string]int{}      // copies inside misrouted aggregates
 	for _, sh := range shards {
@@ -423,6 +423,78 @@ func (r *rig) finish() outcome {
 	return out
 }
 
+// checkKeyOrder checks that, for every partition key, the first copy of each
+// record appears in the stream in put order.
+func (r *rig) checkKeyOrder(puts []*put, readOrder []string) {
+	r.t.Helper()
+	index := make(map[string]int, len(puts))
+	for i, p := range puts {
+		index[p.data] = i
+	}
+	seen := map[string]bool{}
+	last := map[string]int{} // partition key -> put index of the last record read
+	bad := 0
+	for _, data := range readOrder {
+		if seen[data] {
+			continue
+		}
+		seen[data] = true
+		i, ok := index[data]
+		if !ok {
+			continue
+		}
+		key := puts[i].key
+		if prev, ok := last[key]; ok && prev > i && bad < 10 {
+			bad++
+			r.t.Errorf("key %s: record %d stored after record %d, out of put order", key, i, prev)
+		}
+		last[key] = max(last[key], i)
+	}
+}
+
+// close closes the producer and checks that it leaves no goroutine behind.
+func (r *rig) close() {
+	r.t.Helper()
+	if err := r.p.Close(); err != nil {
+		r.t.Errorf("Close: %v", err)
+	}
+	r.verifyNoLeaks()
+}
+
+// verifyNoLeaks checks, after the producer stopped, that no goroutine was
+// left behind.
+func (r *rig) verifyNoLeaks() {
+	r.t.Helper()
+	r.tr.Wait()
+	for _, ht := range r.httpTs {
+		ht.CloseIdleConnections()
+	}
+	goleak.VerifyNone(r.t, r.leaks...)
+}
+
+// watchBuffer samples the producer's buffered record count until stop is
+// closed and returns the largest value seen.
+func (r *rig) watchBuffer(stop <-chan struct{}) <-chan int64 {
+	out := make(chan int64, 1)
+	go func() {
+		var top int64
+		tk := time.NewTicker(2 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			if n := int64(r.p.Stats().BufferedRecords); n > top {
+				top = n
+			}
+			select {
+			case <-stop:
+				out <- top
+				return
+			case <-tk.C:
+			}
+		}
+	}()
+	return out
+}
+
 // userRead is one user record as read back from the stream.
 type userRead struct {
 	shard, seq string
@@ -521,76 +593,4 @@ func (r *rig) checkDedupe(puts []*put, ok []bool, reads []userRead, rawDuplicate
 		t.Errorf("the KCL reader's de-duplication removed %d copies; finish counted %d duplicates", kcl.removed, rawDuplicates)
 	}
 	return kcl, every
-}
-
-// checkKeyOrder checks that, for every partition key, the first copy of each
-// record appears in the stream in put order.
-func (r *rig) checkKeyOrder(puts []*put, readOrder []string) {
-	r.t.Helper()
-	index := make(map[string]int, len(puts))
-	for i, p := range puts {
-		index[p.data] = i
-	}
-	seen := map[string]bool{}
-	last := map[string]int{} // partition key -> put index of the last record read
-	bad := 0
-	for _, data := range readOrder {
-		if seen[data] {
-			continue
-		}
-		seen[data] = true
-		i, ok := index[data]
-		if !ok {
-			continue
-		}
-		key := puts[i].key
-		if prev, ok := last[key]; ok && prev > i && bad < 10 {
-			bad++
-			r.t.Errorf("key %s: record %d stored after record %d, out of put order", key, i, prev)
-		}
-		last[key] = max(last[key], i)
-	}
-}
-
-// close closes the producer and checks that it leaves no goroutine behind.
-func (r *rig) close() {
-	r.t.Helper()
-	if err := r.p.Close(); err != nil {
-		r.t.Errorf("Close: %v", err)
-	}
-	r.verifyNoLeaks()
-}
-
-// verifyNoLeaks checks, after the producer stopped, that no goroutine was
-// left behind.
-func (r *rig) verifyNoLeaks() {
-	r.t.Helper()
-	r.tr.Wait()
-	for _, ht := range r.httpTs {
-		ht.CloseIdleConnections()
-	}
-	goleak.VerifyNone(r.t, r.leaks...)
-}
-
-// watchBuffer samples the producer's buffered record count until stop is
-// closed and returns the largest value seen.
-func (r *rig) watchBuffer(stop <-chan struct{}) <-chan int64 {
-	out := make(chan int64, 1)
-	go func() {
-		var top int64
-		tk := time.NewTicker(2 * time.Millisecond)
-		defer tk.Stop()
-		for {
-			if n := int64(r.p.Stats().BufferedRecords); n > top {
-				top = n
-			}
-			select {
-			case <-stop:
-				out <- top
-				return
-			case <-tk.C:
-			}
-		}
-	}()
-	return out
 }
