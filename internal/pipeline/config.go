@@ -65,6 +65,9 @@ type ProducerConfig struct {
 	MaxBufferedBytes    int
 	FailWhenFull        bool
 	Ordered             bool
+	// RecordIDs gives every trade a record id (producer.Options.RecordIDs)
+	// so that a consumer can drop the duplicates of ambiguous failures.
+	RecordIDs bool
 
 	set map[string]bool // flags given; nil for a ProducerConfig built in code
 }
@@ -187,6 +190,7 @@ func ParseConfig(args []string, env Environment, out io.Writer) (Config, error) 
 	flags.IntVar(&p.MaxBufferedBytes, "max-buffered-bytes", 64<<20, 1, math.MaxInt32, "bound on buffered bytes")
 	flags.BoolVar(&p.FailWhenFull, "fail-when-full", false, "when the buffer is full, refuse (and count) trades instead of pausing the websocket reader")
 	flags.BoolVar(&p.Ordered, "ordered", true, "keep each symbol's trades in order in the stream (one PutRecords in flight per shard)")
+	flags.BoolVar(&p.RecordIDs, "record-ids", true, "give every trade a record id in the KPL tags, so that consumers can drop duplicates (package dedupe, verify)")
 
 	if err := flags.Parse(args, out); err != nil {
 		if errors.Is(err, ErrHelp) {

@@ -49,7 +49,7 @@ func TestParseConfig(t *testing.T) {
 				if c.APIKey != want.APIKey || c.Stream != want.Stream || c.Region != want.Region || c.FinnhubURL != want.FinnhubURL || !reflect.DeepEqual(c.Symbols, want.Symbols) {
 					t.Errorf("got %+v", c)
 				}
-				if !c.Producer.Aggregation || !c.Producer.Ordered || c.StatusInterval != 10*time.Second || c.ShutdownTimeout != 30*time.Second {
+				if !c.Producer.Aggregation || !c.Producer.Ordered || !c.Producer.RecordIDs || c.StatusInterval != 10*time.Second || c.ShutdownTimeout != 30*time.Second {
 					t.Errorf("flag defaults wrong: %+v", c)
 				}
 			},
@@ -134,11 +134,11 @@ func TestParseConfig(t *testing.T) {
 		},
 		{
 			name: "producer knobs are read from flags",
-			args: []string{"-linger", "250ms", "-aggregation-max-size", "100000", "-record-ttl", "1m", "-max-buffered-records", "5000", "-fail-when-full", "-ordered=false", "-aggregation=false"},
+			args: []string{"-linger", "250ms", "-aggregation-max-size", "100000", "-record-ttl", "1m", "-max-buffered-records", "5000", "-fail-when-full", "-ordered=false", "-aggregation=false", "-record-ids=false"},
 			env:  map[string]string{EnvAPIKey: key},
 			check: func(t *testing.T, c Config) {
 				p := c.Producer
-				if p.Linger != 250*time.Millisecond || p.AggregationMaxSize != 100000 || p.RecordTTL != time.Minute || p.MaxBufferedRecords != 5000 || !p.FailWhenFull || p.Ordered || p.Aggregation {
+				if p.Linger != 250*time.Millisecond || p.AggregationMaxSize != 100000 || p.RecordTTL != time.Minute || p.MaxBufferedRecords != 5000 || !p.FailWhenFull || p.Ordered || p.Aggregation || p.RecordIDs {
 					t.Errorf("got %+v", p)
 				}
 			},

@@ -60,8 +60,8 @@ func TestProducerConfigApply(t *testing.T) {
 	}{
 		{
 			name: "zero knobs keep the producer defaults",
-			in:   ProducerConfig{Aggregation: true, Ordered: true},
-			want: producer.Options{AggregationEnabled: true, AggregationMaxSize: 51200, Linger: 100 * time.Millisecond, RecordTTL: 30 * time.Second, MaxBufferedRecords: 200000, Ordered: true},
+			in:   ProducerConfig{Aggregation: true, Ordered: true, RecordIDs: true},
+			want: producer.Options{AggregationEnabled: true, AggregationMaxSize: 51200, Linger: 100 * time.Millisecond, RecordTTL: 30 * time.Second, MaxBufferedRecords: 200000, Ordered: true, RecordIDs: true},
 		},
 		{
 			name: "set knobs override them",

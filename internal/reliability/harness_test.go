@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/kplgo/kpl/aggregation"
+	"github.com/kplgo/kpl/dedupe"
 	"github.com/kplgo/kpl/internal/kinesisread"
 	"github.com/kplgo/kpl/kinesistest"
 	"github.com/kplgo/kpl/kinesistest/faultinject"
@@ -53,6 +54,10 @@ type rig struct {
 	// were stored in the order they were put (first copies; the puts must
 	// come from one goroutine).
 	checkOrder bool
+	// recordIDs is set when the producer runs with Options.RecordIDs:
+	// finish then also reads the stream as a de-duplicating consumer does
+	// (package dedupe) and checks that it sees every record exactly once.
+	recordIDs bool
 
 	mu      sync.Mutex // guards puts and refused
 	puts    []*put
@@ -94,6 +99,11 @@ func newRig(t *testing.T, shards int32, optFns ...func(*producer.Options)) *rig 
 	t.Helper()
 	_, stream := server.NewStream(t, shards)
 	r := &rig{t: t, stream: stream}
+	var probe producer.Options
+	for _, f := range optFns {
+		f(&probe)
+	}
+	r.recordIDs = probe.RecordIDs
 	// Goroutines that exist now (the harness's, idle connections of the
 	// stream-creating client) are not the producer's.
 	r.leaks = []goleak.Option{
@@ -201,6 +211,16 @@ type outcome struct {
 	// records (the shard map was stale): a KCL reader drops them whole, so
 	// their copies count neither as deliveries nor as duplicates.
 	misroutedKinesis, misroutedUser int
+	// With record ids, what the de-duplicating consumers of checkDedupe
+	// found: copies they removed by id, copies they kept beyond the first
+	// (duplicates left) and accepted records they did not keep (lost); kcl
+	// drops misrouted aggregates as a KCL reader does, every keeps them.
+	kcl, every dedupeOutcome
+}
+
+// dedupeOutcome is what one de-duplicating read of the stream found.
+type dedupeOutcome struct {
+	removed, duplicatesLeft, lost int
 }
 
 // finish clears the faults, checks that the producer still works with one
@@ -282,6 +302,7 @@ func (r *rig) finish() outcome {
 	for _, a := range r.tr.Ambiguous() {
 		ambiguous[[2]string{a.ShardID, a.SequenceNumber}] = true
 	}
+	var userReads []userRead // every user record, in read order
 	type copyAt struct {
 		shard, seq string
 		sub        uint64
@@ -308,6 +329,12 @@ func (r *rig) finish() outcome {
 				if !rng.Holds(u.PartitionKey, u.ExplicitHashKey) {
 					misrouted++
 				}
+			}
+			for _, u := range urs {
+				userReads = append(userReads, userRead{
+					shard: shardID, seq: aws.ToString(kr.SequenceNumber), sub: u.SubSequenceNumber,
+					id: u.ID, data: string(u.Data), misrouted: misrouted > 0,
+				})
 			}
 			if misrouted > 0 {
 				out.misroutedKinesis++
@@ -386,6 +413,9 @@ func (r *rig) finish() outcome {
 	if out.duplicates > out.ambiguousUser {
 		t.Errorf("%d duplicates, more than the %d user records of ambiguous requests", out.duplicates, out.ambiguousUser)
 	}
+	if r.recordIDs {
+		out.kcl, out.every = r.checkDedupe(puts, ok, userReads, out.duplicates)
+	}
 	t.Logf("%d puts (%d refused): %d succeeded, %d failed; %d Kinesis records hold %d visible user records, %d duplicates (%d possible); %d misrouted aggregates hide %d user records; injector: %+v; producer: %+v",
 		len(puts), len(refused), out.succeeded, out.failed, out.kinesisRecords, out.userRecords, out.duplicates, out.ambiguousUser,
 		out.misroutedKinesis, out.misroutedUser, r.tr.Counters(), st)
@@ -451,4 +481,104 @@ func (r *rig) watchBuffer(stop <-chan struct{}) <-chan int64 {
 		}
 	}()
 	return out
+}
+
+// userRead is one user record as read back from the stream.
+type userRead struct {
+	shard, seq string
+	sub        uint64
+	id         aggregation.RecordID
+	data       string
+	// misrouted: its aggregate holds a user record outside the hash key
+	// range of the shard it was read from.
+	misrouted bool
+}
+
+// checkDedupe reads the stream as a consumer that de-duplicates by record id
+// does: every user record, in read order (shard by shard, parents before
+// children), goes through a dedupe.Filter with its shard, sequence number,
+// sub-sequence number and id, and is kept if the filter says so. It does so
+// twice: as a KCL reader, which drops misrouted aggregates whole before
+// de-duplication, and as a reader that keeps every user record. Each must
+// keep every accepted record exactly once: none twice (0 duplicates) and
+// none missing (0 lost) unless the producer reported it failed (the
+// scenarios that call this assert that none failed). Removed copies must be
+// exactly the extra copies the reader saw (for the KCL reader, the
+// rawDuplicates finish counted).
+// It also checks the id contract: every user record carries an id, every
+// copy of a record the same one, and no two records share one.
+func (r *rig) checkDedupe(puts []*put, ok []bool, reads []userRead, rawDuplicates int) (kcl, every dedupeOutcome) {
+	t := r.t
+	t.Helper()
+	idOf := map[string]aggregation.RecordID{}
+	dataOf := map[aggregation.RecordID]string{}
+	noID := 0
+	for _, u := range reads {
+		if u.id.IsZero() {
+			noID++
+			continue
+		}
+		if prev, seen := idOf[u.data]; seen && prev != u.id {
+			t.Errorf("record %q is stored with two ids, %v and %v", u.data, prev, u.id)
+		}
+		idOf[u.data] = u.id
+		if prev, seen := dataOf[u.id]; seen && prev != u.data {
+			t.Errorf("records %q and %q share the id %v", prev, u.data, u.id)
+		}
+		dataOf[u.id] = u.data
+	}
+	if noID > 0 {
+		t.Errorf("%d of %d user records carry no id with RecordIDs on", noID, len(reads))
+	}
+
+	read := func(view string, dropMisrouted bool) dedupeOutcome {
+		var o dedupeOutcome
+		f := dedupe.NewFilter(dedupe.Options{})
+		kept := map[string]int{}
+		distinct := map[string]bool{}
+		seen := 0
+		for _, u := range reads {
+			if dropMisrouted && u.misrouted {
+				continue
+			}
+			seen++
+			distinct[u.data] = true
+			switch v := f.Check(u.shard, u.seq, u.sub, u.id); v {
+			case dedupe.New:
+				kept[u.data]++
+			case dedupe.Duplicate:
+				o.removed++
+			default:
+				// Each record is read once, and a run is far shorter than
+				// the window: neither Reread nor Stale may happen.
+				kept[u.data]++
+				t.Errorf("%s: record %q at %s/%s/%d: verdict %v", view, u.data, u.shard, u.seq, u.sub, v)
+			}
+		}
+		for data, n := range kept {
+			if n > 1 {
+				o.duplicatesLeft += n - 1
+				t.Errorf("%s: record %q kept %d times after de-duplication", view, data, n)
+			}
+		}
+		for i, p := range puts {
+			if ok[i] && kept[p.data] == 0 {
+				o.lost++
+				t.Errorf("%s: LOST after de-duplication: record %q succeeded but no copy was kept", view, p.data)
+			}
+		}
+		if extra := seen - len(distinct); o.removed != extra {
+			t.Errorf("%s: de-duplication removed %d copies; the reader saw %d beyond the first", view, o.removed, extra)
+		}
+		st := f.Stats()
+		t.Logf("%s: %d user records read, %d removed by id, %d kept (%d duplicates left, %d lost); filter: %+v",
+			view, seen, o.removed, len(kept), o.duplicatesLeft, o.lost, st)
+		return o
+	}
+	kcl = read("KCL reader + dedupe", true)
+	every = read("reader of every record + dedupe", false)
+	if kcl.removed != rawDuplicates {
+		t.Errorf("the KCL reader's de-duplication removed %d copies; finish counted %d duplicates", kcl.removed, rawDuplicates)
+	}
+	return kcl, every
 }

@@ -129,7 +129,8 @@ func TestOrderedModeKeepsKeyOrderThroughRetries(t *testing.T) {
 // while, the delay coming either before the call reaches Kinesis (nothing
 // stored) or after Kinesis stored its records (an ambiguous failure). The
 // records are tried again and all arrive; duplicates come only from calls of
-// the second kind.
+// the second kind. With record ids, a consumer that de-duplicates by id sees
+// every record once.
 func TestSlowResponsesTimeOut(t *testing.T) {
 	// kinesis-mock answers one call at a time, slower on a loaded machine:
 	// few connections and a timeout of seconds keep its queue shorter than
@@ -138,15 +139,18 @@ func TestSlowResponsesTimeOut(t *testing.T) {
 	tests := []struct {
 		name         string
 		afterKinesis bool
+		recordIDs    bool
 	}{
 		{name: "calls that time out before reaching Kinesis are retried until stored"},
 		{name: "calls that time out after Kinesis stored them are retried, duplicates only from those", afterKinesis: true},
+		{name: "with record ids, a de-duplicating consumer sees every record once after abandoned calls", afterKinesis: true, recordIDs: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, 2, func(o *producer.Options) {
 				o.RequestTimeout = timeout
 				o.MaxConnections = 4
+				o.RecordIDs = tc.recordIDs
 			})
 			if tc.afterKinesis {
 				r.tr.SetResponseLatency(2 * timeout)
@@ -175,6 +179,11 @@ func TestSlowResponsesTimeOut(t *testing.T) {
 			}
 			if st := r.p.Stats(); st.RetriesByCode["RequestTimeout"] == 0 {
 				t.Errorf("no RequestTimeout retry: %v", st.RetriesByCode)
+			}
+			// finish checked that de-duplication by id leaves every
+			// record once; the scenario must have made copies to remove.
+			if tc.recordIDs && out.duplicates == 0 {
+				t.Error("no record was stored twice: nothing for de-duplication to show")
 			}
 			t.Logf("%d calls abandoned after Kinesis stored them; %d duplicates", c.AbandonedAfterForward, out.duplicates)
 			r.close()
@@ -217,17 +226,24 @@ func TestBurstsOfServerErrors(t *testing.T) {
 // TestConnectionResets resets 10% of PutRecords calls before they reach
 // Kinesis and 10% after (stored, but the producer sees an error). Only the
 // latter may cause duplicates, and only of the records they carried. With
-// Ordered, per-key order holds too (first copies).
+// Ordered, per-key order holds too (first copies). With record ids, a
+// consumer that de-duplicates by id sees every record once.
 func TestConnectionResets(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		ordered bool
+		name      string
+		ordered   bool
+		recordIDs bool
 	}{
 		{name: "records arrive, duplicated only by resets after forwarding"},
 		{name: "with Ordered, records also arrive in per-key order", ordered: true},
+		{name: "with record ids, a de-duplicating consumer sees every record once", recordIDs: true},
+		{name: "with record ids and Ordered, a de-duplicating consumer sees every record once, in per-key order", ordered: true, recordIDs: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newRig(t, 2, func(o *producer.Options) { o.Ordered = tc.ordered })
+			r := newRig(t, 2, func(o *producer.Options) {
+				o.Ordered = tc.ordered
+				o.RecordIDs = tc.recordIDs
+			})
 			r.checkOrder = tc.ordered
 			for _, k := range []faultinject.RequestFaultKind{faultinject.ResetBeforeForward, faultinject.ResetAfterForward} {
 				// Two certain hits of each kind, then 10% of the calls.
@@ -252,6 +268,11 @@ func TestConnectionResets(t *testing.T) {
 			// user records carried by those calls.
 			t.Logf("%d resets after forwarding (%d calls abandoned) carried %d user records; %d duplicates",
 				c.ResetsAfter, c.AbandonedAfterForward, out.ambiguousUser, out.duplicates)
+			// With ids, finish checked that de-duplication leaves every
+			// record once; a reset after forwarding always makes copies.
+			if tc.recordIDs && out.duplicates == 0 {
+				t.Error("no record was stored twice: nothing for de-duplication to show")
+			}
 			r.close()
 		})
 	}
@@ -346,17 +367,24 @@ func TestOutageWithInputContinuing(t *testing.T) {
 // neighbour while records keep coming. Records routed by the old shard map
 // are re-routed; none is lost and every record is in an aggregate a KCL
 // reader accepts. With Ordered, per-key order holds across the reshards
-// (parents read before children).
+// (parents read before children). With record ids, a consumer that
+// de-duplicates by id sees every record once, whether it drops misrouted
+// aggregates (as a KCL reader does) or reads them too.
 func TestReshardingMidRun(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		ordered bool
+		name      string
+		ordered   bool
+		recordIDs bool
 	}{
 		{name: "records are re-routed and none is lost"},
 		{name: "with Ordered, records also keep per-key order across the reshards", ordered: true},
+		{name: "with record ids, a de-duplicating consumer sees every record once across the reshards", recordIDs: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newRig(t, 2, func(o *producer.Options) { o.Ordered = tc.ordered })
+			r := newRig(t, 2, func(o *producer.Options) {
+				o.Ordered = tc.ordered
+				o.RecordIDs = tc.recordIDs
+			})
 			r.allowMisrouted = true
 			r.checkOrder = tc.ordered
 			ctx := testCtx(t, 90*time.Second)
@@ -441,6 +469,11 @@ func TestReshardingMidRun(t *testing.T) {
 			}
 			t.Logf("%d misrouted aggregates (%d user records) were re-sent; %d Kinesis records stored on an unpredicted shard",
 				out.misroutedKinesis, out.misroutedUser, st.WrongShard)
+			if tc.recordIDs {
+				// finish checked both readers; a reader that keeps
+				// misrouted aggregates sees their re-sent records twice.
+				t.Logf("with ids: a KCL reader removed %d copies, a reader of every record %d", out.kcl.removed, out.every.removed)
+			}
 			r.close()
 		})
 	}
@@ -459,10 +492,26 @@ func waitAccepted(t *testing.T, r *rig, n int, done <-chan struct{}) {
 
 // TestAllFaultsAtOnce mixes every fault while four goroutines put records:
 // per-entry throttling and InternalFailure, 500s, 503s, resets before and
-// after forwarding, latency, and an outage of a second and a half.
+// after forwarding, latency, and an outage of a second and a half. With
+// record ids, a consumer that de-duplicates by id sees every record once.
 func TestAllFaultsAtOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		recordIDs bool
+	}{
+		{name: "every record arrives, duplicated only by ambiguous calls"},
+		{name: "with record ids, a de-duplicating consumer sees every record once", recordIDs: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) { allFaultsAtOnce(t, tc.recordIDs) })
+	}
+}
+
+func allFaultsAtOnce(t *testing.T, recordIDs bool) {
 	// A short linger makes many small calls, so that every fault hits some.
-	r := newRig(t, 3, func(o *producer.Options) { o.Linger = 5 * time.Millisecond })
+	r := newRig(t, 3, func(o *producer.Options) {
+		o.Linger = 5 * time.Millisecond
+		o.RecordIDs = recordIDs
+	})
 	if err := r.tr.SetEntryFaults(
 		faultinject.EntryFault{Code: faultinject.CodeThrottled, Probability: 0.1},
 		faultinject.EntryFault{Code: faultinject.CodeInternalFailure, Probability: 0.05},
