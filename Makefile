@@ -22,7 +22,7 @@ export KINESIS_AGG_DIR := $(KINESIS_AGG)
 FUZZTIME      ?= 2m
 TESTFLAGS     ?=
 
-.PHONY: all run test unit fuzz-short fuzz bench loadtest loadtest-burst lint tools stress e2e-long
+.PHONY: all run test unit fuzz-short fuzz bench loadtest loadtest-burst lint tools stress e2e-long test32
 
 all: lint test
 
@@ -46,7 +46,18 @@ run: tools
 
 test: tools
 	$(GO) test -race -count=1 -timeout 8m $(TESTFLAGS) ./...
+	$(MAKE) test32
 	$(MAKE) fuzz-short
+
+# test32 runs the library's tests on 32-bit platforms: 386 natively, ARM
+# under qemu-arm-static when it is installed (.ci/run installs it).
+PKGS32 := ./aggregation ./dedupe ./producer ./spool
+test32:
+	GOARCH=386 $(GO) test -count=1 -timeout 5m $(PKGS32)
+	@if command -v qemu-arm-static >/dev/null 2>&1; then \
+		echo "GOARCH=arm $(GO) test -exec qemu-arm-static $(PKGS32)"; \
+		GOARCH=arm $(GO) test -exec qemu-arm-static -count=1 -timeout 8m $(PKGS32); \
+	else echo "test32: qemu-arm-static is not installed: ARM tests skipped (the ARM build is in make lint)"; fi
 
 # e2e-long runs the variants of the recovery tests that wait through a real
 # 60 s feed outage; make test covers the same with a 5 s outage and a fake
