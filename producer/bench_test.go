@@ -54,7 +54,17 @@ func trade(i int) []byte {
 	return b[:120]
 }
 
-func benchmarkPut(b *testing.B, ordered bool) {
+// putWay is how a benchmark puts one record.
+type putWay func(p *Producer, ctx context.Context, pk string, data []byte) error
+
+func putFuture(p *Producer, ctx context.Context, pk string, data []byte) error {
+	_, err := p.Put(ctx, pk, data)
+	return err
+}
+
+func benchmarkPut(b *testing.B, ordered bool) { benchmarkPutWay(b, ordered, putFuture) }
+
+func benchmarkPutWay(b *testing.B, ordered bool, put putWay) {
 	c := newCountingClient(4)
 	ctx := context.Background()
 	p, err := New(ctx, c, "bench", func(o *Options) {
@@ -79,7 +89,7 @@ func benchmarkPut(b *testing.B, ordered bool) {
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {
-			if _, err := p.Put(ctx, keys[i%len(keys)], payloads[i%len(payloads)]); err != nil {
+			if err := put(p, ctx, keys[i%len(keys)], payloads[i%len(payloads)]); err != nil {
 				b.Error(err)
 				return
 			}
@@ -125,4 +135,47 @@ func BenchmarkPut(b *testing.B) { benchmarkPut(b, false) }
 func BenchmarkOrdered(b *testing.B) {
 	b.Run("unordered", func(b *testing.B) { benchmarkPut(b, false) })
 	b.Run("ordered", func(b *testing.B) { benchmarkPut(b, true) })
+}
+
+// BenchmarkPutAsync compares the callback form with the Future form in one
+// run, each consuming every result as a caller must: the futures go to a
+// goroutine that waits for each (the queue-and-collect code the callback
+// form spares its users), the callbacks read theirs. The callback path must
+// be at least as fast.
+func BenchmarkPutAsync(b *testing.B) {
+	b.Run("future", func(b *testing.B) {
+		futures := make(chan *Future, 1<<18) // more than the buffer holds: never the bottleneck
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for f := range futures {
+				if _, err := f.Wait(context.Background()); err != nil {
+					b.Error(err)
+				}
+			}
+		}()
+		benchmarkPutWay(b, false, func(p *Producer, ctx context.Context, pk string, data []byte) error {
+			f, err := p.Put(ctx, pk, data)
+			if err == nil {
+				futures <- f
+			}
+			return err
+		})
+		close(futures)
+		<-done
+	})
+	b.Run("callback", func(b *testing.B) {
+		benchmarkPutWay(b, false, func(p *Producer, ctx context.Context, pk string, data []byte) error {
+			p.PutAsync(ctx, aggregation.Record{PartitionKey: pk, Data: data}, checkResult)
+			return nil
+		})
+	})
+}
+
+// checkResult is the benchmarks' callback: it reads the result, as a caller
+// would, and nothing more.
+func checkResult(_ Result, err error) {
+	if err != nil {
+		panic(err)
+	}
 }
