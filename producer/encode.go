@@ -36,8 +36,12 @@ type encoder struct {
 	bufs  sync.Pool // *callBuf
 }
 
-func newEncoder() *encoder {
-	return &encoder{batch: aggregation.NewBatchEncoder(aggregation.HashAuto)}
+func newEncoder() *encoder { return newEncoderMode(aggregation.HashAuto) }
+
+// newEncoderMode is newEncoder with the batch encoder's hash mode forced
+// (benchmarks compare lanes with crypto/md5).
+func newEncoderMode(mode aggregation.HashMode) *encoder {
+	return &encoder{batch: aggregation.NewBatchEncoder(mode)}
 }
 
 // encodeCall encodes every aggregate of c that is not encoded yet, and
