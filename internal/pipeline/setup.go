@@ -63,11 +63,13 @@ func (h redactHook) redact(s string) string {
 
 // Apply sets the producer options given on the command line, or, for a
 // ProducerConfig built in code, the non-zero ones; the others keep the
-// producer's defaults. Aggregation, Ordered and FailWhenFull are always set.
+// producer's defaults. Aggregation, Ordered, FailWhenFull and RecordIDs are
+// always set.
 func (c ProducerConfig) Apply(o *producer.Options) {
 	o.AggregationEnabled = c.Aggregation
 	o.Ordered = c.Ordered
 	o.FailWhenFull = c.FailWhenFull
+	o.RecordIDs = c.RecordIDs
 	given := func(name string, nonZero bool) bool {
 		if c.set != nil {
 			return c.set[name]
