@@ -72,6 +72,11 @@ func (s *fakeSink) PutAsync(ctx context.Context, r aggregation.Record, done func
 		return
 	}
 	s.mu.Lock()
+	if s.shutdown > 0 { // as the producer: refused once Shutdown has begun
+		s.mu.Unlock()
+		done(producer.Result{}, producer.ErrClosed)
+		return
+	}
 	i := len(s.puts)
 	s.puts = append(s.puts, putCall{r.PartitionKey, append([]byte(nil), r.Data...), r.ID})
 	if s.refuse != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -51,6 +52,9 @@ type SpoolStatus struct {
 	DeadLetterPath string
 	// MaxBytes is the disk limit, 0 if not known.
 	MaxBytes int64
+	// RefusedFull counts the trades refused because the spool was full
+	// (Stats.Refused counts the refused appends, of one message each).
+	RefusedFull uint64
 }
 
 // spoolStage is the spool side of a Pipeline.
@@ -65,6 +69,8 @@ type spoolStage struct {
 	// taken counts trades appended (committed or not), for MaxTrades.
 	takenMu sync.Mutex
 	taken   uint64
+	// refusedFull counts trades refused with spool.ErrFull.
+	refusedFull atomic.Uint64
 }
 
 type pendingCommit struct {
@@ -81,7 +87,7 @@ func newSpoolStage(p *Pipeline, cfg Spool) *spoolStage {
 
 // status returns the spool's state now.
 func (s *spoolStage) status() *SpoolStatus {
-	return &SpoolStatus{Stats: s.sp.Stats(), DeadLetterPath: s.sp.DeadLetterPath(), MaxBytes: s.cfg.MaxBytes}
+	return &SpoolStatus{Stats: s.sp.Stats(), DeadLetterPath: s.sp.DeadLetterPath(), MaxBytes: s.cfg.MaxBytes, RefusedFull: s.refusedFull.Load()}
 }
 
 // counters is Pipeline.Counters with a spool: the results are the spool's.
@@ -143,6 +149,7 @@ func (s *spoolStage) handle(ctx context.Context, trades []finnhub.Trade) error {
 		}
 		msg := "trade refused by the spool"
 		if errors.Is(err, spool.ErrFull) {
+			s.refusedFull.Add(uint64(len(recs) - n))
 			msg = "trade refused: the spool is full (Kinesis is not keeping up)"
 		}
 		p.logLimited(msg, recs[n].PartitionKey, err)
@@ -216,10 +223,20 @@ func (s *spoolStage) run(ctx, readCtx context.Context, src Source, start time.Ti
 	if shutdownErr != nil {
 		shutdownErr = fmt.Errorf("shutdown: %w", shutdownErr)
 	}
-	<-fwdDone // every result is in: Run waits for the records in flight
+	// Every result is in once Shutdown returned, and the forwarder returns;
+	// the grace period only guards against a sink that breaks that
+	// promise: the records without a result then stay in the spool.
+	grace := time.NewTimer(p.opts.ResolveGrace)
+	defer grace.Stop()
+	select {
+	case <-fwdDone:
+	case <-grace.C:
+		p.log.WithField("in_flight", fwd.Stats().InFlight).Error("results missing after the shutdown; the trades stay in the spool")
+		fwdErr = nil
+	}
 	sum := Summary{Counters: p.Counters(), Duration: time.Since(start), Producer: p.sink.Stats(), Spool: s.status(), ShutdownErr: shutdownErr}
 	p.log.WithField("shutdown_duration", time.Since(stoppedReading).Round(time.Millisecond).String()).Debug("shut down")
-	if srcErr == nil && fwdErr != nil {
+	if srcErr == nil && fwdErr != nil && fwdCtx.Err() == nil {
 		srcErr = fmt.Errorf("spool: %w", fwdErr)
 	}
 	return sum, srcErr

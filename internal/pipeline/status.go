@@ -87,7 +87,7 @@ func addSpoolFields(f logrus.Fields, s *SpoolStatus) {
 	if s.MaxBytes > 0 {
 		f["spool_max_bytes"] = s.MaxBytes
 	}
-	f["spool_refused"] = s.Refused
+	f["spool_refused"] = s.RefusedFull
 	f["spool_blocked"] = s.Blocked
 	f["recovered"] = s.Recovered
 	f["dead_lettered"] = s.DeadLettered
