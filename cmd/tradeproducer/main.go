@@ -15,6 +15,11 @@
 // stderr: among others a refused Finnhub token, a host that does not
 // resolve, or no connection to the feed within -startup-timeout.
 //
+// With -spool-dir it keeps every accepted trade in a durable spool (package
+// spool) until Kinesis acknowledges it: trades survive a SIGKILL and
+// outages longer than -record-ttl, and what is left at exit is sent by the
+// next start with the same directory.
+//
 // With -metrics-addr it serves /metrics (Prometheus), /healthz (liveness:
 // 200 while the process serves) and /readyz (readiness: 200 while the feed
 // is connected and the producer accepts trades, 503 with the reason

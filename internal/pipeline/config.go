@@ -377,4 +377,9 @@ logs a final summary line (received, accepted, refused, delivered, failed) and e
 0; 1 if the feed failed for good. Misconfiguration exits 2 with one sentence on
 stderr: among others a refused Finnhub token, a host that does not resolve, or no
 connection to the feed within -startup-timeout. Once the feed has worked, outages
-are retried without end.`
+are retried without end.
+
+With -spool-dir, accepted trades are kept on disk until Kinesis acknowledges
+them: they survive a kill of the process and outages longer than -record-ttl;
+trades still in the spool at exit are sent by the next start with the same
+directory, and the summary counts them as spooled instead of failed.`

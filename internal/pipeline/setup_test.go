@@ -65,8 +65,8 @@ func TestProducerConfigApply(t *testing.T) {
 		},
 		{
 			name: "set knobs override them",
-			in:   ProducerConfig{Aggregation: false, AggregationMaxSize: 1000, Linger: time.Second, RecordTTL: time.Minute, MaxBufferedRecords: 10, FailWhenFull: true},
-			want: producer.Options{AggregationEnabled: false, AggregationMaxSize: 1000, Linger: time.Second, RecordTTL: time.Minute, MaxBufferedRecords: 10, FailWhenFull: true},
+			in:   ProducerConfig{Aggregation: false, AggregationMaxSize: 1000, Linger: time.Second, RecordTTL: time.Minute, MaxBufferedRecords: 10, FailWhenFull: true, RecordIDs: true},
+			want: producer.Options{AggregationEnabled: false, AggregationMaxSize: 1000, Linger: time.Second, RecordTTL: time.Minute, MaxBufferedRecords: 10, FailWhenFull: true, RecordIDs: true},
 		},
 	}
 	for _, tc := range tests {
