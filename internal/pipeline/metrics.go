@@ -16,7 +16,8 @@ import (
 )
 
 // Collectors returns Prometheus counters for the pipeline's trade
-// accounting, named <namespace>_trades_<what>_total. They read the live
+// accounting, named <namespace>_trades_<what>_total, and with a spool its
+// counters and gauges, <namespace>_spool_<what>. They read the live
 // counters, so they need no updating.
 func (p *Pipeline) Collectors(namespace string) []prometheus.Collector {
 	counter := func(name, help string, f func(Counters) uint64) prometheus.Collector {
