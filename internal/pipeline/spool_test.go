@@ -4,10 +4,14 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/kplgo/kpl/finnhub"
 	"github.com/kplgo/kpl/producer"
@@ -162,6 +166,19 @@ func TestAFullSpoolRefusesAndCountsTrades(t *testing.T) {
 	}
 	if c.Spooled != c.Accepted || sum.Spool.RefusedFull != c.Refused || SummaryFields(sum)["spool_refused"] != c.Refused {
 		t.Errorf("counters %+v, spool %+v: every accepted trade should wait in the spool, every refusal be the spool's", c, sum.Spool.Stats)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(p.Collectors("tp")...)
+	want := fmt.Sprintf(`
+# HELP tp_spool_pending Trades in the spool not yet resolved.
+# TYPE tp_spool_pending gauge
+tp_spool_pending %d
+# HELP tp_trades_refused_total Trades the producer refused.
+# TYPE tp_trades_refused_total counter
+tp_trades_refused_total %d
+`, c.Accepted, c.Refused)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "tp_spool_pending", "tp_trades_refused_total"); err != nil {
+		t.Error(err)
 	}
 	r := Readiness{Feed: fakeFeed{finnhub.Stats{Connected: true}}, Producer: sink, Spool: sp, SpoolMaxBytes: 64 << 10}
 	if err := r.Check(); err == nil || !strings.Contains(err.Error(), "the spool is full") {
