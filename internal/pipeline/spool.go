@@ -23,9 +23,10 @@ import (
 // failed for good go to the dead-letter file (Counters.Failed), trades the
 // producer gave up on for a passing reason (RecordTTL, shutdown) go back to
 // the spool and are sent again. On shutdown Run delivers what the spool
-// holds for at most Options.ShutdownTimeout, then shuts the sink down
-// (bounded by SinkShutdownTimeout) and leaves what is not delivered on disk
-// for the next start with the same directory.
+// holds, then shuts the sink down (the last SinkShutdownTimeout of
+// Options.ShutdownTimeout, so that the whole takes at most
+// ShutdownTimeout) and leaves what is not delivered on disk for the next
+// start with the same directory.
 type Spool struct {
 	// Spool is the open spool. The caller opens it before Run and closes it
 	// after.
@@ -37,9 +38,10 @@ type Spool struct {
 	// (spool.ForwarderOptions.MaxInFlight); keep it at or below the
 	// producer's MaxBufferedRecords. 0 is the forwarder's default.
 	MaxInFlight int
-	// SinkShutdownTimeout bounds the sink's Shutdown once the delivery time
-	// is over; the records it cannot deliver by then stay in the spool.
-	// The default is 5s.
+	// SinkShutdownTimeout is the part of Options.ShutdownTimeout kept for
+	// the sink's Shutdown at the end; the records it cannot deliver by then
+	// stay in the spool. The default is 5s, at most a quarter of the
+	// ShutdownTimeout.
 	SinkShutdownTimeout time.Duration
 	// Logger receives the forwarder's log lines; nil is silent.
 	Logger spool.Logger
@@ -208,7 +210,8 @@ func (s *spoolStage) run(ctx, readCtx context.Context, src Source, start time.Ti
 	// Deliver what the spool holds while time is left, then stop putting
 	// and shut the producer down: what it cannot deliver in time goes back
 	// to the spool (ErrClosed) and stays on disk.
-	waitUntil(p.opts.ShutdownTimeout, func() bool {
+	sinkTimeout := min(s.cfg.SinkShutdownTimeout, p.opts.ShutdownTimeout/4)
+	waitUntil(p.opts.ShutdownTimeout-sinkTimeout, func() bool {
 		select {
 		case <-fwdDone:
 			return true
@@ -217,7 +220,7 @@ func (s *spoolStage) run(ctx, readCtx context.Context, src Source, start time.Ti
 		return s.sp.Stats().Pending == 0
 	})
 	stopForwarding()
-	shutdownCtx, cancelShutdown := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.SinkShutdownTimeout)
+	shutdownCtx, cancelShutdown := context.WithTimeout(context.WithoutCancel(ctx), sinkTimeout)
 	defer cancelShutdown()
 	shutdownErr := p.sink.Shutdown(shutdownCtx)
 	if shutdownErr != nil {
