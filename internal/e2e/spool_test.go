@@ -313,3 +313,59 @@ func TestAFullSpoolDuringAnOutageRefusesAndCountsEveryTrade(t *testing.T) {
 	rep := verifyStrict(t, server.Endpoint, stream, int(s.Delivered))
 	t.Logf("full spool during an outage: %+v; %d distinct trades in the stream, %d copies removed by id", s, rep.Total.Distinct, rep.Total.Duplicates)
 }
+
+func TestSIGTERMDuringAnOutageLeavesTheTradesInTheSpoolForTheNextStart(t *testing.T) {
+	t.Parallel()
+	_, stream := server.NewStream(t, 2)
+	target, err := neturl.Parse(server.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	faults := faultinject.New(http.DefaultTransport)
+	proxy := httptest.NewServer(faultinject.NewProxy(target, faults))
+	defer proxy.Close()
+	_, url := startSim(t, feedsim.Config{Seed: 24, Rate: 400, Batch: 4})
+	env := append(producerEnv(url, stream, ""), "AWS_ENDPOINT_URL="+proxy.URL)
+	addr := freeAddr(t)
+	args := []string{"-log-format", "json", "-status-interval", "0", "-spool-dir", t.TempDir(),
+		"-shutdown-timeout", "2s", "-request-timeout", "1s", "-metrics-addr", addr}
+	metric := func(name string) float64 { return metricValue(httpGet("http://"+addr+"/metrics"), name) }
+
+	first := startProducer(t, env, args...)
+	waitFor(t, func() bool { return metric("tradeproducer_trades_accepted_total") >= 200 })
+	faults.StartOutage(time.Hour)
+	waitFor(t, func() bool { return metric("tradeproducer_trades_accepted_total") >= 600 })
+	if err := first.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := first.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM during an outage; output:\n%s", code, first.out.String())
+	}
+	s1 := finalSpoolSummary(t, first.out.String())
+	if !s1.addsUp() || s1.Spooled == 0 || s1.Failed != 0 {
+		t.Fatalf("summary %+v: want the undelivered trades spooled, none failed", s1)
+	}
+
+	faults.EndOutage()
+	second := startProducer(t, env, args...)
+	waitFor(t, func() bool {
+		return metric("tradeproducer_spool_recovered_total") == float64(s1.Spooled) &&
+			metric("tradeproducer_spool_acknowledged_total") >= float64(s1.Spooled)
+	})
+	if err := second.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := second.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit code %d; output:\n%s", code, second.out.String())
+	}
+	s2 := finalSpoolSummary(t, second.out.String())
+	if !s2.addsUp() || s2.Recovered != s1.Spooled || s2.Failed != 0 || s2.Spooled != 0 {
+		t.Fatalf("restart summary %+v after %+v: want the spooled trades recovered and delivered", s2, s1)
+	}
+	rep := readBack(t, stream)
+	tot := rep.Total
+	if uint64(tot.Distinct) != s1.Delivered+s2.Delivered || tot.DuplicatesLetThrough != 0 || tot.DuplicatesWithoutID != 0 {
+		t.Errorf("stream %+v, the two runs delivered %d and %d", tot, s1.Delivered, s2.Delivered)
+	}
+	t.Logf("SIGTERM during an outage: %+v; next start: %+v; %d copies removed by id", s1, s2, tot.Duplicates)
+}
