@@ -222,6 +222,8 @@ func (p *Pipeline) Handle(ctx context.Context, trades []finnhub.Trade) error {
 }
 
 // result counts one record's result; it is the sink's PutAsync callback.
+// It logs before it counts, so that once Run sees every result counted, no
+// callback is still writing to the log.
 func (p *Pipeline) result(res producer.Result, err error) {
 	var re *producer.RecordError
 	switch {
@@ -229,12 +231,12 @@ func (p *Pipeline) result(res producer.Result, err error) {
 		p.latencyNanos.Add(int64(res.Latency))
 		p.delivered.Add(1)
 	case errors.As(err, &re):
-		p.failed.Add(1)
 		p.logFailure(re)
+		p.failed.Add(1)
 	default: // an immediate refusal, on Handle's goroutine
+		p.logLimited("trade refused by the producer", "", err)
 		p.refused.Add(1)
 		p.accepted.Add(^uint64(0))
-		p.logLimited("trade refused by the producer", "", err)
 	}
 }
 
