@@ -60,10 +60,11 @@ test32:
 	else echo "test32: qemu-arm-static is not installed: ARM tests skipped (the ARM build is in make lint)"; fi
 
 # e2e-long runs the variants of the recovery tests that wait through a real
-# 60 s feed outage; make test covers the same with a 5 s outage and a fake
-# clock.
+# 60 s outage: of the feed (make test covers it with a 5 s outage and a fake
+# clock), and of Kinesis with the spool and the default 30 s RecordTTL (make
+# test: 8 s with a 3 s TTL).
 e2e-long: tools
-	KPL_LONG_TESTS=1 $(GO) test -race -count=1 -timeout 10m -run 'Minute' -v ./finnhub
+	KPL_LONG_TESTS=1 $(GO) test -race -count=1 -timeout 10m -run 'Minute' -v ./finnhub ./internal/e2e
 
 # fuzz-short gives each fuzz target a few seconds; go test -fuzz takes one target at a time.
 fuzz-short:

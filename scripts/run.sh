@@ -12,7 +12,9 @@
 #
 # Settings (environment): KINESIS_PORT (4567), FEED_ADDR (127.0.0.1:8765),
 # FEED_RATE (trades/s, 500), SHARDS (4), KINESIS_STREAM_NAME
-# (datalake-stream), STATUS_INTERVAL (5s), PRODUCER_FLAGS (extra flags).
+# (datalake-stream), STATUS_INTERVAL (5s), SPOOL_DIR (a directory for the
+# producer's durable spool, -spool-dir; unset: no spool), PRODUCER_FLAGS
+# (extra flags).
 #
 # Exit status: 0 when the verifier found every delivered trade (or was
 # skipped with a second Ctrl-C, which is said), 1 when it found a problem,
@@ -41,6 +43,10 @@ SHARDS=${SHARDS:-4}
 STREAM=${KINESIS_STREAM_NAME:-datalake-stream}
 STATUS_INTERVAL=${STATUS_INTERVAL:-5s}
 PRODUCER_FLAGS=${PRODUCER_FLAGS:-}
+SPOOL_FLAGS=()
+if [ -n "${SPOOL_DIR:-}" ]; then
+	SPOOL_FLAGS=(-spool-dir "$SPOOL_DIR")
+fi
 
 say() { printf '\n==> %s\n' "$*" >&2; }
 
@@ -137,7 +143,7 @@ say "starting the trade producer (log: out/tradeproducer.log); press Ctrl-C to s
 # shows the file.
 : >"$OUT/tradeproducer.log"
 # shellcheck disable=SC2086 # PRODUCER_FLAGS is a list of flags
-FINNHUB_URL=ws://$FEED_ADDR/ "$OUT/tradeproducer" -status-interval "$STATUS_INTERVAL" -env-file /dev/null $PRODUCER_FLAGS \
+FINNHUB_URL=ws://$FEED_ADDR/ "$OUT/tradeproducer" -status-interval "$STATUS_INTERVAL" -env-file /dev/null ${SPOOL_FLAGS[@]+"${SPOOL_FLAGS[@]}"} $PRODUCER_FLAGS \
 	>>"$OUT/tradeproducer.log" 2>&1 &
 PRODUCER_PID=$!
 tail -n +1 -f "$OUT/tradeproducer.log" >&2 &

@@ -15,6 +15,11 @@
 // stderr: among others a refused Finnhub token, a host that does not
 // resolve, or no connection to the feed within -startup-timeout.
 //
+// With -spool-dir it keeps every accepted trade in a durable spool (package
+// spool) until Kinesis acknowledges it: trades survive a SIGKILL and
+// outages longer than -record-ttl, and what is left at exit is sent by the
+// next start with the same directory.
+//
 // With -metrics-addr it serves /metrics (Prometheus), /healthz (liveness:
 // 200 while the process serves) and /readyz (readiness: 200 while the feed
 // is connected and the producer accepts trades, 503 with the reason
@@ -38,12 +43,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/sirupsen/logrus"
 
 	"github.com/kplgo/kpl/finnhub"
 	"github.com/kplgo/kpl/internal/cli"
 	"github.com/kplgo/kpl/internal/pipeline"
 	"github.com/kplgo/kpl/producer"
 	"github.com/kplgo/kpl/producer/metrics"
+	"github.com/kplgo/kpl/spool"
 )
 
 func main() {
@@ -130,17 +137,39 @@ func run(args []string, stderr io.Writer) int {
 		return fatal(stderr, err)
 	}
 
-	pl := pipeline.New(pipeline.ProducerSink(prod), pipeline.Options{
+	plOpts := pipeline.Options{
 		Logger:          log,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		MaxTrades:       cfg.MaxTrades,
-	})
+	}
+	var sp *spool.Spool
+	if cfg.SpoolDir != "" {
+		sp, err = openSpool(ctx, cfg, log)
+		if err != nil {
+			_ = prod.Close()
+			return fatal(stderr, err)
+		}
+		defer func() {
+			if err := sp.Close(); err != nil {
+				log.WithField("error", err.Error()).Error("closing the spool")
+			}
+		}()
+		plOpts.Spool = &pipeline.Spool{Spool: sp, MaxBytes: cfg.SpoolMaxBytes,
+			MaxInFlight: min(spoolInFlight, prodOpts.MaxBufferedRecords), Logger: log}
+		st := sp.Stats()
+		log.WithFields(logrus.Fields{"dir": cfg.SpoolDir, "max_bytes": cfg.SpoolMaxBytes, "when_full": cfg.SpoolWhenFull,
+			"recovered": st.Recovered, "corrupt_bytes": st.CorruptBytes, "dead_letter_path": sp.DeadLetterPath()}).Info("spool open")
+	}
+	pl := pipeline.New(pipeline.ProducerSink(prod), plOpts)
 
 	var wg sync.WaitGroup
 	bgCtx, stopBackground := context.WithCancel(context.Background())
 	if cfg.MetricsAddr != "" {
 		ready := pipeline.Readiness{Running: ctx, Feed: feed, Producer: prod,
 			MaxBufferedRecords: prodOpts.MaxBufferedRecords, MaxBufferedBytes: prodOpts.MaxBufferedBytes}
+		if sp != nil {
+			ready.Spool, ready.SpoolMaxBytes = sp, cfg.SpoolMaxBytes
+		}
 		srv, ln, err := metricsServer(cfg.MetricsAddr, pl, prod, feed, ready.Check)
 		if err != nil {
 			stopBackground()
@@ -196,6 +225,28 @@ func run(args []string, stderr io.Writer) int {
 		entry.Info("final summary")
 	}
 	return code
+}
+
+// spoolInFlight bounds the spooled trades in the producer at once.
+const spoolInFlight = 50_000
+
+// openSpool opens the spool of -spool-dir, creating the directory.
+func openSpool(ctx context.Context, cfg pipeline.Config, log *logrus.Logger) (*spool.Spool, error) {
+	sp, err := spool.Open(ctx, cfg.SpoolDir, func(o *spool.Options) {
+		o.MaxBytes = cfg.SpoolMaxBytes
+		o.WhenFull = spool.Refuse
+		if cfg.SpoolWhenFull == pipeline.SpoolBlock {
+			o.WhenFull = spool.Block
+		}
+		o.Logger = log
+	})
+	switch {
+	case errors.Is(err, spool.ErrLocked):
+		return nil, &pipeline.ConfigError{Sentence: fmt.Sprintf("The spool directory %s is in use by another process: stop it, or give this one its own -spool-dir.", cfg.SpoolDir)}
+	case err != nil:
+		return nil, &pipeline.ConfigError{Sentence: fmt.Sprintf("Cannot open the spool in %s (%v): check the directory and its permissions.", cfg.SpoolDir, err)}
+	}
+	return sp, nil
 }
 
 // metricsServer returns the /metrics, /healthz and /readyz server and its

@@ -95,8 +95,28 @@ type Config struct {
 	DeadTimeout     time.Duration
 	MaxTrades       uint64 // stop after this many accepted trades; 0 = no limit
 
+	// SpoolDir is the durable spool's directory; "" (the default) runs
+	// without a spool.
+	SpoolDir string
+	// SpoolMaxBytes is the spool's disk limit.
+	SpoolMaxBytes int64
+	// SpoolWhenFull is what happens to trades at the limit: "refuse" (the
+	// default: refused and counted, the feed stays connected) or "block"
+	// (the feed is paused until there is room).
+	SpoolWhenFull string
+
 	Producer ProducerConfig
 }
+
+// Spool full policies of -spool-when-full.
+const (
+	SpoolRefuse = "refuse"
+	SpoolBlock  = "block"
+)
+
+// DefaultSpoolMaxBytes is the default of -spool-max-bytes: 1 GiB, about an
+// hour of trades at 2,000 trades/s.
+const DefaultSpoolMaxBytes = 1 << 30
 
 // String describes the configuration for a log line, with the API key
 // replaced by whether it is set.
@@ -175,6 +195,11 @@ func ParseConfig(args []string, env Environment, out io.Writer) (Config, error) 
 	var maxTrades int
 	flags.IntVar(&maxTrades, "max-trades", 0, 0, math.MaxInt, "stop (as on SIGTERM) after this many trades were accepted; 0 = run until signalled")
 
+	flags.StringVar(&c.SpoolDir, "spool-dir", "", "keep accepted trades in a durable spool in this directory until Kinesis acknowledges them (they survive a crash and outages longer than -record-ttl); empty: no spool")
+	var spoolMax int
+	flags.IntVar(&spoolMax, "spool-max-bytes", DefaultSpoolMaxBytes, 64<<10, math.MaxInt, "disk limit of the spool")
+	flags.ChoiceVar(&c.SpoolWhenFull, "spool-when-full", SpoolRefuse, []string{SpoolRefuse, SpoolBlock}, "at the spool's limit, refuse (and count) trades, or block the feed until there is room (Finnhub may then drop the connection, losing trades uncounted)")
+
 	p := &c.Producer
 	flags.BoolVar(&p.Aggregation, "aggregation", true, "pack several trades into one Kinesis record (KPL aggregation)")
 	flags.IntVar(&p.AggregationMaxSize, "aggregation-max-size", 51200, 1, 1<<20, "maximum bytes of one aggregated record")
@@ -189,8 +214,8 @@ func ParseConfig(args []string, env Environment, out io.Writer) (Config, error) 
 	flags.IntVar(&p.MaxBufferedRecords, "max-buffered-records", 200_000, 1, math.MaxInt32, "bound on buffered trades")
 	flags.IntVar(&p.MaxBufferedBytes, "max-buffered-bytes", 64<<20, 1, math.MaxInt32, "bound on buffered bytes")
 	flags.BoolVar(&p.FailWhenFull, "fail-when-full", false, "when the buffer is full, refuse (and count) trades instead of pausing the websocket reader")
+	flags.BoolVar(&p.RecordIDs, "record-ids", true, "give every trade an id (producer id, sequence number) in its KPL record, so that a consumer can drop duplicates (the spool's ids are kept across restarts)")
 	flags.BoolVar(&p.Ordered, "ordered", true, "keep each symbol's trades in order in the stream (one PutRecords in flight per shard)")
-	flags.BoolVar(&p.RecordIDs, "record-ids", true, "give every trade a record id in the KPL tags, so that consumers can drop duplicates (package dedupe, verify)")
 
 	if err := flags.Parse(args, out); err != nil {
 		if errors.Is(err, ErrHelp) {
@@ -200,6 +225,7 @@ func ParseConfig(args []string, env Environment, out io.Writer) (Config, error) 
 		return Config{}, fmt.Errorf("%w (see tradeproducer -h)", err)
 	}
 	c.LogFormat, c.LogLevel, c.MaxTrades = lf.Format, lf.Level, uint64(maxTrades)
+	c.SpoolMaxBytes = int64(spoolMax)
 	set := flags.Given()
 	// Only the producer knobs given on the command line are applied; the
 	// others keep the producer's own defaults (shown in the usage).
@@ -353,4 +379,9 @@ logs a final summary line (received, accepted, refused, delivered, failed) and e
 0; 1 if the feed failed for good. Misconfiguration exits 2 with one sentence on
 stderr: among others a refused Finnhub token, a host that does not resolve, or no
 connection to the feed within -startup-timeout. Once the feed has worked, outages
-are retried without end.`
+are retried without end.
+
+With -spool-dir, accepted trades are kept on disk until Kinesis acknowledges
+them: they survive a kill of the process and outages longer than -record-ttl;
+trades still in the spool at exit are sent by the next start with the same
+directory, and the summary counts them as spooled instead of failed.`

@@ -55,6 +55,37 @@ func TestParseConfig(t *testing.T) {
 			},
 		},
 		{
+			name: "the spool is off and record ids are on by default",
+			env:  map[string]string{EnvAPIKey: key},
+			check: func(t *testing.T, c Config) {
+				if c.SpoolDir != "" || c.SpoolMaxBytes != DefaultSpoolMaxBytes || c.SpoolWhenFull != SpoolRefuse || !c.Producer.RecordIDs {
+					t.Errorf("spool %q %d %q, record ids %v", c.SpoolDir, c.SpoolMaxBytes, c.SpoolWhenFull, c.Producer.RecordIDs)
+				}
+			},
+		},
+		{
+			name: "the spool flags configure the spool",
+			args: []string{"-spool-dir", "/var/spool/tp", "-spool-max-bytes", "1048576", "-spool-when-full", "block", "-record-ids=false"},
+			env:  map[string]string{EnvAPIKey: key},
+			check: func(t *testing.T, c Config) {
+				if c.SpoolDir != "/var/spool/tp" || c.SpoolMaxBytes != 1<<20 || c.SpoolWhenFull != SpoolBlock || c.Producer.RecordIDs {
+					t.Errorf("spool %q %d %q, record ids %v", c.SpoolDir, c.SpoolMaxBytes, c.SpoolWhenFull, c.Producer.RecordIDs)
+				}
+			},
+		},
+		{
+			name:    "an unknown full policy is refused",
+			args:    []string{"-spool-when-full", "drop"},
+			env:     map[string]string{EnvAPIKey: key},
+			wantErr: "-spool-when-full",
+		},
+		{
+			name:    "a spool limit below 64 KiB is refused",
+			args:    []string{"-spool-max-bytes", "1000"},
+			env:     map[string]string{EnvAPIKey: key},
+			wantErr: "-spool-max-bytes",
+		},
+		{
 			name:  "the .env file applies when the environment is silent",
 			files: map[string]map[string]string{".env": {EnvAPIKey: key, EnvStream: "from-file", EnvSymbols: "IBM"}},
 			check: func(t *testing.T, c Config) {

@@ -12,25 +12,53 @@ import (
 
 	"github.com/kplgo/kpl/finnhub"
 	"github.com/kplgo/kpl/producer"
+	"github.com/kplgo/kpl/spool"
 )
 
 // Collectors returns Prometheus counters for the pipeline's trade
-// accounting, named <namespace>_trades_<what>_total. They read the live
+// accounting, named <namespace>_trades_<what>_total, and with a spool its
+// counters and gauges, <namespace>_spool_<what>. They read the live
 // counters, so they need no updating.
 func (p *Pipeline) Collectors(namespace string) []prometheus.Collector {
 	counter := func(name, help string, f func(Counters) uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help},
 			func() float64 { return float64(f(p.Counters())) })
 	}
-	return []prometheus.Collector{
+	cs := []prometheus.Collector{
 		counter("trades_received_total", "Trades received from the feed.", func(c Counters) uint64 { return c.Received }),
 		counter("trades_accepted_total", "Trades accepted by the producer.", func(c Counters) uint64 { return c.Accepted }),
 		counter("trades_refused_total", "Trades the producer refused.", func(c Counters) uint64 { return c.Refused }),
 		counter("trades_delivered_total", "Trades acknowledged by Kinesis.", func(c Counters) uint64 { return c.Delivered }),
 		counter("trades_failed_total", "Trades the producer reported failed.", func(c Counters) uint64 { return c.Failed }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "trades_pending", Help: "Accepted trades whose result is not known yet."},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "trades_pending", Help: "Accepted trades whose result is not known yet (with a spool: the trades in it)."},
 			func() float64 { return float64(p.Counters().Pending()) }),
 	}
+	if p.spool == nil {
+		return cs
+	}
+	st := func(f func(spool.Stats) float64) func() float64 {
+		return func() float64 { return f(p.spool.sp.Stats()) }
+	}
+	sc := func(name, help string, f func(spool.Stats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: namespace, Subsystem: "spool", Name: name, Help: help},
+			st(func(s spool.Stats) float64 { return float64(f(s)) }))
+	}
+	sg := func(name, help string, f func(spool.Stats) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "spool", Name: name, Help: help}, st(f))
+	}
+	return append(cs,
+		sc("appended_total", "Trades appended to the spool.", func(s spool.Stats) uint64 { return s.Appended }),
+		sc("acknowledged_total", "Spooled trades acknowledged by Kinesis.", func(s spool.Stats) uint64 { return s.Acknowledged }),
+		sc("dead_lettered_total", "Spooled trades written to the dead-letter file.", func(s spool.Stats) uint64 { return s.DeadLettered }),
+		sc("returned_total", "Spooled trades given back to be sent again.", func(s spool.Stats) uint64 { return s.Returned }),
+		sc("refused_total", "Trades refused because the spool was full.", func(s spool.Stats) uint64 { return s.Refused }),
+		sc("blocked_total", "Appends that waited for room in the spool.", func(s spool.Stats) uint64 { return s.Blocked }),
+		sc("recovered_total", "Trades found in the spool at start.", func(s spool.Stats) uint64 { return s.Recovered }),
+		sc("corrupt_bytes_total", "Damaged bytes found in the spool and moved aside.", func(s spool.Stats) uint64 { return s.CorruptBytes }),
+		sc("fsyncs_total", "Fsyncs of the spool's files.", func(s spool.Stats) uint64 { return s.Fsyncs }),
+		sg("pending", "Trades in the spool not yet resolved.", func(s spool.Stats) float64 { return float64(s.Pending) }),
+		sg("disk_bytes", "Bytes of the spool's files.", func(s spool.Stats) float64 { return float64(s.DiskBytes) }),
+	)
 }
 
 // FeedStats is the part of the Finnhub client the feed metrics read;
@@ -96,8 +124,14 @@ type ProducerStats interface{ Stats() producer.Stats }
 
 var _ ProducerStats = (*producer.Producer)(nil)
 
+// SpoolStats is the part of the spool readiness reads; *spool.Spool
+// satisfies it.
+type SpoolStats interface{ Stats() spool.Stats }
+
+var _ SpoolStats = (*spool.Spool)(nil)
+
 // Readiness decides whether the trade producer is ready: the feed is
-// connected and the producer accepts trades.
+// connected and the producer (or the spool in front of it) accepts trades.
 type Readiness struct {
 	// Running ends when the producer starts shutting down.
 	Running context.Context
@@ -107,11 +141,22 @@ type Readiness struct {
 	// MaxBufferedRecords and MaxBufferedBytes are the producer's bounds:
 	// a full buffer means Put blocks or refuses.
 	MaxBufferedRecords, MaxBufferedBytes int
+	// Spool, when set, is the spool in front of the producer, and
+	// SpoolMaxBytes its disk limit: a spool within SpoolFullMargin of it
+	// is full (appends block or are refused), and readiness then reports
+	// it instead of the producer's buffer, which a spool keeps full during
+	// an outage by design.
+	Spool         SpoolStats
+	SpoolMaxBytes int64
 }
 
+// SpoolFullMargin is how close to its limit a spool counts as full for
+// readiness: a segment header and a few trades.
+const SpoolFullMargin = 4 << 10
+
 // Check returns nil when ready, else the reason, one of: shutting down, the
-// feed is not connected (with its dial failures), the producer's buffer is
-// full. It never blocks.
+// feed is not connected (with its dial failures), the spool is full, the
+// producer's buffer is full (without a spool). It never blocks.
 func (r Readiness) Check() error {
 	if r.Running != nil && r.Running.Err() != nil {
 		return errors.New("shutting down")
@@ -122,6 +167,13 @@ func (r Readiness) Check() error {
 			since = "last message " + time.Since(fs.LastMessageAt).Round(time.Second).String() + " ago"
 		}
 		return fmt.Errorf("the feed is not connected (%s, %d failed connection attempts)", since, fs.DialFailures)
+	}
+	if r.Spool != nil {
+		ss := r.Spool.Stats()
+		if r.SpoolMaxBytes > 0 && ss.DiskBytes >= r.SpoolMaxBytes-SpoolFullMargin {
+			return fmt.Errorf("the spool is full (%d of %d bytes, %d trades waiting): Kinesis is not keeping up", ss.DiskBytes, r.SpoolMaxBytes, ss.Pending)
+		}
+		return nil
 	}
 	ps := r.Producer.Stats()
 	if r.MaxBufferedRecords > 0 && ps.BufferedRecords >= int64(r.MaxBufferedRecords) {

@@ -37,7 +37,7 @@ tp_trades_accepted_total 2
 # HELP tp_trades_refused_total Trades the producer refused.
 # TYPE tp_trades_refused_total counter
 tp_trades_refused_total 1
-# HELP tp_trades_pending Accepted trades whose result is not known yet.
+# HELP tp_trades_pending Accepted trades whose result is not known yet (with a spool: the trades in it).
 # TYPE tp_trades_pending gauge
 tp_trades_pending 2
 # HELP tp_feed_reconnects_total Handshakes that replaced a lost connection.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/kplgo/kpl/aggregation"
 	"github.com/kplgo/kpl/finnhub"
 	"github.com/kplgo/kpl/producer"
 )
@@ -22,41 +23,26 @@ type Source interface {
 
 var _ Source = (*finnhub.Client)(nil)
 
-// Waiter is the pending result of one accepted record. *producer.Future
-// satisfies it.
-type Waiter interface {
-	Wait(ctx context.Context) (producer.Result, error)
-}
-
-var _ Waiter = (*producer.Future)(nil)
-
-// Sink is where the pipeline puts records: the producer, through
-// ProducerSink.
+// Sink is where the pipeline puts records: a *producer.Producer satisfies
+// it, and so does anything with the producer's callback form.
 type Sink interface {
-	// Put hands one record over; see producer.Producer.Put.
-	Put(ctx context.Context, partitionKey string, data []byte) (Waiter, error)
+	// PutAsync hands one record over and calls done exactly once with its
+	// result; see producer.Producer.PutAsync. An immediate refusal calls
+	// done with a bare error (not a *producer.RecordError) before PutAsync
+	// returns; every other result may come from any goroutine.
+	PutAsync(ctx context.Context, r aggregation.Record, done func(producer.Result, error))
 	// Shutdown sends everything buffered and waits for the results; when
 	// ctx ends first, the records left fail (see producer.Producer.Shutdown).
-	// Put refuses records once Shutdown has begun.
+	// PutAsync refuses records once Shutdown has begun.
 	Shutdown(ctx context.Context) error
 	// Stats is a snapshot of the producer's counters.
 	Stats() producer.Stats
 }
 
-// ProducerSink adapts a *producer.Producer to Sink.
-func ProducerSink(p *producer.Producer) Sink { return producerSink{p} }
+var _ Sink = (*producer.Producer)(nil)
 
-type producerSink struct{ p *producer.Producer }
-
-func (s producerSink) Put(ctx context.Context, pk string, data []byte) (Waiter, error) {
-	f, err := s.p.Put(ctx, pk, data)
-	if err != nil {
-		return nil, err
-	}
-	return f, nil
-}
-func (s producerSink) Shutdown(ctx context.Context) error { return s.p.Shutdown(ctx) }
-func (s producerSink) Stats() producer.Stats              { return s.p.Stats() }
+// ProducerSink returns p as a Sink.
+func ProducerSink(p *producer.Producer) Sink { return p }
 
 // Options configure a Pipeline. The zero value is usable.
 type Options struct {
@@ -65,8 +51,9 @@ type Options struct {
 	Logger logrus.FieldLogger
 	// Now is the clock for ingestion timestamps; nil is time.Now.
 	Now func() time.Time
-	// ShutdownTimeout bounds the sink's Shutdown after reading stops; the
-	// records it could not deliver by then fail. The default is 30s.
+	// ShutdownTimeout bounds the delivery of what is buffered after reading
+	// stops; without a spool, the records the sink could not deliver by
+	// then fail, with one they stay in the spool. The default is 30s.
 	ShutdownTimeout time.Duration
 	// MaxTrades stops reading once this many trades were accepted; 0 means
 	// no limit.
@@ -79,29 +66,54 @@ type Options struct {
 	// lines are written per second; the rest are only counted. The default
 	// is 10.
 	FailureLogsPerSecond int
+	// Spool, when set, puts a durable spool between the feed and the sink:
+	// a trade is accepted once it is on disk, and a Forwarder moves it into
+	// the sink; see Spool. The default is nil: trades go straight to the
+	// sink.
+	Spool *Spool
 }
 
 // Counters is a snapshot of a Pipeline's trade accounting. Every received
-// trade is either refused or accepted; every accepted trade is eventually
-// delivered, failed, or (only when the shutdown timeout expires) unresolved.
+// trade is either refused or accepted. Without a spool, every accepted
+// trade is eventually delivered, failed, or (only when the shutdown timeout
+// expires) unresolved. With a spool, Recovered + Accepted = Delivered +
+// Failed + Spooled: what the spool held at start and what it accepted is
+// delivered, dead-lettered, or still on disk for the next start.
 type Counters struct {
 	Received  uint64 `json:"received"`  // trades handed over by the source
-	Refused   uint64 `json:"refused"`   // Put refused them (encoding error, full buffer, shutdown)
-	Accepted  uint64 `json:"accepted"`  // Put accepted them
+	Refused   uint64 `json:"refused"`   // not accepted (encoding error, full buffer or spool, shutdown)
+	Accepted  uint64 `json:"accepted"`  // accepted by the producer, or on disk in the spool
 	Delivered uint64 `json:"delivered"` // acknowledged by Kinesis
-	Failed    uint64 `json:"failed"`    // reported failed by the producer (TTL, non-retryable error)
+	// Failed counts trades reported failed by the producer (TTL,
+	// non-retryable error); with a spool, the trades written to its
+	// dead-letter file.
+	Failed uint64 `json:"failed"`
 	// Unresolved counts accepted trades whose result was still not known a
 	// grace period after the sink's Shutdown returned; it stays 0 with the
-	// producer, whose Shutdown resolves every record.
+	// producer, whose Shutdown resolves every record. It is set in the
+	// Summary only.
 	Unresolved uint64 `json:"unresolved"`
+	// Recovered counts the trades a previous run left in the spool, found
+	// when it was opened.
+	Recovered uint64 `json:"recovered"`
+	// Spooled is the number of trades on disk in the spool and not yet
+	// resolved (in the Summary: left for the next start).
+	Spooled uint64 `json:"spooled"`
 	// LatencySum is the sum of the delivered trades' Put-to-acknowledgement
-	// latencies.
+	// latencies, without a spool.
 	LatencySum time.Duration `json:"-"`
 }
 
-// Pending is the number of accepted trades whose result is not known yet.
+// Pending is the number of accepted trades whose result is not known yet;
+// with a spool, the trades in the spool.
 func (c Counters) Pending() uint64 {
-	return c.Accepted - c.Delivered - c.Failed - c.Unresolved
+	if c.Spooled > 0 || c.Recovered > 0 {
+		return c.Spooled
+	}
+	if done := c.Delivered + c.Failed + c.Unresolved; done < c.Accepted {
+		return c.Accepted - done
+	}
+	return 0
 }
 
 // Summary is the outcome of Run.
@@ -109,34 +121,35 @@ type Summary struct {
 	Counters
 	Duration time.Duration
 	Producer producer.Stats
+	// Spool is the spool's state at the end, nil without a spool.
+	Spool *SpoolStatus
 	// ShutdownErr is the error of the sink's Shutdown (typically the
 	// shutdown timeout, after which the records left failed), nil when
 	// everything was resolved in time.
 	ShutdownErr error
 }
 
-// Pipeline forwards trades from a Source to a Sink and accounts for every
-// accepted trade. Handle and Counters are safe for concurrent use.
+// Pipeline forwards trades from a Source to a Sink, through a spool when
+// Options.Spool is set, and accounts for every accepted trade. Handle and
+// Counters are safe for concurrent use.
 //
-// Results are consumed in one place: Handle queues the Waiter of each
-// accepted trade (futureQueue) and collect waits for them in acceptance
-// order and counts them. A producer that reports results through a
-// callback fits behind Sink by completing a Waiter from its callback;
-// nothing else in the pipeline depends on how results arrive.
+// Results arrive through the sink's callback (onResult), which counts them;
+// nothing is queued per trade.
 type Pipeline struct {
 	sink Sink
 	opts Options
 	log  logrus.FieldLogger
 
-	received, refused, accepted, delivered, failed, unresolved atomic.Uint64
-	latencyNanos                                               atomic.Int64
+	received, refused, accepted, delivered, failed atomic.Uint64
+	latencyNanos                                   atomic.Int64
 
 	// stopReading ends the read context of Run (for MaxTrades).
 	stopMu      sync.Mutex
 	stopReading context.CancelFunc
 
-	queue futureQueue
-	rate  logLimiter
+	onResult func(producer.Result, error) // p.result, allocated once
+	spool    *spoolStage                  // nil without a spool
+	rate     logLimiter
 }
 
 // New returns a Pipeline writing to sink.
@@ -160,8 +173,11 @@ func New(sink Sink, opts Options) *Pipeline {
 		log = l
 	}
 	p := &Pipeline{sink: sink, opts: opts, log: log}
-	p.queue.init()
+	p.onResult = p.result
 	p.rate.perSecond = opts.FailureLogsPerSecond
+	if opts.Spool != nil {
+		p.spool = newSpoolStage(p, *opts.Spool)
+	}
 	return p
 }
 
@@ -169,12 +185,15 @@ type discard struct{}
 
 func (discard) Write(b []byte) (int, error) { return len(b), nil }
 
-// Handle puts each trade into the sink as EncodeTrade encodes it, partition
-// key = symbol. It blocks
-// while the producer's buffer is full (unless the producer fails when full),
-// and returns ctx's error once ctx is done; a trade not accepted is counted
-// as refused and logged.
+// Handle puts each trade into the sink (or the spool) as EncodeTrade
+// encodes it, partition key = symbol. It blocks while the producer's buffer
+// is full (unless the producer fails when full) or, with a spool that
+// blocks at its limit, while the spool is full; it returns ctx's error once
+// ctx is done. A trade not accepted is counted as refused and logged.
 func (p *Pipeline) Handle(ctx context.Context, trades []finnhub.Trade) error {
+	if p.spool != nil {
+		return p.spool.handle(ctx, trades)
+	}
 	now := p.opts.Now()
 	for _, tr := range trades {
 		if max := p.opts.MaxTrades; max > 0 && p.accepted.Load() >= max {
@@ -185,25 +204,40 @@ func (p *Pipeline) Handle(ctx context.Context, trades []finnhub.Trade) error {
 		data, err := EncodeTrade(tr, now)
 		if err != nil {
 			p.refused.Add(1)
-			p.logLimited("trade refused: cannot encode", tr, err)
+			p.logLimited("trade refused: cannot encode", tr.Symbol, err)
 			continue
 		}
-		w, err := p.sink.Put(ctx, tr.Symbol, data)
-		if err != nil {
-			p.refused.Add(1)
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			p.logLimited("trade refused by the producer", tr, err)
-			continue
-		}
+		// Counted before the put, so that a result never comes before its
+		// acceptance; an immediate refusal takes it back (result).
 		p.accepted.Add(1)
-		p.queue.push(pending{w: w, symbol: tr.Symbol, time: tr.Time})
+		p.sink.PutAsync(ctx, aggregation.Record{PartitionKey: tr.Symbol, Data: data}, p.onResult)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 	}
 	if max := p.opts.MaxTrades; max > 0 && p.accepted.Load() >= max {
 		p.stop()
 	}
 	return ctx.Err()
+}
+
+// result counts one record's result; it is the sink's PutAsync callback.
+// It logs before it counts, so that once Run sees every result counted, no
+// callback is still writing to the log.
+func (p *Pipeline) result(res producer.Result, err error) {
+	var re *producer.RecordError
+	switch {
+	case err == nil:
+		p.latencyNanos.Add(int64(res.Latency))
+		p.delivered.Add(1)
+	case errors.As(err, &re):
+		p.logFailure(re)
+		p.failed.Add(1)
+	default: // an immediate refusal, on Handle's goroutine
+		p.logLimited("trade refused by the producer", "", err)
+		p.refused.Add(1)
+		p.accepted.Add(^uint64(0))
+	}
 }
 
 func (p *Pipeline) stop() {
@@ -214,21 +248,27 @@ func (p *Pipeline) stop() {
 	}
 }
 
-func (p *Pipeline) logLimited(msg string, tr finnhub.Trade, err error) {
+func (p *Pipeline) logLimited(msg, symbol string, err error) {
 	if !p.rate.allow(time.Now()) {
 		return
 	}
-	p.log.WithFields(logrus.Fields{"symbol": tr.Symbol, "t": tr.Time, "error": err.Error()}).Warn(msg)
+	f := logrus.Fields{"error": err.Error()}
+	if symbol != "" {
+		f["symbol"] = symbol
+	}
+	p.log.WithFields(f).Warn(msg)
 }
 
 // Counters returns a snapshot of the trade accounting.
 func (p *Pipeline) Counters() Counters {
+	if p.spool != nil {
+		return p.spool.counters()
+	}
 	// Read the results before the acceptances so that Pending never
 	// underflows.
 	c := Counters{
 		Delivered:  p.delivered.Load(),
 		Failed:     p.failed.Load(),
-		Unresolved: p.unresolved.Load(),
 		LatencySum: time.Duration(p.latencyNanos.Load()),
 	}
 	c.Refused = p.refused.Load()
@@ -242,8 +282,10 @@ func (p *Pipeline) Counters() Counters {
 // most ShutdownTimeout (the producer fails the records it could not deliver
 // by then), and waits for the result of every accepted trade. The summary
 // counts each accepted trade as delivered or failed (or unresolved, if the
-// sink broke its promise to resolve every record). The returned error is
-// src's, if it failed for another reason than the end of ctx.
+// sink broke its promise to resolve every record). With a spool, Run
+// delivers what the spool holds for at most ShutdownTimeout and leaves the
+// rest on disk (see Spool). The returned error is src's, if it failed for
+// another reason than the end of ctx, or the spool's.
 func (p *Pipeline) Run(ctx context.Context, src Source) (Summary, error) {
 	start := time.Now()
 	readCtx, cancelRead := context.WithCancel(ctx)
@@ -251,24 +293,15 @@ func (p *Pipeline) Run(ctx context.Context, src Source) (Summary, error) {
 	p.stopMu.Lock()
 	p.stopReading = cancelRead
 	p.stopMu.Unlock()
-
-	collectCtx, cancelCollect := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelCollect()
-	collected := make(chan struct{})
-	go func() {
-		defer close(collected)
-		p.collect(collectCtx)
-	}()
-
-	srcErr := src.Run(readCtx, p.Handle)
-	if srcErr != nil && readCtx.Err() != nil && (errors.Is(srcErr, context.Canceled) || errors.Is(srcErr, context.DeadlineExceeded)) {
-		srcErr = nil
+	if p.spool != nil {
+		return p.spool.run(ctx, readCtx, src, start)
 	}
+
+	srcErr := readFrom(readCtx, src, p.Handle)
 	stoppedReading := time.Now()
 	c := p.Counters()
 	p.log.WithFields(logrus.Fields{"accepted": c.Accepted, "pending": c.Pending(), "timeout": p.opts.ShutdownTimeout.String()}).Info("stopped reading; delivering what is buffered")
 
-	p.queue.close()
 	shutdownCtx, cancelShutdown := context.WithTimeout(context.WithoutCancel(ctx), p.opts.ShutdownTimeout)
 	defer cancelShutdown()
 	shutdownErr := p.sink.Shutdown(shutdownCtx)
@@ -277,132 +310,46 @@ func (p *Pipeline) Run(ctx context.Context, src Source) (Summary, error) {
 	}
 	// Every record is resolved once Shutdown returns; the grace period only
 	// guards against a sink that breaks that promise.
-	grace := time.NewTimer(p.opts.ResolveGrace)
-	defer grace.Stop()
-	select {
-	case <-collected:
-	case <-grace.C:
-		cancelCollect()
-		<-collected
-	}
+	waitUntil(p.opts.ResolveGrace, func() bool { return p.Counters().Pending() == 0 })
 	s := Summary{Counters: p.Counters(), Duration: time.Since(start), Producer: p.sink.Stats(), ShutdownErr: shutdownErr}
+	// One snapshot: a result arriving now changes nothing in the summary.
+	s.Unresolved = s.Accepted - s.Delivered - s.Failed
 	p.log.WithField("shutdown_duration", time.Since(stoppedReading).Round(time.Millisecond).String()).Debug("shut down")
 	return s, srcErr
 }
 
-// collect waits for the results of accepted trades in acceptance order and
-// counts them. Once ctx ends, the remaining ones count as unresolved.
-func (p *Pipeline) collect(ctx context.Context) {
-	for {
-		batch, ok := p.queue.take(ctx)
-		if !ok {
-			if ctx.Err() == nil {
-				return
-			}
-			// Grace period over: count the rest without waiting.
-			p.unresolved.Add(uint64(len(p.queue.drain())))
-			return
-		}
-		for _, it := range batch {
-			res, err := it.w.Wait(ctx)
-			switch {
-			case err == nil:
-				p.latencyNanos.Add(int64(res.Latency))
-				p.delivered.Add(1)
-			case ctx.Err() != nil:
-				p.unresolved.Add(1)
-			default:
-				p.failed.Add(1)
-				p.logFailure(it, err)
-			}
-		}
+// readFrom runs src with handle and returns its error, nil when it ended
+// because ctx did.
+func readFrom(ctx context.Context, src Source, handle func(context.Context, []finnhub.Trade) error) error {
+	err := src.Run(ctx, handle)
+	if err != nil && ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return nil
 	}
+	return err
 }
 
-func (p *Pipeline) logFailure(it pending, err error) {
+// waitUntil polls cond every few milliseconds until it holds or d passed,
+// and reports whether it held.
+func waitUntil(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
+}
+
+func (p *Pipeline) logFailure(re *producer.RecordError) {
 	if !p.rate.allow(time.Now()) {
 		return
 	}
-	f := logrus.Fields{"symbol": it.symbol, "t": it.time, "error": err.Error()}
-	var re *producer.RecordError
-	if errors.As(err, &re) {
-		f["code"] = re.Code
-		f["attempts"] = len(re.Attempts)
+	f := logrus.Fields{"symbol": re.PartitionKey, "error": re.Error(), "code": re.Code, "attempts": re.AttemptCount}
+	if tr, err := ParseTradeRecord(re.Data); err == nil {
+		f["t"] = tr.Time
 	}
 	p.log.WithFields(f).Error("trade not delivered")
-}
-
-// pending is an accepted trade waiting for its result.
-type pending struct {
-	w      Waiter
-	symbol string
-	time   int64
-}
-
-// futureQueue is an unbounded FIFO of pending trades with one consumer, so
-// that Handle never blocks on bookkeeping. Its length is bounded in practice
-// by the producer's buffer limits, since results arrive at least as fast as
-// the producer accepts new records once it is full.
-type futureQueue struct {
-	mu     sync.Mutex
-	items  []pending
-	closed bool
-	notify chan struct{} // capacity 1: "items or closed changed"
-}
-
-func (q *futureQueue) init() { q.notify = make(chan struct{}, 1) }
-
-func (q *futureQueue) push(it pending) {
-	q.mu.Lock()
-	q.items = append(q.items, it)
-	q.mu.Unlock()
-	q.wake()
-}
-
-func (q *futureQueue) wake() {
-	select {
-	case q.notify <- struct{}{}:
-	default:
-	}
-}
-
-func (q *futureQueue) close() {
-	q.mu.Lock()
-	q.closed = true
-	q.mu.Unlock()
-	q.wake()
-}
-
-// take returns the queued items, waiting for some. It returns false when the
-// queue is closed and empty, or ctx ended.
-func (q *futureQueue) take(ctx context.Context) ([]pending, bool) {
-	for {
-		q.mu.Lock()
-		if len(q.items) > 0 {
-			items := q.items
-			q.items = nil
-			q.mu.Unlock()
-			return items, true
-		}
-		closed := q.closed
-		q.mu.Unlock()
-		if closed {
-			return nil, false
-		}
-		select {
-		case <-q.notify:
-		case <-ctx.Done():
-			return nil, false
-		}
-	}
-}
-
-func (q *futureQueue) drain() []pending {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	items := q.items
-	q.items = nil
-	return items
 }
 
 // logLimiter allows at most perSecond events per wall-clock second.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/kplgo/kpl/aggregation"
 	"github.com/kplgo/kpl/finnhub"
 	"github.com/kplgo/kpl/producer"
 )
@@ -42,75 +43,84 @@ func (s *fakeSource) Run(ctx context.Context, handle func(context.Context, []fin
 	return ctx.Err()
 }
 
-type fakeWaiter struct {
-	done chan struct{}
-	res  producer.Result
-	err  error
-}
-
-func (w *fakeWaiter) Wait(ctx context.Context) (producer.Result, error) {
-	select {
-	case <-w.done:
-		return w.res, w.err
-	case <-ctx.Done():
-		return producer.Result{}, ctx.Err()
-	}
-}
-
 type putCall struct {
 	pk   string
 	data []byte
+	id   aggregation.RecordID
 }
 
-// fakeSink records puts. decide returns, per put index, an immediate refusal
-// error, or the result error (nil = delivered). Results are released at
-// Shutdown unless never is set; block makes Put wait for ctx.
+// fakeSink records puts. refuse returns, per put index, an immediate
+// refusal error; fail returns the result error (nil = delivered). Results
+// are released at Shutdown unless never is set, or at once from another
+// goroutine with async; block makes PutAsync wait for ctx.
 type fakeSink struct {
 	mu       sync.Mutex
 	puts     []putCall
-	waiters  []*fakeWaiter
+	pending  []func()
 	refuse   func(i int) error
 	fail     func(i int) error
 	never    bool
+	async    bool
 	block    bool
 	shutdown int
 }
 
-func (s *fakeSink) Put(ctx context.Context, pk string, data []byte) (Waiter, error) {
+func (s *fakeSink) PutAsync(ctx context.Context, r aggregation.Record, done func(producer.Result, error)) {
 	if s.block {
 		<-ctx.Done()
-		return nil, ctx.Err()
+		done(producer.Result{}, ctx.Err())
+		return
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	if s.shutdown > 0 { // as the producer: refused once Shutdown has begun
+		s.mu.Unlock()
+		done(producer.Result{}, producer.ErrClosed)
+		return
+	}
 	i := len(s.puts)
-	s.puts = append(s.puts, putCall{pk, append([]byte(nil), data...)})
+	s.puts = append(s.puts, putCall{r.PartitionKey, append([]byte(nil), r.Data...), r.ID})
 	if s.refuse != nil {
 		if err := s.refuse(i); err != nil {
-			return nil, err
+			s.mu.Unlock()
+			done(producer.Result{}, err)
+			return
 		}
 	}
-	w := &fakeWaiter{done: make(chan struct{}), res: producer.Result{Latency: time.Millisecond}}
+	var err error
 	if s.fail != nil {
-		w.err = s.fail(i)
+		err = s.fail(i)
 	}
-	s.waiters = append(s.waiters, w)
-	return w, nil
+	res := func() { done(producer.Result{Latency: time.Millisecond}, err) }
+	if s.async {
+		s.mu.Unlock()
+		go res()
+		return
+	}
+	s.pending = append(s.pending, res)
+	s.mu.Unlock()
 }
 
 func (s *fakeSink) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.shutdown++
+	pending := s.pending
+	s.pending = nil
+	s.mu.Unlock()
 	if !s.never {
-		for _, w := range s.waiters {
-			close(w.done)
+		for _, res := range pending {
+			res()
 		}
 	}
 	return nil
 }
 
 func (s *fakeSink) Stats() producer.Stats { return producer.Stats{} }
+
+func (s *fakeSink) putCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.puts)
+}
 
 func trades(symbol string, n int) []finnhub.Trade {
 	out := make([]finnhub.Trade, n)
@@ -152,6 +162,13 @@ func TestRunAccountsForEveryTrade(t *testing.T) {
 			sink:   &fakeSink{refuse: func(i int) error { return errIf(i >= 6, producer.ErrBufferFull) }},
 			cancel: true,
 			want:   Counters{Received: 10, Accepted: 6, Refused: 4, Delivered: 6},
+		},
+		{
+			name:   "results reported from other goroutines before the shutdown are counted",
+			src:    &fakeSource{batches: [][]finnhub.Trade{trades("AAPL", 40)}},
+			sink:   &fakeSink{async: true, fail: func(i int) error { return errIf(i%4 == 0, &producer.RecordError{Code: "InternalFailure"}) }},
+			cancel: true,
+			want:   Counters{Received: 40, Accepted: 40, Delivered: 30, Failed: 10},
 		},
 		{
 			name: "reading stops by itself after MaxTrades accepted trades",
@@ -254,8 +271,8 @@ func TestHandleWritesTheTradeAsJSONKeyedBySymbol(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []putCall{
-		{"AAPL", []byte(`{"s":"AAPL","p":189.5,"t":1575526691134,"v":100,"c":["1","12"],"ingestion_timestamp":1575526691201}`)},
-		{"BINANCE:BTCUSDT", []byte(`{"s":"BINANCE:BTCUSDT","p":7296.89,"t":1575526691135,"v":0.011467,"c":null,"ingestion_timestamp":1575526691201}`)},
+		{pk: "AAPL", data: []byte(`{"s":"AAPL","p":189.5,"t":1575526691134,"v":100,"c":["1","12"],"ingestion_timestamp":1575526691201}`)},
+		{pk: "BINANCE:BTCUSDT", data: []byte(`{"s":"BINANCE:BTCUSDT","p":7296.89,"t":1575526691135,"v":0.011467,"c":null,"ingestion_timestamp":1575526691201}`)},
 	}
 	if len(sink.puts) != len(want) {
 		t.Fatalf("%d puts, want %d", len(sink.puts), len(want))

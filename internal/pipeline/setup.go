@@ -67,9 +67,9 @@ func (h redactHook) redact(s string) string {
 // always set.
 func (c ProducerConfig) Apply(o *producer.Options) {
 	o.AggregationEnabled = c.Aggregation
-	o.RecordIDs = c.RecordIDs
 	o.Ordered = c.Ordered
 	o.FailWhenFull = c.FailWhenFull
+	o.RecordIDs = c.RecordIDs
 	given := func(name string, nonZero bool) bool {
 		if c.set != nil {
 			return c.set[name]

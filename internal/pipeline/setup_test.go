@@ -65,8 +65,8 @@ func TestProducerConfigApply(t *testing.T) {
 		},
 		{
 			name: "set knobs override them",
-			in:   ProducerConfig{Aggregation: false, AggregationMaxSize: 1000, Linger: time.Second, RecordTTL: time.Minute, MaxBufferedRecords: 10, FailWhenFull: true},
-			want: producer.Options{AggregationEnabled: false, AggregationMaxSize: 1000, Linger: time.Second, RecordTTL: time.Minute, MaxBufferedRecords: 10, FailWhenFull: true},
+			in:   ProducerConfig{Aggregation: false, AggregationMaxSize: 1000, Linger: time.Second, RecordTTL: time.Minute, MaxBufferedRecords: 10, FailWhenFull: true, RecordIDs: true},
+			want: producer.Options{AggregationEnabled: false, AggregationMaxSize: 1000, Linger: time.Second, RecordTTL: time.Minute, MaxBufferedRecords: 10, FailWhenFull: true, RecordIDs: true},
 		},
 	}
 	for _, tc := range tests {
@@ -115,10 +115,14 @@ func TestStatusFields(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	prev := Snapshot{Time: t0, Trades: Counters{Received: 100, Delivered: 50}}
 	cur := Snapshot{Time: t0.Add(10 * time.Second), Trades: Counters{Received: 1100, Delivered: 850, Failed: 2, Refused: 1},
-		Producer: producer.Stats{KinesisRecordsSucceeded: 20, UserRecordsSucceeded: 850, PutRecordsCalls: 7, BufferedRecords: 248, Retries: 3}}
+		Producer: producer.Stats{KinesisRecordsSucceeded: 20, UserRecordsSucceeded: 850, PutRecordsCalls: 7, BufferedRecords: 248, Retries: 3,
+			// 90 results in (1ms, 2ms], 10 in (64ms, 128ms].
+			PutLatency: producer.Histogram{Bounds: []time.Duration{1e6, 2e6, 4e6, 8e6, 16e6, 32e6, 64e6, 128e6},
+				Counts: []uint64{0, 90, 0, 0, 0, 0, 0, 10, 0}, Count: 100}}}
 	f := StatusFields(prev, cur)
 	want := map[string]any{"trades_in_per_s": 100.0, "acked_per_s": 80.0, "kinesis_records": uint64(20), "put_records_calls": uint64(7),
-		"agg_ratio": 42.5, "buffered": int64(248), "failed": uint64(2), "refused": uint64(1), "retries": uint64(3)}
+		"agg_ratio": 42.5, "buffered": int64(248), "failed": uint64(2), "refused": uint64(1), "retries": uint64(3),
+		"latency_p50": "1.556ms", "latency_p99": "122ms"}
 	for k, v := range want {
 		if f[k] != v {
 			t.Errorf("%s = %v (%T), want %v (%T)", k, f[k], f[k], v, v)

@@ -15,11 +15,17 @@ type Snapshot struct {
 	Time     time.Time
 	Trades   Counters
 	Producer producer.Stats
+	// Spool is the spool's state, nil without a spool.
+	Spool *SpoolStatus
 }
 
 // Snapshot returns the pipeline's counters and the sink's statistics now.
 func (p *Pipeline) Snapshot() Snapshot {
-	return Snapshot{Time: time.Now(), Trades: p.Counters(), Producer: p.sink.Stats()}
+	s := Snapshot{Time: time.Now(), Trades: p.Counters(), Producer: p.sink.Stats()}
+	if p.spool != nil {
+		s.Spool = p.spool.status()
+	}
+	return s
 }
 
 // StatusFields returns the fields of the one-line status from two
@@ -34,6 +40,18 @@ func (p *Pipeline) Snapshot() Snapshot {
 //	failed            trades reported failed (total)
 //	refused           trades the producer refused (total)
 //	retries           Kinesis records retried (total)
+//	latency_p50, latency_p99  Put-to-result latency quantiles since start
+//	                  (the producer's PutLatency histogram)
+//
+// With a spool, also:
+//
+//	spooled           trades on disk not yet delivered
+//	spool_bytes       the spool's files on disk (of spool_max_bytes)
+//	spool_refused     trades refused because the spool was full (total)
+//	spool_blocked     appends that waited for room (total)
+//	recovered         trades found in the spool at start
+//	dead_lettered     trades written to the dead-letter file (total)
+//	dead_letter_path  that file
 func StatusFields(prev, cur Snapshot) logrus.Fields {
 	secs := cur.Time.Sub(prev.Time).Seconds()
 	rate := func(a, b uint64) float64 {
@@ -42,7 +60,7 @@ func StatusFields(prev, cur Snapshot) logrus.Fields {
 		}
 		return round1(float64(b-a) / secs)
 	}
-	return logrus.Fields{
+	f := logrus.Fields{
 		"trades_in_per_s":   rate(prev.Trades.Received, cur.Trades.Received),
 		"acked_per_s":       rate(prev.Trades.Delivered, cur.Trades.Delivered),
 		"kinesis_records":   cur.Producer.KinesisRecordsSucceeded,
@@ -52,12 +70,48 @@ func StatusFields(prev, cur Snapshot) logrus.Fields {
 		"failed":            cur.Trades.Failed,
 		"refused":           cur.Trades.Refused,
 		"retries":           cur.Producer.Retries,
+		"latency_p50":       durationString(cur.Producer.PutLatency.Quantile(0.50)),
+		"latency_p99":       durationString(cur.Producer.PutLatency.Quantile(0.99)),
+	}
+	addSpoolFields(f, cur.Spool)
+	return f
+}
+
+// addSpoolFields adds the spool's fields to a status or summary line.
+func addSpoolFields(f logrus.Fields, s *SpoolStatus) {
+	if s == nil {
+		return
+	}
+	f["spooled"] = s.Pending
+	f["spool_bytes"] = s.DiskBytes
+	if s.MaxBytes > 0 {
+		f["spool_max_bytes"] = s.MaxBytes
+	}
+	f["spool_refused"] = s.RefusedFull
+	f["spool_blocked"] = s.Blocked
+	f["recovered"] = s.Recovered
+	f["dead_lettered"] = s.DeadLettered
+	f["dead_letter_path"] = s.DeadLetterPath
+	if s.CorruptBytes > 0 {
+		f["spool_corrupt_bytes"] = s.CorruptBytes
 	}
 }
 
+// durationString rounds d for a log line: to the microsecond below 10ms,
+// else to the millisecond.
+func durationString(d time.Duration) string {
+	if d < 10*time.Millisecond {
+		return d.Round(time.Microsecond).String()
+	}
+	return d.Round(time.Millisecond).String()
+}
+
 // SummaryFields returns the fields of the final summary line. The counts
-// satisfy received = accepted + refused and accepted = delivered + failed +
-// unresolved.
+// satisfy received = accepted + refused and, without a spool, accepted =
+// delivered + failed + unresolved; with a spool, recovered + accepted =
+// delivered + failed + spooled (failed = dead-lettered; spooled = left on
+// disk for the next start), and the spool's fields of StatusFields are
+// added.
 func SummaryFields(s Summary) logrus.Fields {
 	f := logrus.Fields{
 		"received":          s.Received,
@@ -72,7 +126,15 @@ func SummaryFields(s Summary) logrus.Fields {
 		"retries":           s.Producer.Retries,
 		"duration":          s.Duration.Round(time.Millisecond).String(),
 	}
-	if s.Delivered > 0 {
+	if s.Producer.PutLatency.Count > 0 {
+		f["latency_p50"] = durationString(s.Producer.PutLatency.Quantile(0.50))
+		f["latency_p99"] = durationString(s.Producer.PutLatency.Quantile(0.99))
+	}
+	if s.Spool != nil {
+		addSpoolFields(f, s.Spool)
+		f["spooled"] = s.Spooled
+	}
+	if s.Delivered > 0 && s.LatencySum > 0 {
 		f["mean_latency"] = (s.LatencySum / time.Duration(s.Delivered)).Round(time.Microsecond).String()
 	}
 	if s.ShutdownErr != nil {

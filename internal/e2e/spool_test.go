@@ -1,0 +1,371 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	neturl "net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kplgo/kpl/finnhub/feedsim"
+	"github.com/kplgo/kpl/internal/pipeline"
+	"github.com/kplgo/kpl/kinesistest/faultinject"
+	"github.com/kplgo/kpl/kinesistest/kinesismock"
+)
+
+// The durable spool's end-to-end tests: the real tradeproducer with
+// -spool-dir, killed, restarted, and cut off from a real kinesis-mock.
+
+// frozenMock is a kinesis-mock process of a test's own, so that the test
+// can freeze it (SIGSTOP) and resume it (SIGCONT) without disturbing the
+// server the other tests share.
+type frozenMock struct {
+	kinesismock.Server // Endpoint and Client only
+	cmd                *exec.Cmd
+}
+
+// startOwnMock starts kinesis-mock in a process group of its own.
+func startOwnMock(t *testing.T) *frozenMock {
+	t.Helper()
+	dir, err := kinesismock.PackageDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, tlsPort := freePort(t), freePort(t)
+	cmd := exec.Command("node", filepath.Join(dir, "main.js"))
+	cmd.Env = append(os.Environ(),
+		"KINESIS_MOCK_CERT_PATH="+filepath.Join(dir, "server.json"),
+		"KINESIS_MOCK_PLAIN_PORT="+strconv.Itoa(port),
+		"KINESIS_MOCK_TLS_PORT="+strconv.Itoa(tlsPort),
+		"LOG_LEVEL=WARN", "CREATE_STREAM_DURATION=100ms")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	m := &frozenMock{cmd: cmd}
+	m.Endpoint = "http://127.0.0.1:" + strconv.Itoa(port)
+	t.Cleanup(func() {
+		m.signal(syscall.SIGCONT)
+		m.signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := m.Client().ListStreams(ctx, nil)
+		cancel()
+		if err == nil {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kinesis-mock did not answer: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (m *frozenMock) signal(sig syscall.Signal) { _ = syscall.Kill(-m.cmd.Process.Pid, sig) }
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	_, p, _ := strings.Cut(freeAddr(t), ":")
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+// metricValue reads one sample from a /metrics page; -1 if absent.
+func metricValue(metrics, name string) float64 {
+	for _, line := range strings.Split(metrics, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return -1
+}
+
+// spoolSummary is the final summary line of a producer run with a spool.
+type spoolSummary struct {
+	Received, Accepted, Refused, Delivered, Failed, Unresolved, Recovered, Spooled, DeadLettered uint64
+	DeadLetterPath                                                                               string
+}
+
+func finalSpoolSummary(t *testing.T, out string) spoolSummary {
+	t.Helper()
+	for _, l := range logLines(out) {
+		if l["msg"] != "final summary" {
+			continue
+		}
+		n := func(k string) uint64 {
+			f, ok := l[k].(float64)
+			if !ok {
+				t.Fatalf("summary field %s missing in %v", k, l)
+			}
+			return uint64(f)
+		}
+		path, _ := l["dead_letter_path"].(string)
+		return spoolSummary{n("received"), n("accepted"), n("refused"), n("delivered"), n("failed"), n("unresolved"),
+			n("recovered"), n("spooled"), n("dead_lettered"), path}
+	}
+	t.Fatalf("no final summary in the output:\n%s", out)
+	return spoolSummary{}
+}
+
+// addsUp checks the spool's accounting identities.
+func (s spoolSummary) addsUp() bool {
+	return s.Received == s.Accepted+s.Refused && s.Recovered+s.Accepted == s.Delivered+s.Failed+s.Spooled &&
+		s.Failed == s.DeadLettered && s.Unresolved == 0
+}
+
+// verifyStrict runs the verify command with -strict -expect n against the
+// endpoint and returns its report.
+func verifyStrict(t *testing.T, endpoint, stream string, n int) pipeline.VerifyReport {
+	t.Helper()
+	env := append(producerEnv("", stream, ""), "AWS_ENDPOINT_URL="+endpoint)
+	cmd := exec.Command(verifyBin, "-json", "-strict", "-expect", strconv.Itoa(n))
+	cmd.Env = env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var rep pipeline.VerifyReport
+	if jerr := json.Unmarshal(stdout.Bytes(), &rep); jerr != nil {
+		t.Fatalf("verify: %v, %v; stderr %s", err, jerr, stderr.String())
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) || err != nil {
+		t.Errorf("verify -strict -expect %d failed (%v): %+v; stderr %s", n, err, rep.Total, stderr.String())
+	}
+	return rep
+}
+
+func TestSpoolDeliversEveryTradeOnceAfterAKillWhileKinesisIsFrozen(t *testing.T) {
+	t.Parallel()
+	mock := startOwnMock(t)
+	stream := "spool-kill"
+	ctx := context.Background()
+	if err := kinesismock.CreateStream(ctx, mock.Client(), stream, 2); err != nil {
+		t.Fatal(err)
+	}
+	// About 10 s of trades.
+	const n = 1500
+	sim, url := startSim(t, feedsim.Config{MaxTrades: n, Seed: 21, Rate: 150, Batch: 5})
+	env := append(producerEnv(url, stream, ""), "AWS_ENDPOINT_URL="+mock.Endpoint)
+	spoolDir := filepath.Join(t.TempDir(), "spool")
+	addr := freeAddr(t)
+	args := []string{"-log-format", "json", "-status-interval", "1s", "-spool-dir", spoolDir, "-metrics-addr", addr}
+	first := startProducer(t, env, args...)
+	metric := func(name string) float64 { return metricValue(httpGet("http://"+addr+"/metrics"), name) }
+	waitFor(t, func() bool { return metric("tradeproducer_trades_accepted_total") >= 50 })
+	mock.signal(syscall.SIGSTOP)
+	frozenAt := time.Now()
+	// Every trade the feed sends is received and on disk before the kill.
+	select {
+	case <-sim.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the simulator sent %d of %d trades in 30s", sim.Sent(), n)
+	}
+	waitFor(t, func() bool { return metric("tradeproducer_trades_accepted_total") == n })
+	delivered := metric("tradeproducer_spool_acknowledged_total")
+	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	first.wait(t, 10*time.Second)
+	t.Logf("killed after %v with Kinesis frozen: %d trades sent, all accepted, %v delivered", time.Since(frozenAt).Round(time.Second), sim.Sent(), delivered)
+	if delivered >= n {
+		t.Fatalf("all %v trades delivered before the kill: the kill tests nothing", delivered)
+	}
+
+	second := startProducer(t, env, args...)
+	// It starts while Kinesis is still frozen: its start-up calls wait
+	// (there is nothing to observe until they are answered).
+	time.Sleep(time.Second)
+	mock.signal(syscall.SIGCONT)
+	waitFor(t, func() bool { return metric("tradeproducer_spool_pending") == 0 })
+	if err := second.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := second.wait(t, 45*time.Second); code != 0 {
+		t.Fatalf("exit code %d; output:\n%s", code, second.out.String())
+	}
+	s := finalSpoolSummary(t, second.out.String())
+	if !s.addsUp() || s.Recovered == 0 || s.Recovered != s.Delivered || s.Spooled != 0 || s.Failed != 0 {
+		t.Errorf("restart summary %+v: want every recovered trade delivered", s)
+	}
+	rep := verifyStrict(t, mock.Endpoint, stream, n)
+	t.Logf("restart: %+v; stream: %d distinct trades, %d copies removed by id, %d duplicates left", s, rep.Total.Distinct, rep.Total.Duplicates, rep.Total.DuplicatesLetThrough+rep.Total.DuplicatesWithoutID)
+}
+
+// outageRun is the spool's outage test with the given TTL and outage.
+func outageRun(t *testing.T, ttl, outage time.Duration) {
+	_, stream := server.NewStream(t, 2)
+	target, err := neturl.Parse(server.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	faults := faultinject.New(http.DefaultTransport)
+	proxy := httptest.NewServer(faultinject.NewProxy(target, faults))
+	defer proxy.Close()
+	_, url := startSim(t, feedsim.Config{Seed: 22, Rate: 200, Batch: 4})
+	env := append(producerEnv(url, stream, ""), "AWS_ENDPOINT_URL="+proxy.URL)
+	addr := freeAddr(t)
+	p := startProducer(t, env, "-log-format", "json", "-status-interval", "1s", "-spool-dir", t.TempDir(),
+		"-record-ttl", ttl.String(), "-request-timeout", "1s", "-metrics-addr", addr)
+	metric := func(name string) float64 { return metricValue(httpGet("http://"+addr+"/metrics"), name) }
+	waitFor(t, func() bool { return metric("tradeproducer_trades_accepted_total") >= 200 })
+	start := time.Now()
+	faults.StartOutage(time.Hour)
+	// The outage outlasts the TTL: the producer gives trades back to the
+	// spool, which sends them again once Kinesis is back.
+	for time.Since(start) < outage || metric("tradeproducer_spool_returned_total") <= 0 {
+		if time.Since(start) > outage+time.Minute {
+			t.Fatalf("no trade given back to the spool after %v of outage with a %v TTL", time.Since(start), ttl)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	during := metric("tradeproducer_trades_accepted_total")
+	faults.EndOutage()
+	waitFor(t, func() bool { return metric("tradeproducer_trades_accepted_total") >= during+200 })
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("exit code %d; output:\n%s", code, p.out.String())
+	}
+	s := finalSpoolSummary(t, p.out.String())
+	if !s.addsUp() || s.Failed != 0 || s.Refused != 0 || s.Spooled != 0 || s.Delivered != s.Accepted {
+		t.Errorf("summary %+v: want every trade delivered, none failed", s)
+	}
+	// Exactly once after de-duplication by id; not in order: the trades
+	// given back to the spool at their TTL are sent again after trades put
+	// later, which may be delivered first.
+	rep := readBack(t, stream)
+	tot := rep.Total
+	if uint64(tot.Distinct) != s.Delivered || tot.DuplicatesLetThrough != 0 || tot.DuplicatesWithoutID != 0 || tot.Misrouted != 0 {
+		t.Errorf("stream %+v, the producer reported %d delivered", tot, s.Delivered)
+	}
+	t.Logf("%v outage with a %v TTL: %+v; %d copies removed by id, %d trades out of order", outage, ttl, s, tot.Duplicates, tot.OutOfOrder)
+}
+
+func TestSpoolRidesOutAnOutageLongerThanTheRecordTTL(t *testing.T) {
+	t.Parallel()
+	outageRun(t, 3*time.Second, 8*time.Second)
+}
+
+func TestSpoolRidesOutAMinuteOutageWithTheDefaultRecordTTL(t *testing.T) {
+	if os.Getenv("KPL_LONG_TESTS") == "" {
+		t.Skip("a 60 s outage: run with make e2e-long (KPL_LONG_TESTS=1)")
+	}
+	t.Parallel()
+	outageRun(t, 30*time.Second, time.Minute)
+}
+
+func TestAFullSpoolDuringAnOutageRefusesAndCountsEveryTrade(t *testing.T) {
+	t.Parallel()
+	_, stream := server.NewStream(t, 2)
+	target, err := neturl.Parse(server.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	faults := faultinject.New(http.DefaultTransport)
+	proxy := httptest.NewServer(faultinject.NewProxy(target, faults))
+	defer proxy.Close()
+	_, url := startSim(t, feedsim.Config{Seed: 23, Rate: 500, Batch: 5})
+	env := append(producerEnv(url, stream, ""), "AWS_ENDPOINT_URL="+proxy.URL)
+	addr := freeAddr(t)
+	const maxBytes = 64 << 10 // a few hundred trades
+	p := startProducer(t, env, "-log-format", "json", "-status-interval", "1s", "-spool-dir", t.TempDir(),
+		"-spool-max-bytes", strconv.Itoa(maxBytes), "-request-timeout", "1s", "-metrics-addr", addr)
+	metric := func(name string) float64 { return metricValue(httpGet("http://"+addr+"/metrics"), name) }
+	waitFor(t, func() bool { return metric("tradeproducer_trades_accepted_total") >= 100 })
+	faults.StartOutage(time.Hour)
+	waitFor(t, func() bool { return metric("tradeproducer_trades_refused_total") >= 200 })
+	if got := httpGet("http://" + addr + "/readyz"); !strings.Contains(got, "not ready: the spool is full") {
+		t.Errorf("/readyz = %q during the outage with a full spool", got)
+	}
+	faults.EndOutage()
+	waitFor(t, func() bool { return httpGet("http://"+addr+"/readyz") == "ready\n" })
+	refused := metric("tradeproducer_trades_refused_total")
+	// Accepting again, and the spool drained to what the feed brings.
+	waitFor(t, func() bool { n := metric("tradeproducer_spool_pending"); return n >= 0 && n < 100 })
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("exit code %d; output:\n%s", code, p.out.String())
+	}
+	s := finalSpoolSummary(t, p.out.String())
+	if !s.addsUp() || s.Failed != 0 || s.Spooled != 0 || s.Delivered != s.Accepted || float64(s.Refused) < refused {
+		t.Errorf("summary %+v: want every accepted trade delivered and every other one refused", s)
+	}
+	if !strings.Contains(p.out.String(), "the spool is full") {
+		t.Errorf("the refusals were not logged")
+	}
+	rep := verifyStrict(t, server.Endpoint, stream, int(s.Delivered))
+	t.Logf("full spool during an outage: %+v; %d distinct trades in the stream, %d copies removed by id", s, rep.Total.Distinct, rep.Total.Duplicates)
+}
+
+func TestSIGTERMDuringAnOutageLeavesTheTradesInTheSpoolForTheNextStart(t *testing.T) {
+	t.Parallel()
+	_, stream := server.NewStream(t, 2)
+	target, err := neturl.Parse(server.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	faults := faultinject.New(http.DefaultTransport)
+	proxy := httptest.NewServer(faultinject.NewProxy(target, faults))
+	defer proxy.Close()
+	_, url := startSim(t, feedsim.Config{Seed: 24, Rate: 400, Batch: 4})
+	env := append(producerEnv(url, stream, ""), "AWS_ENDPOINT_URL="+proxy.URL)
+	addr := freeAddr(t)
+	args := []string{"-log-format", "json", "-status-interval", "0", "-spool-dir", t.TempDir(),
+		"-shutdown-timeout", "2s", "-request-timeout", "1s", "-metrics-addr", addr}
+	metric := func(name string) float64 { return metricValue(httpGet("http://"+addr+"/metrics"), name) }
+
+	first := startProducer(t, env, args...)
+	waitFor(t, func() bool { return metric("tradeproducer_trades_accepted_total") >= 200 })
+	faults.StartOutage(time.Hour)
+	waitFor(t, func() bool { return metric("tradeproducer_trades_accepted_total") >= 600 })
+	if err := first.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := first.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM during an outage; output:\n%s", code, first.out.String())
+	}
+	s1 := finalSpoolSummary(t, first.out.String())
+	if !s1.addsUp() || s1.Spooled == 0 || s1.Failed != 0 {
+		t.Fatalf("summary %+v: want the undelivered trades spooled, none failed", s1)
+	}
+
+	faults.EndOutage()
+	second := startProducer(t, env, args...)
+	waitFor(t, func() bool {
+		return metric("tradeproducer_spool_recovered_total") == float64(s1.Spooled) &&
+			metric("tradeproducer_spool_acknowledged_total") >= float64(s1.Spooled)
+	})
+	if err := second.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := second.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit code %d; output:\n%s", code, second.out.String())
+	}
+	s2 := finalSpoolSummary(t, second.out.String())
+	if !s2.addsUp() || s2.Recovered != s1.Spooled || s2.Failed != 0 || s2.Spooled != 0 {
+		t.Fatalf("restart summary %+v after %+v: want the spooled trades recovered and delivered", s2, s1)
+	}
+	rep := readBack(t, stream)
+	tot := rep.Total
+	if uint64(tot.Distinct) != s1.Delivered+s2.Delivered || tot.DuplicatesLetThrough != 0 || tot.DuplicatesWithoutID != 0 {
+		t.Errorf("stream %+v, the two runs delivered %d and %d", tot, s1.Delivered, s2.Delivered)
+	}
+	t.Logf("SIGTERM during an outage: %+v; next start: %+v; %d copies removed by id", s1, s2, tot.Duplicates)
+}
