@@ -72,6 +72,10 @@ type ProducerConfig struct {
 	set map[string]bool // flags given; nil for a ProducerConfig built in code
 }
 
+// SpoolRecordTTL is the producer's RecordTTL when -spool-dir is set and
+// -record-ttl is not.
+const SpoolRecordTTL = 24 * time.Hour
+
 // Config is the trade producer's configuration. Its String method never
 // shows the API key.
 type Config struct {
@@ -230,6 +234,15 @@ func ParseConfig(args []string, env Environment, out io.Writer) (Config, error) 
 	// Only the producer knobs given on the command line are applied; the
 	// others keep the producer's own defaults (shown in the usage).
 	p.set = set
+	if c.SpoolDir != "" && !set["record-ttl"] {
+		// With a spool, a trade the producer gives up on only goes back to
+		// disk to be sent again, after trades put later: expiring costs
+		// order and gains nothing, since the producer's buffer bounds what
+		// waits in memory and the rest waits on disk. So the trades wait
+		// in the producer, in order, unless -record-ttl says otherwise.
+		p.RecordTTL = SpoolRecordTTL
+		set["record-ttl"] = true
+	}
 
 	var dotenv DotEnv
 	if set["env-file"] {

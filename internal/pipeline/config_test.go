@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/kplgo/kpl/producer"
 	"io/fs"
 	"reflect"
 	"strings"
@@ -51,6 +52,30 @@ func TestParseConfig(t *testing.T) {
 				}
 				if !c.Producer.Aggregation || !c.Producer.Ordered || !c.Producer.RecordIDs || c.StatusInterval != 10*time.Second || c.ShutdownTimeout != 30*time.Second {
 					t.Errorf("flag defaults wrong: %+v", c)
+				}
+			},
+		},
+		{
+			name: "with a spool, trades do not expire in the producer unless -record-ttl says so",
+			args: []string{"-spool-dir", "/tmp/spool"},
+			env:  map[string]string{EnvAPIKey: key},
+			check: func(t *testing.T, c Config) {
+				var o producer.Options
+				c.Producer.Apply(&o)
+				if o.RecordTTL != SpoolRecordTTL {
+					t.Errorf("RecordTTL with a spool = %v, want %v", o.RecordTTL, SpoolRecordTTL)
+				}
+			},
+		},
+		{
+			name: "with a spool, -record-ttl still applies",
+			args: []string{"-spool-dir", "/tmp/spool", "-record-ttl", "3s"},
+			env:  map[string]string{EnvAPIKey: key},
+			check: func(t *testing.T, c Config) {
+				var o producer.Options
+				c.Producer.Apply(&o)
+				if o.RecordTTL != 3*time.Second {
+					t.Errorf("RecordTTL = %v, want the flag's 3s", o.RecordTTL)
 				}
 			},
 		},
