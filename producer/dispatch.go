@@ -26,7 +26,7 @@ func (p *Producer) dispatch() {
 		closing := p.env.closing.Load()
 		all := force != lastForce || (closing && !wasClosing)
 		lastForce, wasClosing = force, closing
-		next := p.env.sched.promote(now.Add(lingerSlack(p.opts.Linger)), p.env.sealedFull(), all)
+		next := p.env.sched.promote(now, lingerSlack(p.opts.Linger), p.env.sealedFull(), all)
 		for p.window.room(p.inflightCalls.Load()) {
 			c := p.collect(now, &out)
 			if c == nil {

@@ -18,10 +18,22 @@ const (
 // schedSlot is a shard's place in the scheduler, guarded by the scheduler's
 // lock.
 type schedSlot struct {
-	kind     slotKind
-	at       time.Time
+	kind slotKind
+	at   time.Time
+	// early: at is a linger deadline, which may be taken up to a slack
+	// early so that shards due about together share a call; a time from
+	// a visit (rate limiter, backoff, TTL) is exact.
+	early    bool
 	index    int  // position in the heap
 	inSealed bool // listed as holding sealed records
+}
+
+// dueBy reports whether a timed slot is due at now.
+func (sl *schedSlot) dueBy(now time.Time, slack time.Duration) bool {
+	if sl.early {
+		now = now.Add(slack)
+	}
+	return !sl.at.After(now)
 }
 
 // scheduler knows which shards to visit and when, so that the dispatcher
@@ -74,9 +86,15 @@ func (q *scheduler) dueLocked(s *shard) {
 }
 
 // at schedules s for a visit at t, unless it is due earlier already.
-func (q *scheduler) at(s *shard, t time.Time) {
+func (q *scheduler) at(s *shard, t time.Time) { q.schedule(s, t, false) }
+
+// atLinger schedules s for a visit at the linger deadline t, which the
+// dispatcher may take a little early (see promote).
+func (q *scheduler) atLinger(s *shard, t time.Time) { q.schedule(s, t, true) }
+
+func (q *scheduler) schedule(s *shard, t time.Time, early bool) {
 	q.mu.Lock()
-	kick := q.atLocked(s, t)
+	kick := q.atLocked(s, t, early)
 	q.mu.Unlock()
 	if kick {
 		q.kick()
@@ -84,7 +102,7 @@ func (q *scheduler) at(s *shard, t time.Time) {
 }
 
 // atLocked reports whether the dispatcher must recompute its sleep.
-func (q *scheduler) atLocked(s *shard, t time.Time) bool {
+func (q *scheduler) atLocked(s *shard, t time.Time, early bool) bool {
 	switch s.sched.kind {
 	case slotDue:
 		return false
@@ -92,10 +110,10 @@ func (q *scheduler) atLocked(s *shard, t time.Time) bool {
 		if !t.Before(s.sched.at) {
 			return false
 		}
-		s.sched.at = t
+		s.sched.at, s.sched.early = t, early
 		heap.Fix(&q.timed, s.sched.index)
 	default:
-		s.sched.kind, s.sched.at = slotTimed, t
+		s.sched.kind, s.sched.at, s.sched.early = slotTimed, t, early
 		heap.Push(&q.timed, s)
 	}
 	return s.sched.index == 0
@@ -111,10 +129,11 @@ func (q *scheduler) noteSealed(s *shard) {
 	q.mu.Unlock()
 }
 
-// promote makes due every shard whose time has come, every shard holding
-// sealed records when sealedFull, and every scheduled shard when all; it
-// returns the earliest time still in the heap (zero if none).
-func (q *scheduler) promote(now time.Time, sealedFull, all bool) time.Time {
+// promote makes due every shard whose time has come (a linger deadline up
+// to slack early), every shard holding sealed records when sealedFull, and
+// every scheduled shard when all; it returns the earliest time still in
+// the heap (zero if none).
+func (q *scheduler) promote(now time.Time, slack time.Duration, sealedFull, all bool) time.Time {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if sealedFull || all {
@@ -125,7 +144,7 @@ func (q *scheduler) promote(now time.Time, sealedFull, all bool) time.Time {
 		clear(q.sealed)
 		q.sealed = q.sealed[:0]
 	}
-	for len(q.timed) > 0 && (all || !q.timed[0].sched.at.After(now)) {
+	for len(q.timed) > 0 && (all || q.timed[0].sched.dueBy(now, slack)) {
 		s := heap.Pop(&q.timed).(*shard)
 		s.sched.kind = slotNone
 		q.dueLocked(s)

@@ -166,7 +166,7 @@ func (s *shard) add(f *Future) {
 	case s.env.sealedFull() || s.env.forced(f.epoch) || o.Linger == 0:
 		s.env.sched.makeDue(s)
 	case wasEmpty:
-		s.env.sched.at(s, f.putTime().Add(o.Linger))
+		s.env.sched.atLinger(s, f.putTime().Add(o.Linger))
 	}
 }
 
@@ -600,7 +600,9 @@ func pack(s *shard, recs []*Future, notBefore time.Time, env *shardEnv) []*krec 
 // lingerSlack is how much earlier than its Linger a shard's records may go
 // to share a call with the records of other shards that are due: a stream
 // of thousands of shards with a trickle of records each would otherwise
-// send one small call per shard's deadline.
+// send one small call per shard's deadline. It applies to linger deadlines
+// only: a rate limiter's, a backoff's or a TTL's time is exact, so that a
+// shard waiting for one is not visited again and again before it.
 func lingerSlack(linger time.Duration) time.Duration { return linger / 4 }
 
 // earliest returns the earlier of two times, a zero time meaning "none".
