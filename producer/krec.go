@@ -67,21 +67,27 @@ func newPlain(s *shard, f *Future, ttl time.Duration) *krec {
 	return k
 }
 
-// newAggregate returns a Kinesis record for a sealed aggregate of recs, which
-// the aggregate holds copies of: their own data references are dropped, so
-// that the data is held once.
-func newAggregate(s *shard, agg *aggregation.Aggregator, recs []*Future, ttl time.Duration) *krec {
+// newAggregate returns a Kinesis record for a sealed aggregate of recs, the
+// earliest of them put at oldest (an offset like Future.put). The aggregate
+// holds copies of recs' data; the callers have dropped the records' own
+// references (see dropCopies), so that the data is held once.
+func newAggregate(s *shard, agg *aggregation.Aggregator, recs []*Future, oldest int64, ttl time.Duration) *krec {
 	k := &krec{shard: s, recs: recs, agg: agg, pk: aggregation.AggregatePartitionKey, isAgg: true}
 	k.size = agg.Size() + len(aggregation.AggregatePartitionKey)
-	k.oldest = recs[0].putTime()
-	for _, f := range recs {
-		f.data = nil
-		if t := f.putTime(); t.Before(k.oldest) {
-			k.oldest = t
-		}
-	}
+	k.oldest = recs[0].p.base.Add(time.Duration(oldest))
 	k.deadline = k.oldest.Add(ttl)
 	return k
+}
+
+// dropCopies drops the data references of recs, which an aggregator holds
+// copies of, and returns the earliest put offset among them.
+func dropCopies(recs []*Future) int64 {
+	oldest := recs[0].put
+	for _, f := range recs {
+		f.data = nil
+		oldest = min(oldest, f.put)
+	}
+	return oldest
 }
 
 // dissolve ends k and returns its user records, each with its data (aliasing

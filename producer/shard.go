@@ -101,6 +101,7 @@ type shard struct {
 	state    shardState
 	agg      *aggregation.Aggregator // the open aggregate
 	aggRecs  []*Future               // its user records, in order
+	aggOld   int64                   // the earliest put offset (Future.put) among aggRecs
 	retries  []*krec                 // retried and re-routed Kinesis records, oldest first
 	sealed   []*krec                 // sealed Kinesis records, oldest first
 	inflight int                     // Kinesis records of this shard in flight
@@ -158,6 +159,7 @@ func (s *shard) add(f *Future) {
 			break
 		}
 		s.aggRecs = append(s.aggRecs, f)
+		s.noteAggregated(f)
 		if s.agg.Full() {
 			s.seal()
 		}
@@ -167,6 +169,24 @@ func (s *shard) add(f *Future) {
 		s.env.sched.makeDue(s)
 	case wasEmpty:
 		s.env.sched.atLinger(s, f.putTime().Add(o.Linger))
+	}
+}
+
+// noteAggregated keeps the open aggregate's earliest put time and drops the
+// data references of its records, which the aggregator holds copies of, now
+// that f has joined them: while they are in the CPU's cache, not at seal
+// time. The first record keeps its data until a second one joins: an
+// aggregate of one plain record is sent as that record.
+func (s *shard) noteAggregated(f *Future) {
+	switch n := len(s.aggRecs); {
+	case n == 1:
+		s.aggOld = f.put
+	case n == 2:
+		s.aggRecs[0].data = nil
+		fallthrough
+	default:
+		f.data = nil
+		s.aggOld = min(s.aggOld, f.put)
 	}
 }
 
@@ -188,7 +208,8 @@ func (s *shard) single(f *Future) *krec {
 			return newPlain(s, f, ttl)
 		}
 	}
-	return newAggregate(s, agg, []*Future{f}, ttl)
+	recs := []*Future{f}
+	return newAggregate(s, agg, recs, dropCopies(recs), ttl)
 }
 
 // seal closes the open aggregate and queues it; one with a single record
@@ -206,7 +227,10 @@ func (s *shard) seal() {
 		s.pushSealed(newPlain(s, recs[0], ttl))
 		return
 	}
-	k := newAggregate(s, s.agg, recs, ttl)
+	if n == 1 {
+		recs[0].data = nil // it has an id: it goes in its aggregate
+	}
+	k := newAggregate(s, s.agg, recs, s.aggOld, ttl)
 	s.agg = s.env.getAgg()
 	s.pushSealed(k)
 }
@@ -502,8 +526,14 @@ func (s *shard) retire() []*Future {
 	for _, k := range s.sealed {
 		moved = append(moved, k.dissolve(s.env.putAgg)...)
 	}
-	moved = append(moved, s.aggRecs...)
-	s.env.putAgg(s.agg)
+	if open := s.aggRecs; len(open) > 1 {
+		// Their data is in the aggregator (see noteAggregated).
+		k := newAggregate(s, s.agg, open, s.aggOld, s.env.opts.RecordTTL)
+		moved = append(moved, k.dissolve(s.env.putAgg)...)
+	} else {
+		moved = append(moved, open...)
+		s.env.putAgg(s.agg)
+	}
 	s.agg, s.aggRecs, s.retries, s.sealed = nil, nil, nil, nil
 	return moved
 }
@@ -559,7 +589,7 @@ func pack(s *shard, recs []*Future, notBefore time.Time, env *shardEnv) []*krec 
 			k.notBefore = notBefore
 			out = append(out, k)
 		default:
-			k := newAggregate(s, agg, group, o.RecordTTL)
+			k := newAggregate(s, agg, group, dropCopies(group), o.RecordTTL)
 			k.notBefore = notBefore
 			out = append(out, k)
 		}
