@@ -50,9 +50,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -96,18 +94,15 @@ func main() {
 // mainCode runs the command and returns its exit status: 0 after a clean
 // stop, 1 when serving failed, 2 for a usage error (one line on stderr).
 func mainCode(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet()
-	cfg, err := parseFlagSet(fs, args, stderr)
-	if err != nil {
-		return fs.Fail(stderr, err)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg, stdout, nil); err != nil {
-		fmt.Fprintln(stderr, "faultproxy:", err)
-		return cli.ExitFailed
-	}
-	return cli.ExitOK
+	var cfg config
+	return cli.Command{
+		Flags: newFlagSet(),
+		Parse: func(fs *cli.FlagSet, args []string, out io.Writer) (err error) {
+			cfg, err = parseFlagSet(fs, args, out)
+			return err
+		},
+		Run: func(ctx context.Context) error { return run(ctx, cfg, stdout, nil) },
+	}.Main(args, stderr)
 }
 
 const description = `faultproxy is a reverse proxy for the Kinesis JSON protocol that sits in front
