@@ -46,7 +46,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -57,6 +56,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kplgo/kpl/internal/cli"
+	"github.com/kplgo/kpl/internal/httpserve"
 	"github.com/kplgo/kpl/kinesistest/faultinject"
 )
 
@@ -195,11 +195,10 @@ func run(ctx context.Context, cfg config, out io.Writer, ready func(string)) err
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/", faultinject.NewProxy(cfg.target, tr))
-	l, err := net.Listen("tcp", cfg.listen)
+	l, base, err := httpserve.Listen(cfg.listen)
 	if err != nil {
 		return err
 	}
-	base := "http://" + l.Addr().String()
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
 	fmt.Fprintf(out, "faultproxy: %s -> %s, metrics at %s/metrics\n", base, cfg.target, base)
@@ -215,29 +214,26 @@ func run(ctx context.Context, cfg config, out io.Writer, ready func(string)) err
 	start := time.Now()
 	pending := sched.apply(ctx, 0)
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
+	go func() { served <- httpserve.Serve(ctx, srv, l, shutdownTimeout) }()
+	schedCtx, stopSched := context.WithCancel(ctx)
+	defer stopSched()
 	schedDone := make(chan struct{})
-	go func() { defer close(schedDone); sched.run(ctx, start, pending) }()
+	go func() { defer close(schedDone); sched.run(schedCtx, start, pending) }()
 	if ready != nil {
 		ready(base)
 	}
 
-	var serveErr error
-	select {
-	case <-ctx.Done():
-	case serveErr = <-served:
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = srv.Shutdown(sctx)
+	serveErr := <-served // ctx ended and the proxy has shut down, or serving failed
+	stopSched()
 	<-schedDone
 	tr.Wait()
 	summary(out, tr.Counters())
-	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
-		return serveErr
-	}
-	return nil
+	return serveErr
 }
+
+// shutdownTimeout is how long the proxy waits for requests in progress
+// when it stops before closing their connections.
+const shutdownTimeout = 5 * time.Second
 
 // summary prints what was injected.
 func summary(out io.Writer, c faultinject.Counters) {

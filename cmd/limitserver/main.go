@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -25,6 +24,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/kplgo/kpl/internal/cli"
+	"github.com/kplgo/kpl/internal/httpserve"
 	"github.com/kplgo/kpl/kinesistest/limitserver"
 )
 
@@ -157,11 +157,10 @@ func run(ctx context.Context, cfg config, log logrus.FieldLogger, stdout io.Writ
 			return err
 		}
 	}
-	l, err := net.Listen("tcp", cfg.addr)
+	l, url, err := httpserve.Listen(cfg.addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
+		return err
 	}
-	url := "http://" + l.Addr().String()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx, l) }()
 
