@@ -8,7 +8,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/kplgo/kpl/aggregation"
 	"github.com/kplgo/kpl/internal/kinesisread"
@@ -174,7 +173,7 @@ func compare(want []aggregation.Record, shards []kinesisread.Shard, opts CheckOp
 
 	highest := map[string]int{} // highest position read so far per key, plus one
 	for _, sh := range shards {
-		start, end, rangeOK := shardRange(sh.Shard)
+		start, end, rangeOK := kinesisread.HashKeyRange(sh.Shard)
 		for _, kr := range sh.Records {
 			users, err := aggregation.Deaggregate(kr.Data, aws.ToString(kr.PartitionKey), "")
 			if err != nil {
@@ -247,16 +246,6 @@ func compare(want []aggregation.Record, shards []kinesisread.Shard, opts CheckOp
 		}
 	}
 	return rep
-}
-
-// shardRange parses a shard's hash key range; ok is false when it has none.
-func shardRange(sh types.Shard) (start, end aggregation.HashKey, ok bool) {
-	if sh.HashKeyRange == nil {
-		return start, end, false
-	}
-	start, err1 := aggregation.ParseHashKey(aws.ToString(sh.HashKeyRange.StartingHashKey))
-	end, err2 := aggregation.ParseHashKey(aws.ToString(sh.HashKeyRange.EndingHashKey))
-	return start, end, err1 == nil && err2 == nil
 }
 
 // anyOutside reports whether a user record's hash key is outside

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/kplgo/kpl/aggregation"
+	"github.com/kplgo/kpl/internal/ctxtime"
 	"github.com/kplgo/kpl/producer"
 )
 
@@ -176,17 +177,7 @@ func (c *Client) wait(ctx context.Context) error {
 	c.mu.Lock()
 	d := c.latency
 	c.mu.Unlock()
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return ctxtime.Sleep(ctx, d)
 }
 
 // checkStream returns the stream a call names, by name or ARN, and fails

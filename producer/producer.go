@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/kplgo/kpl/aggregation"
+	"github.com/kplgo/kpl/internal/ctxtime"
 )
 
 // Client is the part of the Kinesis API the producer uses. *kinesis.Client
@@ -198,7 +199,7 @@ func (p *Producer) loadShards(ctx context.Context) ([]shardInfo, error) {
 		if !c.retryable || c.refresh || attempt >= 3 {
 			return nil, err
 		}
-		if err := sleepCtx(ctx, jitter(delay)); err != nil {
+		if err := ctxtime.Sleep(ctx, jitter(delay)); err != nil {
 			return nil, fmt.Errorf("producer: list shards: %w (last error: %v)", err, c.message)
 		}
 		delay = min(2*delay, p.opts.RefreshMaxDelay)
@@ -446,17 +447,6 @@ func (p *Producer) Stats() Stats {
 		CallBytesAllowed:        p.window.callBytes(),
 		PutLatency:              c.putLatency.snapshot(),
 		CallDuration:            c.callDuration.snapshot(),
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 

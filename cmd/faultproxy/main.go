@@ -46,19 +46,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kplgo/kpl/internal/cli"
+	"github.com/kplgo/kpl/internal/httpserve"
 	"github.com/kplgo/kpl/kinesistest/faultinject"
 )
 
@@ -96,18 +94,15 @@ func main() {
 // mainCode runs the command and returns its exit status: 0 after a clean
 // stop, 1 when serving failed, 2 for a usage error (one line on stderr).
 func mainCode(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet()
-	cfg, err := parseFlagSet(fs, args, stderr)
-	if err != nil {
-		return fs.Fail(stderr, err)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg, stdout, nil); err != nil {
-		fmt.Fprintln(stderr, "faultproxy:", err)
-		return cli.ExitFailed
-	}
-	return cli.ExitOK
+	var cfg config
+	return cli.Command{
+		Flags: newFlagSet(),
+		Parse: func(fs *cli.FlagSet, args []string, out io.Writer) (err error) {
+			cfg, err = parseFlagSet(fs, args, out)
+			return err
+		},
+		Run: func(ctx context.Context) error { return run(ctx, cfg, stdout, nil) },
+	}.Main(args, stderr)
 }
 
 const description = `faultproxy is a reverse proxy for the Kinesis JSON protocol that sits in front
@@ -200,11 +195,10 @@ func run(ctx context.Context, cfg config, out io.Writer, ready func(string)) err
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/", faultinject.NewProxy(cfg.target, tr))
-	l, err := net.Listen("tcp", cfg.listen)
+	l, base, err := httpserve.Listen(cfg.listen)
 	if err != nil {
 		return err
 	}
-	base := "http://" + l.Addr().String()
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
 	fmt.Fprintf(out, "faultproxy: %s -> %s, metrics at %s/metrics\n", base, cfg.target, base)
@@ -220,29 +214,26 @@ func run(ctx context.Context, cfg config, out io.Writer, ready func(string)) err
 	start := time.Now()
 	pending := sched.apply(ctx, 0)
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
+	go func() { served <- httpserve.Serve(ctx, srv, l, shutdownTimeout) }()
+	schedCtx, stopSched := context.WithCancel(ctx)
+	defer stopSched()
 	schedDone := make(chan struct{})
-	go func() { defer close(schedDone); sched.run(ctx, start, pending) }()
+	go func() { defer close(schedDone); sched.run(schedCtx, start, pending) }()
 	if ready != nil {
 		ready(base)
 	}
 
-	var serveErr error
-	select {
-	case <-ctx.Done():
-	case serveErr = <-served:
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = srv.Shutdown(sctx)
+	serveErr := <-served // ctx ended and the proxy has shut down, or serving failed
+	stopSched()
 	<-schedDone
 	tr.Wait()
 	summary(out, tr.Counters())
-	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
-		return serveErr
-	}
-	return nil
+	return serveErr
 }
+
+// shutdownTimeout is how long the proxy waits for requests in progress
+// when it stops before closing their connections.
+const shutdownTimeout = 5 * time.Second
 
 // summary prints what was injected.
 func summary(out io.Writer, c faultinject.Counters) {

@@ -16,17 +16,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/kplgo/kpl/internal/cli"
+	"github.com/kplgo/kpl/internal/httpserve"
 	"github.com/kplgo/kpl/kinesistest/limitserver"
 )
 
@@ -59,22 +57,20 @@ func main() {
 // shutdown, 1 when serving failed, 2 for a usage error (one line on
 // stderr).
 func mainCode(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet()
-	cfg, err := parseFlagSet(fs, args, stderr)
-	if err != nil {
-		return fs.Fail(stderr, err)
-	}
-	log, err := cli.NewLogger(cfg.log, stderr)
-	if err != nil {
-		return fs.Fail(stderr, err)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg, log, stdout); err != nil {
-		log.WithError(err).Error("limitserver failed")
-		return cli.ExitFailed
-	}
-	return cli.ExitOK
+	var cfg config
+	var log *logrus.Logger
+	return cli.Command{
+		Flags: newFlagSet(),
+		Parse: func(fs *cli.FlagSet, args []string, out io.Writer) (err error) {
+			if cfg, err = parseFlagSet(fs, args, out); err != nil {
+				return err
+			}
+			log, err = cli.NewLogger(cfg.log, stderr)
+			return err
+		},
+		Run:    func(ctx context.Context) error { return run(ctx, cfg, log, stdout) },
+		Failed: func(err error) { log.WithError(err).Error("limitserver failed") },
+	}.Main(args, stderr)
 }
 
 const description = `limitserver runs an in-memory Kinesis endpoint that enforces the service's
@@ -161,11 +157,10 @@ func run(ctx context.Context, cfg config, log logrus.FieldLogger, stdout io.Writ
 			return err
 		}
 	}
-	l, err := net.Listen("tcp", cfg.addr)
+	l, url, err := httpserve.Listen(cfg.addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
+		return err
 	}
-	url := "http://" + l.Addr().String()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx, l) }()
 

@@ -5,6 +5,10 @@
 //	1  a check failed, or the work itself failed
 //	2  usage or configuration error (one line on stderr says what is wrong)
 //
+// Commands that work until a signal stops them start through Command, which
+// parses the flags, runs the work under a context that SIGINT or SIGTERM
+// ends, and returns the exit code.
+//
 // Every command's -h starts with a description of what it does. A bad flag
 // value is reported in one line that names the flag and its valid range,
 // without the usage text. Durations are Go durations (100ms, 2s, 1m30s).

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/kplgo/kpl/aggregation"
+	"github.com/kplgo/kpl/internal/ctxtime"
 )
 
 // API is the part of the Kinesis client that reading needs; *kinesis.Client
@@ -137,7 +138,7 @@ func ReadShard(ctx context.Context, client API, stream, shardID string) ([]types
 		if err != nil {
 			var throttled *types.ProvisionedThroughputExceededException
 			if errors.As(err, &throttled) {
-				if err := sleep(ctx, 200*time.Millisecond); err != nil {
+				if err := ctxtime.Sleep(ctx, 200*time.Millisecond); err != nil {
 					return nil, err
 				}
 				continue
@@ -151,15 +152,4 @@ func ReadShard(ctx context.Context, client API, stream, shardID string) ([]types
 		iter = out.NextShardIterator
 	}
 	return records, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

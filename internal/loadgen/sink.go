@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/kplgo/kpl/internal/ctxtime"
 )
 
 // Sink is where a run sends its trades: the aggregated producer or one
@@ -201,9 +203,7 @@ func (s *SingleSink) put(rng *rand.Rand, job singleJob) {
 			s.rec.Failed("RecordExpired/" + code)
 			return
 		}
-		select {
-		case <-time.After(sleep):
-		case <-s.ctx.Done():
+		if ctxtime.Sleep(s.ctx, sleep) != nil {
 			s.rec.Failed(code)
 			return
 		}

@@ -58,6 +58,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/kplgo/kpl/aggregation"
+	"github.com/kplgo/kpl/internal/ctxtime"
 )
 
 // Error codes the real service puts into a failed PutRecords entry.
@@ -432,7 +433,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	t.mu.Unlock()
 
 	if latency > 0 {
-		if err := sleep(req.Context(), latency); err != nil {
+		if err := ctxtime.Sleep(req.Context(), latency); err != nil {
 			closeBody(req)
 			return nil, err
 		}
@@ -483,7 +484,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, resetError(req)
 	}
 	if d := t.responseLatencyNow(); d > 0 {
-		if err := sleep(req.Context(), d); err != nil {
+		if err := ctxtime.Sleep(req.Context(), d); err != nil {
 			resp.Body.Close()
 			return nil, err
 		}
@@ -542,7 +543,7 @@ func (t *Transport) forwardStoring(req *http.Request, op string, kind RequestFau
 		return nil, resetError(req)
 	}
 	if d := t.responseLatencyNow(); d > 0 {
-		if err := sleep(ctx, d); err != nil {
+		if err := ctxtime.Sleep(ctx, d); err != nil {
 			t.recordAmbiguous(op, f, func(c *Counters) { c.AbandonedAfterForward++ })
 			return nil, err
 		}
@@ -924,17 +925,6 @@ func withBody(req *http.Request, body []byte) *http.Request {
 func closeBody(req *http.Request) {
 	if req.Body != nil {
 		_ = req.Body.Close()
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-tm.C:
-		return nil
 	}
 }
 

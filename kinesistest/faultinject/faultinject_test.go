@@ -20,6 +20,7 @@ import (
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
+	"github.com/kplgo/kpl/internal/ctxtime"
 	"github.com/kplgo/kpl/internal/kinesisread"
 	"github.com/kplgo/kpl/kinesistest/faultinject"
 	"github.com/kplgo/kpl/kinesistest/kinesismock"
@@ -409,7 +410,7 @@ func TestOutage(t *testing.T) {
 			t.Errorf("during the outage: error %v, want ECONNREFUSED", err)
 		}
 	}
-	if err := sleepUntil(ctx, end); err != nil {
+	if err := ctxtime.Sleep(ctx, time.Until(end)); err != nil {
 		t.Fatal(err)
 	}
 	if err := put("after"); err != nil {
@@ -574,16 +575,5 @@ func assertAPIError(t *testing.T, err error, status int, code string) {
 	var respErr *smithyhttp.ResponseError
 	if !errors.As(err, &respErr) || respErr.HTTPStatusCode() != status {
 		t.Errorf("error %v, want HTTP status %d", err, status)
-	}
-}
-
-func sleepUntil(ctx context.Context, until time.Time) error {
-	tm := time.NewTimer(time.Until(until))
-	defer tm.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-tm.C:
-		return nil
 	}
 }

@@ -8,8 +8,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
+
+	"github.com/kplgo/kpl/internal/ctxtime"
 )
 
 // targetPrefix starts every X-Amz-Target header of the Kinesis API.
@@ -69,14 +70,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, badRequest(codeUnknownOperation, "unknown operation %q", target))
 		return
 	}
-	if d := s.opts.Latency; d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		}
+	if d := s.opts.Latency; d > 0 && ctxtime.Sleep(r.Context(), d) != nil {
+		return // the client is gone
 	}
 
 	in := s.bodies.Get().(*bytes.Buffer)

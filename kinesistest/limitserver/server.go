@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/kplgo/kpl/internal/httpserve"
 )
 
 // Service limits the server enforces unless Options override them.
@@ -214,7 +216,7 @@ func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 // the base URL to give the SDK client as
 // BaseEndpoint, such as "http://127.0.0.1:4568".
 func (s *Server) Start(addr string) (string, error) {
-	l, err := net.Listen("tcp", addr)
+	l, url, err := httpserve.Listen(addr)
 	if err != nil {
 		return "", fmt.Errorf("limitserver: listen on %s: %w", addr, err)
 	}
@@ -224,7 +226,7 @@ func (s *Server) Start(addr string) (string, error) {
 		return "", err
 	}
 	go func() { _ = srv.Serve(l) }() // ends with ErrServerClosed on Close
-	return "http://" + l.Addr().String(), nil
+	return url, nil
 }
 
 // ShutdownTimeout is how long Serve waits for requests in progress after
@@ -241,22 +243,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		_ = l.Close()
 		return err
 	}
-	shutDown := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		defer close(shutDown)
-		sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
-		defer cancel()
-		if srv.Shutdown(sctx) != nil {
-			_ = srv.Close()
-		}
-	})
-	err = srv.Serve(l)
-	if !stop() {
-		// The shutdown started: http.Server.Serve returns at once, so wait
-		// for requests in progress to finish.
-		<-shutDown
-	}
-	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err := httpserve.Serve(ctx, srv, l, ShutdownTimeout); err != nil {
 		return fmt.Errorf("limitserver: serve: %w", err)
 	}
 	return nil
