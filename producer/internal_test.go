@@ -174,11 +174,9 @@ func TestBackoffHasFullJitterUnderACap(t *testing.T) {
 
 func TestShardMapFind(t *testing.T) {
 	c := newFakeClient(7)
-	m := &shardMap{byID: map[string]*shard{}}
+	m := newShardMap(0)
 	for _, s := range c.shards {
-		sh := &shard{id: s.id, start: s.start, end: s.end}
-		m.shards = append(m.shards, sh)
-		m.byID[sh.id] = sh
+		m.add(&shard{id: s.id, start: s.start, end: s.end})
 	}
 	for i := range 5000 {
 		h := aggregationHash(fmt.Sprintf("key-%d", i))

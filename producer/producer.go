@@ -150,11 +150,9 @@ func New(ctx context.Context, client Client, stream string, optFns ...func(*Opti
 	p.window = newCallWindow(opts.MaxConnections, opts.AggregationMaxSize, p.env.limits.maxCall, opts.RequestTimeout)
 	p.env.window = p.window
 	now := time.Now()
-	m := &shardMap{byID: make(map[string]*shard, len(infos))}
+	m := newShardMap(len(infos))
 	for _, in := range infos {
-		s := newShard(in, &p.env, shardActive, now)
-		m.shards = append(m.shards, s)
-		m.byID[s.id] = s
+		m.add(newShard(in, &p.env, shardActive, now))
 	}
 	p.smap.Store(m)
 	p.stats.refreshes.Add(1)

@@ -246,7 +246,7 @@ func (p *Producer) refresh() error {
 		return nil
 	}
 
-	m := &shardMap{byID: make(map[string]*shard, len(infos))}
+	m := newShardMap(len(infos))
 	var fresh []*shard
 	for _, in := range infos {
 		s, ok := old.byID[in.id]
@@ -254,8 +254,7 @@ func (p *Producer) refresh() error {
 			s = newShard(in, &p.env, shardHeld, now)
 			fresh = append(fresh, s)
 		}
-		m.shards = append(m.shards, s)
-		m.byID[s.id] = s
+		m.add(s)
 	}
 	// Retire the shards that left. A Put that finds one retired waits for
 	// the new map.

@@ -14,18 +14,35 @@ import (
 
 // shardMap is an immutable, sorted view of the open shards.
 type shardMap struct {
-	shards []*shard // sorted by start
+	shards []*shard              // sorted by start
+	starts []aggregation.HashKey // starts[i] is shards[i].start: find searches it
 	byID   map[string]*shard
+}
+
+// newShardMap returns an empty map with room for n shards.
+func newShardMap(n int) *shardMap {
+	return &shardMap{shards: make([]*shard, 0, n), starts: make([]aggregation.HashKey, 0, n), byID: make(map[string]*shard, n)}
+}
+
+// add appends s, which starts after every shard already in the map.
+func (m *shardMap) add(s *shard) {
+	m.shards = append(m.shards, s)
+	m.starts = append(m.starts, s.start)
+	m.byID[s.id] = s
 }
 
 // find returns the shard whose range holds h: the last shard starting at or
 // before h. A hash key in a gap of the map goes to the shard before the gap;
 // the service then routes it and the response shows the map is stale.
+//
+// It searches the dense starts, not the shards: at thousands of shards,
+// reading each probed shard would cost a cache miss per step.
 func (m *shardMap) find(h aggregation.HashKey) *shard {
-	lo, hi := 0, len(m.shards)
+	starts := m.starts
+	lo, hi := 0, len(starts)
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
-		if m.shards[mid].start.Cmp(h) <= 0 {
+		if starts[mid].Cmp(h) <= 0 {
 			lo = mid + 1
 		} else {
 			hi = mid
