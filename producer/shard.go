@@ -104,6 +104,12 @@ type shard struct {
 	aggOld   int64                   // the earliest put offset (Future.put) among aggRecs
 	retries  []*krec                 // retried and re-routed Kinesis records, oldest first
 	sealed   []*krec                 // sealed Kinesis records, oldest first
+	// expiryFloor is at or before the earliest TTL deadline among retries
+	// and sealed (zero when both were empty at the last expiry scan), so
+	// that a visit scans them for expired records only when one may be.
+	// Adding a record lowers it (noteQueued); removing one leaves it, a
+	// bound still; each scan makes it exact.
+	expiryFloor time.Time
 	inflight int                     // Kinesis records of this shard in flight
 	lim      limiter
 	pid      string // the lane's producer id (Options.RecordIDs)
@@ -235,8 +241,24 @@ func (s *shard) seal() {
 	s.pushSealed(k)
 }
 
+// noteQueued lowers the expiry floor to the deadline of k, which joins the
+// retries or the sealed records.
+func (s *shard) noteQueued(k *krec) {
+	if s.expiryFloor.IsZero() || k.deadline.Before(s.expiryFloor) {
+		s.expiryFloor = k.deadline
+	}
+}
+
+// clearFloorIfEmpty drops the expiry floor once nothing is queued.
+func (s *shard) clearFloorIfEmpty() {
+	if len(s.retries) == 0 && len(s.sealed) == 0 {
+		s.expiryFloor = time.Time{}
+	}
+}
+
 // pushSealed queues k behind the sealed records.
 func (s *shard) pushSealed(k *krec) {
+	s.noteQueued(k)
 	s.sealed = append(s.sealed, k)
 	s.countSealed(s.sealed[len(s.sealed)-1:], 1)
 	s.env.sched.noteSealed(s)
@@ -248,6 +270,7 @@ func (s *shard) popSealed() *krec {
 	s.countSealed(s.sealed[:1], -1)
 	s.sealed[0] = nil
 	s.sealed = s.sealed[1:]
+	s.clearFloorIfEmpty()
 	return k
 }
 
@@ -257,6 +280,9 @@ func (s *shard) replaceSealed(q []*krec) {
 	s.countSealed(s.sealed, -1)
 	s.sealed = q
 	s.countSealed(s.sealed, 1)
+	for _, k := range q {
+		s.noteQueued(k)
+	}
 }
 
 // setState changes the shard's state, keeping the sealed totals to active
@@ -302,16 +328,10 @@ func (s *shard) oldestUnsent() (time.Time, uint32, bool) {
 	return time.Time{}, 0, false
 }
 
-// nextExpiry returns the earliest TTL deadline among the shard's records,
-// zero when it holds none.
+// nextExpiry returns the earliest TTL deadline among the shard's records, or
+// a time before it (see expiryFloor), zero when it holds none.
 func (s *shard) nextExpiry() time.Time {
-	var t time.Time
-	for _, k := range s.retries {
-		t = earliest(t, k.deadline)
-	}
-	if len(s.sealed) > 0 {
-		t = earliest(t, s.sealed[0].deadline)
-	}
+	t := s.expiryFloor // early at worst: that visit's scan makes it exact
 	if len(s.aggRecs) > 0 {
 		t = earliest(t, s.aggRecs[0].putTime().Add(s.env.opts.RecordTTL))
 	}
@@ -385,6 +405,7 @@ func (s *shard) takeInto(c *call, now time.Time, callBytes int, out *outbox) tim
 					kept = append(kept, s.retries[i+1:]...)
 					clear(s.retries[len(kept):])
 					s.retries = kept
+					s.clearFloorIfEmpty()
 					return s.nextExpiry()
 				}
 				continue
@@ -393,6 +414,7 @@ func (s *shard) takeInto(c *call, now time.Time, callBytes int, out *outbox) tim
 		}
 		clear(s.retries[len(kept):])
 		s.retries = kept
+		s.clearFloorIfEmpty()
 		if blocked || (ordered && len(s.retries) > 0) {
 			return earliest(next, s.nextExpiry())
 		}
@@ -453,11 +475,21 @@ func (s *shard) expire(now time.Time, out *outbox) {
 	if s.state != shardActive && s.agg.Count() > 0 {
 		s.seal()
 	}
+	if s.expiryFloor.IsZero() || s.expiryFloor.After(now) {
+		return // nothing queued has expired
+	}
 	if q, changed := s.expireQueue(s.retries, now, out); changed {
 		s.retries = q
 	}
 	if q, changed := s.expireQueue(s.sealed, now, out); changed {
 		s.replaceSealed(q)
+	}
+	s.expiryFloor = time.Time{}
+	for _, k := range s.retries {
+		s.noteQueued(k)
+	}
+	for _, k := range s.sealed {
+		s.noteQueued(k)
 	}
 }
 
@@ -490,6 +522,7 @@ func (s *shard) expireQueue(q []*krec, now time.Time, out *outbox) ([]*krec, boo
 // retired.
 func (s *shard) requeue(k *krec) {
 	k.state = krecQueued
+	s.noteQueued(k)
 	if s.env.opts.Ordered {
 		s.retries = append(s.retries, nil)
 		copy(s.retries[1:], s.retries)
@@ -510,6 +543,7 @@ func (s *shard) pushFront(ks []*krec) {
 	t := ks[0].notBefore
 	for _, k := range ks {
 		t = earliest(t, k.notBefore)
+		s.noteQueued(k)
 	}
 	s.env.sched.at(s, t)
 }
@@ -535,6 +569,7 @@ func (s *shard) retire() []*Future {
 		s.env.putAgg(s.agg)
 	}
 	s.agg, s.aggRecs, s.retries, s.sealed = nil, nil, nil, nil
+	s.expiryFloor = time.Time{}
 	return moved
 }
 
@@ -549,6 +584,7 @@ func (s *shard) drainAll() []*krec {
 		s.popSealed()
 	}
 	s.retries, s.sealed = nil, nil
+	s.expiryFloor = time.Time{}
 	return ks
 }
 
