@@ -97,23 +97,23 @@ type shard struct {
 	start, end aggregation.HashKey
 	env        *shardEnv
 
-	mu       sync.Mutex // guards every field below, except sched
-	state    shardState
-	agg      *aggregation.Aggregator // the open aggregate
-	aggRecs  []*Future               // its user records, in order
-	aggOld   int64                   // the earliest put offset (Future.put) among aggRecs
-	retries  []*krec                 // retried and re-routed Kinesis records, oldest first
-	sealed   []*krec                 // sealed Kinesis records, oldest first
+	mu      sync.Mutex // guards every field below, except sched
+	state   shardState
+	agg     *aggregation.Aggregator // the open aggregate
+	aggRecs []*Future               // its user records, in order
+	aggOld  int64                   // the earliest put offset (Future.put) among aggRecs
+	retries []*krec                 // retried and re-routed Kinesis records, oldest first
+	sealed  []*krec                 // sealed Kinesis records, oldest first
 	// expiryFloor is at or before the earliest TTL deadline among retries
 	// and sealed (zero when both were empty at the last expiry scan), so
 	// that a visit scans them for expired records only when one may be.
 	// Adding a record lowers it (noteQueued); removing one leaves it, a
 	// bound still; each scan makes it exact.
 	expiryFloor time.Time
-	inflight int                     // Kinesis records of this shard in flight
-	lim      limiter
-	pid      string // the lane's producer id (Options.RecordIDs)
-	nextSeq  uint64 // the lane's next sequence number
+	inflight    int // Kinesis records of this shard in flight
+	lim         limiter
+	pid         string // the lane's producer id (Options.RecordIDs)
+	nextSeq     uint64 // the lane's next sequence number
 
 	sched schedSlot // guarded by the scheduler's lock
 }
