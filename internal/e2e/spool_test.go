@@ -1,3 +1,5 @@
+//go:build unix
+
 package e2e
 
 import (
@@ -26,61 +28,30 @@ import (
 // The durable spool's end-to-end tests: the real tradeproducer with
 // -spool-dir, killed, restarted, and cut off from a real kinesis-mock.
 
-// frozenMock is a kinesis-mock process of a test's own, so that the test
-// can freeze it (SIGSTOP) and resume it (SIGCONT) without disturbing the
-// server the other tests share.
-type frozenMock struct {
-	kinesismock.Server // Endpoint and Client only
-	cmd                *exec.Cmd
-}
-
-// startOwnMock starts kinesis-mock in a process group of its own.
-func startOwnMock(t *testing.T) *frozenMock {
+// ownMock starts a kinesis-mock server of the test's own, so that the test
+// can freeze it (Server.Signal with SIGSTOP) without disturbing the server
+// the other tests share. It is resumed and stopped when the test ends.
+func ownMock(t *testing.T) *kinesismock.Server {
 	t.Helper()
-	dir, err := kinesismock.PackageDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	s, err := kinesismock.Start(ctx, kinesismock.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	port, tlsPort := freePort(t), freePort(t)
-	cmd := exec.Command("node", filepath.Join(dir, "main.js"))
-	cmd.Env = append(os.Environ(),
-		"KINESIS_MOCK_CERT_PATH="+filepath.Join(dir, "server.json"),
-		"KINESIS_MOCK_PLAIN_PORT="+strconv.Itoa(port),
-		"KINESIS_MOCK_TLS_PORT="+strconv.Itoa(tlsPort),
-		"LOG_LEVEL=WARN", "CREATE_STREAM_DURATION=100ms")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	m := &frozenMock{cmd: cmd}
-	m.Endpoint = "http://127.0.0.1:" + strconv.Itoa(port)
 	t.Cleanup(func() {
-		m.signal(syscall.SIGCONT)
-		m.signal(syscall.SIGKILL)
-		_ = cmd.Wait()
+		_ = s.Signal(syscall.SIGCONT) // a frozen server cannot handle Close's SIGTERM
+		_ = s.Close()
 	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := m.Client().ListStreams(ctx, nil)
-		cancel()
-		if err == nil {
-			return m
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("kinesis-mock did not answer: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return s
 }
 
-func (m *frozenMock) signal(sig syscall.Signal) { _ = syscall.Kill(-m.cmd.Process.Pid, sig) }
-
-func freePort(t *testing.T) int {
+// freeze sends SIGSTOP or SIGCONT to a test's own server.
+func freeze(t *testing.T, s *kinesismock.Server, sig syscall.Signal) {
 	t.Helper()
-	_, p, _ := strings.Cut(freeAddr(t), ":")
-	n, _ := strconv.Atoi(p)
-	return n
+	if err := s.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // metricValue reads one sample from a /metrics page; -1 if absent.
@@ -150,7 +121,7 @@ func verifyStrict(t *testing.T, endpoint, stream string, n int) pipeline.VerifyR
 
 func TestSpoolDeliversEveryTradeOnceAfterAKillWhileKinesisIsFrozen(t *testing.T) {
 	t.Parallel()
-	mock := startOwnMock(t)
+	mock := ownMock(t)
 	stream := "spool-kill"
 	ctx := context.Background()
 	if err := kinesismock.CreateStream(ctx, mock.Client(), stream, 2); err != nil {
@@ -166,7 +137,7 @@ func TestSpoolDeliversEveryTradeOnceAfterAKillWhileKinesisIsFrozen(t *testing.T)
 	first := startProducer(t, env, args...)
 	metric := func(name string) float64 { return metricValue(httpGet("http://"+addr+"/metrics"), name) }
 	waitFor(t, func() bool { return metric("tradeproducer_trades_accepted_total") >= 50 })
-	mock.signal(syscall.SIGSTOP)
+	freeze(t, mock, syscall.SIGSTOP)
 	frozenAt := time.Now()
 	// Every trade the feed sends is received and on disk before the kill.
 	select {
@@ -189,7 +160,7 @@ func TestSpoolDeliversEveryTradeOnceAfterAKillWhileKinesisIsFrozen(t *testing.T)
 	// It starts while Kinesis is still frozen: its start-up calls wait
 	// (there is nothing to observe until they are answered).
 	time.Sleep(time.Second)
-	mock.signal(syscall.SIGCONT)
+	freeze(t, mock, syscall.SIGCONT)
 	waitFor(t, func() bool { return metric("tradeproducer_spool_pending") == 0 })
 	if err := second.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
