@@ -4,6 +4,7 @@
 #   make test      unit, integration and end-to-end tests (-race), a short fuzz pass
 #   make bench     go test benchmarks
 #   make loadtest  aggregated versus single put, against the limit endpoint and kinesis-mock
+#   make loadtest-spool  what the durable spool costs: throughput flat out, Put-to-durable latency at 2,000 trades/s
 #   make fuzz      longer fuzzing
 #   make stress    the producer's model-based stress test over many random schedules
 #   make lint      go vet and a gofmt check
@@ -22,7 +23,7 @@ export KINESIS_AGG_DIR := $(KINESIS_AGG)
 FUZZTIME      ?= 2m
 TESTFLAGS     ?=
 
-.PHONY: all run test unit fuzz-short fuzz bench loadtest loadtest-burst lint tools stress e2e-long test32
+.PHONY: all run test unit fuzz-short fuzz bench loadtest loadtest-burst loadtest-spool lint tools stress e2e-long test32
 
 all: lint test
 
@@ -113,6 +114,21 @@ loadtest-burst: tools
 	$(GO) build -o out/loadtest ./cmd/loadtest
 	out/loadtest -endpoint kinesis-mock -mode aggregated -shards 4 -duration 3s \
 		-json out/loadtest-burst.json $(LOADTEST_FLAGS)
+
+# loadtest-spool sends trades through the durable spool (default sync
+# policy: fsync every 2 ms or 8,192 records) and the producer into the
+# in-process counting client, which acknowledges at once: flat out (the
+# throughput), then at 2,000 trades/s (the latency durability adds, from the
+# append call to the fsync). The spools live under out/spool, on the disk
+# being measured; the p99 follows that disk's fsync tail, so run it with
+# the machine quiet.
+loadtest-spool:
+	mkdir -p out/spool
+	$(GO) build -o out/loadtest ./cmd/loadtest
+	out/loadtest -endpoint counting -spool-dir out/spool -duration 20s \
+		-json out/loadtest-spool-full.json $(LOADTEST_FLAGS)
+	out/loadtest -endpoint counting -spool-dir out/spool -rate 2000 -duration 20s \
+		-json out/loadtest-spool-2000.json $(LOADTEST_FLAGS)
 
 # stress runs the producer's model-based stress test for many random
 # schedules (make test runs a few); STRESS_SEED=n replays one.

@@ -78,8 +78,9 @@ func (h *latencyHistogram) snapshot() Histogram {
 
 // Histogram is a snapshot of a latency histogram with fixed buckets.
 type Histogram struct {
-	// Bounds are the buckets' upper bounds, inclusive, increasing: 1 ms,
-	// 2 ms, 4 ms and so on.
+	// Bounds are the buckets' upper bounds, inclusive, increasing: for
+	// the producer's histograms 1 ms, 2 ms, 4 ms and so on (the spool's
+	// CommitLatency has finer ones).
 	Bounds []time.Duration
 	// Counts[i] counts the values in (Bounds[i-1], Bounds[i]]; the last
 	// element counts those above the last bound. Not cumulative.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"syscall"
 	"testing"
 	"time"
@@ -192,3 +193,16 @@ func TestShardMapFind(t *testing.T) {
 }
 
 func aggregationHash(pk string) aggregation.HashKey { return aggregation.PartitionKeyHash(pk) }
+
+func TestDefaultOptionsAreWhatNewStartsFrom(t *testing.T) {
+	t.Parallel()
+	var seen Options
+	p, err := New(context.Background(), newFakeClient(1), "s", func(o *Options) { seen = *o })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if d := DefaultOptions(); !reflect.DeepEqual(seen, d) {
+		t.Errorf("New starts from %+v, DefaultOptions returns %+v", seen, d)
+	}
+}

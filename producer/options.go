@@ -169,6 +169,11 @@ type Options struct {
 // range of int (so that the package builds for 32-bit platforms).
 const kplMaxCount = int(min(uint64(4294967295), uint64(math.MaxInt)))
 
+// DefaultOptions returns the options New starts from, the defaults
+// documented on each field, so that a caller can tell what its option
+// functions lead to before calling New.
+func DefaultOptions() Options { return defaultOptions() }
+
 // defaultOptions returns the documented defaults.
 func defaultOptions() Options {
 	return Options{

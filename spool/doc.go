@@ -8,7 +8,8 @@
 // it puts records with PutAsync, acknowledges each one by the result its
 // callback reports, writes the ones that failed for good to a dead-letter
 // file, and gives the ones the producer gave up on for a passing reason
-// (ErrRecordExpired, ErrClosed) back to the spool to be sent again.
+// (ErrRecordExpired, ErrClosed) back to the spool to be sent again;
+// ForwarderOptions.OnResolve sees each of these resolutions.
 //
 //	s, err := spool.Open(ctx, dir, func(o *spool.Options) { o.MaxBytes = 4 << 30 })
 //	fwd, err := spool.NewForwarder(s, prod)
@@ -28,7 +29,9 @@
 // (the directory too when the batch created a file); AppendAsync returns at
 // once with a Commit to wait for. Options.NoSync skips the fsyncs: records
 // then survive a crash of the process (they are in the operating system's
-// cache) but not of the machine.
+// cache) but not of the machine. Spool.CommitLatency is the histogram of
+// what this costs each record: the time from its append call to its
+// commit being durable.
 //
 // Acknowledgements are written with the next commit but not fsynced (Close
 // fsyncs them and the directory): after a crash of the machine a few

@@ -41,6 +41,43 @@ type ForwarderOptions struct {
 	RetryDelay time.Duration
 	// Logger receives log lines; nil, the default, is silent.
 	Logger Logger
+	// OnResolve, if set, is called once for every result, as the
+	// forwarder resolves the record by it: how, the entry (its Record as
+	// appended, with its id), the producer's Result (for Acknowledged) and
+	// its error (nil for Acknowledged). It runs on the goroutine that
+	// reports the result (a producer goroutine, or Run's for an immediate
+	// refusal), on several at once, and must return quickly. e is valid
+	// during the call; a Returned entry is handed out again once OnResolve
+	// returns. Use it for accounting per record, such as the time from
+	// append to acknowledgement. The default is nil.
+	OnResolve func(e *Entry, how Resolution, res producer.Result, err error)
+}
+
+// Resolution is how a Forwarder resolved a record by its result.
+type Resolution int
+
+const (
+	// Acknowledged: delivered, and removed from the spool (Spool.Ack).
+	Acknowledged Resolution = iota
+	// DeadLettered: failed for a reason retrying cannot fix, and written
+	// to the dead-letter file (Spool.DeadLetter).
+	DeadLettered
+	// Returned: the producer gave up on it for a passing reason; it stays
+	// in the spool and is sent again (Spool.Return).
+	Returned
+)
+
+// String returns "acknowledged", "dead-lettered" or "returned".
+func (r Resolution) String() string {
+	switch r {
+	case Acknowledged:
+		return "acknowledged"
+	case DeadLettered:
+		return "dead-lettered"
+	case Returned:
+		return "returned"
+	}
+	return fmt.Sprintf("Resolution(%d)", int(r))
 }
 
 // Forwarder moves records from a Spool into a producer and resolves each one
@@ -105,7 +142,7 @@ func NewForwarder(s *Spool, p Putter, optFns ...func(*ForwarderOptions)) (*Forwa
 }
 
 // Run forwards records until ctx ends, then waits for the results of the
-// records in flight and returns nil. Shut the producer down (Shutdown with a
+// records in flight (and their OnResolve calls) and returns nil. Shut the producer down (Shutdown with a
 // bound) after ctx ends to make that wait short: records it fails with
 // ErrClosed stay in the spool. Run returns early with ErrClosed when the
 // spool closes, ErrProducerClosed when the producer does, or the spool's
@@ -137,7 +174,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 			return err
 		}
 		f.forwarded.Add(1)
-		f.p.PutAsync(ctx, e.Record, func(_ producer.Result, err error) { f.resolve(e, err) })
+		f.p.PutAsync(ctx, e.Record, func(res producer.Result, err error) { f.resolve(e, res, err) })
 		switch {
 		case ctx.Err() != nil:
 			return nil // stopping: a producer closed after ctx ended is expected
@@ -155,12 +192,14 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	}
 }
 
-// resolve settles one record by its result and frees its slot.
-func (f *Forwarder) resolve(e *Entry, err error) {
+// resolve settles one record by its result, tells OnResolve, and frees its
+// slot.
+func (f *Forwarder) resolve(e *Entry, res producer.Result, err error) {
 	defer func() { <-f.sem }()
 	if err == nil {
 		f.s.Ack(e)
 		f.delivered.Add(1)
+		f.notify(e, Acknowledged, res, err)
 		return
 	}
 	retry, code, msg, attempts := classifyResult(err)
@@ -174,17 +213,27 @@ func (f *Forwarder) resolve(e *Entry, err error) {
 		}
 	}
 	if retry {
+		f.notify(e, Returned, res, err)
 		f.s.Return(e)
 		f.returned.Add(1)
 		return
 	}
 	if derr := f.s.DeadLetter(e, code, msg, attempts); derr != nil {
 		f.log.Warnf("spool: dead letter: %v; the record stays in the spool", derr)
+		f.notify(e, Returned, res, err)
 		f.s.Return(e)
 		f.returned.Add(1)
 		return
 	}
 	f.deadLettered.Add(1)
+	f.notify(e, DeadLettered, res, err)
+}
+
+// notify calls OnResolve, if set.
+func (f *Forwarder) notify(e *Entry, how Resolution, res producer.Result, err error) {
+	if f.opts.OnResolve != nil {
+		f.opts.OnResolve(e, how, res, err)
+	}
 }
 
 // classifyResult tells whether a record's failure is worth another delivery,

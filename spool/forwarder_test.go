@@ -462,3 +462,82 @@ func TestForwarderStopsWhenTheSpoolFails(t *testing.T) {
 		t.Fatalf("forwarder %+v, want nothing forwarded", st)
 	}
 }
+
+// scriptedPutter answers from another goroutine, by record: data ending in
+// 0, 3, 6 or 9 expires in the producer on its first delivery and succeeds
+// on the next; in 1, 4 or 7 succeeds; in 2, 5 or 8 fails for good.
+type scriptedPutter struct {
+	mu   sync.Mutex
+	puts map[string]int
+}
+
+func (p *scriptedPutter) PutAsync(_ context.Context, r aggregation.Record, done func(producer.Result, error)) {
+	p.mu.Lock()
+	p.puts[string(r.Data)]++
+	n := p.puts[string(r.Data)]
+	p.mu.Unlock()
+	d := r.Data[len(r.Data)-1] - '0'
+	go func() {
+		switch {
+		case d%3 == 0 && n == 1:
+			done(producer.Result{}, fmt.Errorf("%w: %w", &producer.RecordError{Code: "RecordExpired", Retryable: true}, producer.ErrRecordExpired))
+		case d%3 == 2:
+			done(producer.Result{}, &producer.RecordError{Code: "InvalidArgumentException", Message: "no"})
+		default:
+			done(producer.Result{ShardID: "shardId-" + string(r.Data), SequenceNumber: "7"}, nil)
+		}
+	}()
+}
+
+func TestForwarderTellsOnResolveEveryResult(t *testing.T) {
+	t.Parallel()
+	s := openT(t, t.TempDir())
+	defer s.Close()
+	var mu sync.Mutex
+	got := map[string][]Resolution{}
+	onResolve := func(e *Entry, how Resolution, res producer.Result, err error) {
+		data := string(e.Record.Data)
+		if (how == Acknowledged) != (err == nil) || how == Acknowledged && res.ShardID != "shardId-"+data {
+			t.Errorf("%s %s with result %+v and error %v", data, how, res, err)
+		}
+		if e.Record.ID.PID != s.ProducerID() {
+			t.Errorf("%s: entry without the spool's id: %+v", data, e.Record.ID)
+		}
+		mu.Lock()
+		got[data] = append(got[data], how)
+		mu.Unlock()
+	}
+	f, err := NewForwarder(s, &scriptedPutter{puts: map[string]int{}}, func(o *ForwarderOptions) { o.OnResolve = onResolve })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	const n = 60
+	appendN(t, s, 0, n)
+	waitFor(t, func() bool { st := s.Stats(); return st.Acknowledged+st.DeadLettered == n })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Run has returned: every OnResolve call has too.
+	for i := 0; i < n; i++ {
+		data := string(rec(i).Data)
+		var want []Resolution
+		switch d := i % 10; {
+		case d%3 == 0:
+			want = []Resolution{Returned, Acknowledged}
+		case d%3 == 2:
+			want = []Resolution{DeadLettered}
+		default:
+			want = []Resolution{Acknowledged}
+		}
+		if fmt.Sprint(got[data]) != fmt.Sprint(want) {
+			t.Errorf("%s resolved %v, want %v", data, got[data], want)
+		}
+	}
+	if Returned.String() != "returned" || Resolution(9).String() != "Resolution(9)" {
+		t.Errorf("names: %s, %s", Returned, Resolution(9))
+	}
+}

@@ -46,6 +46,11 @@ type Spool struct {
 	toDelete []*segment
 	spaceCh  chan struct{} // closed and replaced when space is freed
 	pending  int64         // records on disk not yet resolved
+	// The append call in progress: its start and its records in pend so
+	// far, moved into pend.marks (flushMarkLocked) before mu is released.
+	markStart time.Time
+	markN     int
+	marks     []mark // a committed batch's marks, for reuse
 
 	deadSynced bool // owned by the committer: the dead-letter file's directory is fsynced
 
@@ -75,7 +80,8 @@ type Spool struct {
 	wakeMu sync.Mutex
 	wakeCh chan struct{} // closed and replaced when records become readable
 
-	st counters
+	st        counters
+	commitLat latencyHistogram // recorded by the committer
 }
 
 // segment is one segment file and its bookkeeping.
@@ -130,6 +136,7 @@ type batch struct {
 	recs   int
 	bytes  int
 	first  time.Time
+	marks  []mark // the append calls of its records, for CommitLatency
 	done   chan struct{}
 	err    error
 }
@@ -286,7 +293,9 @@ func (s *Spool) AppendBatch(ctx context.Context, recs []aggregation.Record) (n i
 // must not tell anyone that the records are safe.
 func (s *Spool) AppendAsync(ctx context.Context, recs []aggregation.Record) (n int, c *Commit, err error) {
 	var last *batch
+	start := time.Now()
 	s.mu.Lock()
+	s.markStart, s.markN = start, 0
 	blocked := false
 	for n < len(recs) && err == nil {
 		r := &recs[n]
@@ -316,13 +325,25 @@ func (s *Spool) AppendAsync(ctx context.Context, recs []aggregation.Record) (n i
 			s.nextSeq++
 		}
 		last = s.appendLocked(r, sz)
+		s.markN++
 		n++
 	}
+	s.flushMarkLocked()
 	s.mu.Unlock()
 	if last == nil {
 		last = s.noBatch
 	}
 	return n, &Commit{last}, err
+}
+
+// flushMarkLocked notes the records of the append call in progress that
+// are in the pending batch, before mu is released and the batch may be
+// committed.
+func (s *Spool) flushMarkLocked() {
+	if s.markN > 0 {
+		s.pend.marks = append(s.pend.marks, mark{s.markStart, s.markN})
+		s.markN = 0
+	}
 }
 
 // Commit is the durability of records appended by one AppendAsync call. It
@@ -370,6 +391,7 @@ func (s *Spool) admitLocked(ctx context.Context, sz int64, blocked *bool) error 
 			// The committer is behind: wait for the batch to be written.
 			ch := s.pend.done
 			s.signal(s.full)
+			s.flushMarkLocked()
 			s.mu.Unlock()
 			err := wait(ctx, ch, nil)
 			s.mu.Lock()
@@ -393,6 +415,7 @@ func (s *Spool) admitLocked(ctx context.Context, sz int64, blocked *bool) error 
 			s.st.blocked.Add(1)
 		}
 		ch := s.spaceCh
+		s.flushMarkLocked()
 		s.mu.Unlock()
 		err := wait(ctx, ch, s.closedCh)
 		s.mu.Lock()
@@ -545,6 +568,7 @@ func (s *Spool) commit() {
 	s.mu.Lock()
 	b := s.pend
 	s.pend = newBatch()
+	s.pend.marks, s.marks = s.marks, nil
 	acks, dead, dels := s.acks, s.dead, s.toDelete
 	s.acks, s.dead, s.toDelete = nil, nil, nil
 	err := s.failed
@@ -577,6 +601,12 @@ func (s *Spool) commit() {
 	}
 	if err == nil && b.recs+len(b.chunks) > 0 {
 		err = s.writeBatch(b)
+	}
+	if err == nil {
+		durable := time.Now()
+		for _, m := range b.marks {
+			s.commitLat.observe(durable.Sub(m.start), m.n)
+		}
 	}
 	var ackBytes map[*segment]int64
 	if err == nil && len(acks) > 0 {
@@ -621,6 +651,10 @@ func (s *Spool) commit() {
 		}
 		b.chunks[i].bufs = nil
 	}
+	if s.marks == nil {
+		s.marks = b.marks[:0]
+	}
+	b.marks = nil
 	more := s.pend.recs > 0 || len(s.acks) > 0 || len(s.toDelete) > 0 || len(s.dead) > 0
 	s.mu.Unlock()
 	close(b.done)

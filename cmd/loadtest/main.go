@@ -5,14 +5,18 @@
 // ratio between the two modes, as a table, JSON and a chart.
 //
 // The endpoint is the in-process limit-enforcing endpoint (the default, or
-// -endpoint limit), kinesis-mock started by the command (-endpoint
-// kinesis-mock), LocalStack (-endpoint localstack), or any http(s) URL; with
-// -endpoint aws the standard AWS configuration (environment, shared files)
-// chooses it. Against an engine that can be read, each stream is read back
-// and lost, duplicated and misrouted trades are reported. With -producers N,
-// N independent producers share one stream.
+// -endpoint limit), the in-process counting client that acknowledges
+// everything at once (-endpoint counting), kinesis-mock started by the
+// command (-endpoint kinesis-mock), LocalStack (-endpoint localstack), or any
+// http(s) URL; with -endpoint aws the standard AWS configuration
+// (environment, shared files) chooses it. Against an engine that can be
+// read, each stream is read back and lost, duplicated and misrouted trades
+// are reported. With -producers N, N independent producers share one
+// stream. With -spool-dir, trades go through a durable spool in front of the
+// producer (mode "spooled"), and the report adds what durability costs.
 //
 //	loadtest -mode both -shards 4 -duration 20s -json out/limit.json -chart out/limit.png
+//	loadtest -endpoint counting -spool-dir out -duration 20s
 package main
 
 import (
@@ -61,7 +65,12 @@ type options struct {
 	reqTimeout     time.Duration
 	maxBuf         int
 	cpuProfile     string
+	spoolDir       string
 }
+
+// modeSpooled is the mode of -spool-dir: trades go feed -> spool -> forwarder
+// -> producer -> endpoint.
+const modeSpooled = "spooled"
 
 const description = `loadtest offers synthetic trades to a Kinesis endpoint through the aggregating
 producer and through one PutRecord per trade, and reports what each achieved:
@@ -76,8 +85,21 @@ client, as separate processes would) writing one stream at the same time, and
 reports their combined goodput as a share of the shards' byte limit, each
 producer's share of it against a fair share of 1/N, and lost trades.
 
+With -spool-dir DIR it instead runs one mode, "spooled": every trade is
+appended to a durable spool (package spool, default sync policy: group
+commit, fsync every 2 ms or 8,192 records) in a fresh folder under DIR, and
+the spool's forwarder puts it into the aggregating producer; a trade counts
+as acknowledged when the forwarder acknowledges it in the spool. The report
+adds the latency durability adds (from each trade's append call to its
+commit being fsynced, p50/p99/p99.9), fsyncs per second, and the spool's
+counts; the latency rows are then from the append call to the
+acknowledgement. DIR must be on the disk to measure (not tmpfs).
+
 Endpoints: "limit" or empty, the limit-enforcing endpoint in-process (the
-service's per-shard write limits); "kinesis-mock", started by the command;
+service's per-shard write limits); "counting", an in-process client that
+acknowledges every record at once and has no limits (the producer's rate
+limiting is then off unless -rate-limit is given): it measures the
+library's own cost; "kinesis-mock", started by the command;
 "localstack", LocalStack at http://localhost:4566; "aws", the standard AWS
 configuration (AWS_ENDPOINT_URL, AWS_PROFILE, ...); or an http(s):// URL.
 
@@ -87,7 +109,9 @@ the run failed; 2 usage error.
 Usage: loadtest [flags]
 
   loadtest -mode both -shards 4 -duration 20s -json out/limit.json -chart out/limit.png
-  loadtest -producers 4 -shards 2 -duration 10s`
+  loadtest -producers 4 -shards 2 -duration 10s
+  loadtest -endpoint counting -spool-dir out -duration 20s
+  loadtest -endpoint counting -spool-dir out -rate 2000 -duration 20s`
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -96,7 +120,7 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	var o options
 	fs := cli.NewFlagSet("loadtest", description)
-	fs.StringVar(&o.endpoint, "endpoint", "", `Kinesis endpoint: limit (or empty), kinesis-mock, localstack, aws, or an http(s):// URL`)
+	fs.StringVar(&o.endpoint, "endpoint", "", `Kinesis endpoint: limit (or empty), counting, kinesis-mock, localstack, aws, or an http(s):// URL`)
 	fs.StringVar(&o.stream, "stream", "loadtest", "stream name; with -create, a fresh stream <stream>-<mode>-<time> is made per mode")
 	fs.BoolVar(&o.create, "create", true, "create a fresh stream per mode with -shards shards (and delete it after, unless -keep); false uses -stream as it is")
 	fs.BoolVar(&o.keep, "keep", false, "keep the streams this run created")
@@ -122,6 +146,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.maxBuf, "max-buffered-records", 200_000, 1, 1<<30, "producer MaxBufferedRecords")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	fs.DurationVar(&o.drain, "drain-timeout", 90*time.Second, time.Millisecond, time.Hour, "how long to wait for outstanding trades after each mode")
+	fs.StringVar(&o.spoolDir, "spool-dir", "", "run the spooled mode instead of -mode: trades go through a durable spool in a fresh folder under this directory (removed after, unless -keep)")
 	if err := fs.Parse(args, stderr); err != nil {
 		return fs.Fail(stderr, err)
 	}
@@ -132,6 +157,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if o.producers > 0 && given["mode"] {
 		return fs.Fail(stderr, errors.New("-producers and -mode exclude each other: -producers runs aggregating producers only"))
 	}
+	if o.spoolDir != "" && (given["mode"] || o.producers > 0) {
+		return fs.Fail(stderr, errors.New("-spool-dir excludes -mode and -producers: it runs the spooled mode only"))
+	}
 	// Producer knobs not given keep the producer's defaults.
 	if !given["rate-limit"] {
 		o.rateLimit = 0
@@ -140,8 +168,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		o.maxBuf = 0
 	}
 	var modes []string
-	switch o.mode {
-	case "both":
+	switch {
+	case o.spoolDir != "":
+		modes = []string{modeSpooled}
+	case o.mode == "both":
 		modes = []string{"aggregated", "single"}
 	default:
 		modes = []string{o.mode}
@@ -170,7 +200,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cli.ExitFailed
 	}
 	defer tgt.close()
-	if !o.create {
+	if !o.create && tgt.counting == nil {
 		lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		n, err := openShards(lctx, tgt.client(1), o.stream)
 		cancel()
@@ -190,7 +220,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Settings: loadgen.Settings{
 			Endpoint: tgt.name, Stream: o.stream, Shards: o.shards, Rate: o.rate,
 			Duration: o.duration.Seconds(), Symbols: o.symbols, Keys: loadgen.KeyMode(o.keys),
-			RecordSize: o.recordSize, Workers: o.workers,
+			RecordSize: o.recordSize, Workers: o.workers, SpoolDir: o.spoolDir,
 		},
 		Machine: loadgen.ThisMachine(),
 	}
@@ -243,13 +273,13 @@ func accountedFor(m *loadgen.ModeResult) bool {
 // checkEndpoint refuses an -endpoint that is neither a known name nor a URL.
 func checkEndpoint(e string) error {
 	switch e {
-	case "", endpointLimit, endpointKinesisMock, endpointLocalStack, endpointAWS:
+	case "", endpointLimit, endpointCounting, endpointKinesisMock, endpointLocalStack, endpointAWS:
 		return nil
 	}
 	if u, err := url.Parse(e); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
 		return nil
 	}
-	return fmt.Errorf("invalid value %q for flag -endpoint: use limit, kinesis-mock, localstack, aws or an http(s):// URL", e)
+	return fmt.Errorf("invalid value %q for flag -endpoint: use limit, counting, kinesis-mock, localstack, aws or an http(s):// URL", e)
 }
 
 // newProgress returns the progress display: a bar redrawn in place when w

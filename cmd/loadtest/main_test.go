@@ -45,6 +45,8 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		{name: "a negative drain timeout is refused", args: []string{"-drain-timeout", "-1s"}},
 		{name: "zero shards are refused", args: []string{"-shards", "0"}},
 		{name: "-producers with -mode is refused", args: []string{"-producers", "2", "-mode", "single"}},
+		{name: "-spool-dir with -mode is refused", args: []string{"-spool-dir", "x", "-mode", "single"}},
+		{name: "-spool-dir with -producers is refused", args: []string{"-spool-dir", "x", "-producers", "2"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -102,7 +104,7 @@ func TestRunBothModesAgainstTheLimitEndpoint(t *testing.T) {
 
 func TestEndpointNames(t *testing.T) {
 	t.Parallel()
-	for _, ok := range []string{"", "limit", "kinesis-mock", "localstack", "aws", "http://127.0.0.1:4566", "https://kinesis.eu-west-1.amazonaws.com"} {
+	for _, ok := range []string{"", "limit", "counting", "kinesis-mock", "localstack", "aws", "http://127.0.0.1:4566", "https://kinesis.eu-west-1.amazonaws.com"} {
 		if err := checkEndpoint(ok); err != nil {
 			t.Errorf("%q refused: %v", ok, err)
 		}
@@ -217,5 +219,54 @@ func TestAnExistingStreamIsUsedWithItsOwnShardCount(t *testing.T) {
 	// The stream was not created by the run, so it is not deleted either.
 	if _, err := s.Client().DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(stream)}); err != nil {
 		t.Errorf("the stream is gone: %v", err)
+	}
+}
+
+func TestTheSpooledModeDeliversEveryTradeAndReportsWhatDurabilityCosts(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	jsonPath := filepath.Join(dir, "r.json")
+	spoolDir := filepath.Join(dir, "spools")
+	var out, errOut bytes.Buffer
+	code := run([]string{"-endpoint", "counting", "-spool-dir", spoolDir, "-duration", "1s", "-rate", "5000", "-quiet", "-json", jsonPath}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit code %d\nstdout: %s\nstderr: %s", code, out.String(), errOut.String())
+	}
+	r := readJSON[loadgen.Report](t, jsonPath)
+	if len(r.Modes) != 1 || r.Modes[0].Mode != "spooled" || r.Settings.SpoolDir != spoolDir {
+		t.Fatalf("report modes %+v, settings %+v", r.Modes, r.Settings)
+	}
+	m := r.Modes[0]
+	// Every trade accepted is delivered, through the spool and the
+	// producer into the counting client.
+	if m.Offered < 2000 || m.Acked != m.Offered || m.Lost != 0 || m.Failed != 0 || m.Refused != 0 {
+		t.Errorf("offered %d, acked %d, lost %d, failed %d, refused %d: want every trade acknowledged", m.Offered, m.Acked, m.Lost, m.Failed, m.Refused)
+	}
+	sp := m.Spool
+	if sp == nil {
+		t.Fatal("no spool result")
+	}
+	if sp.Appended != uint64(m.Offered) || sp.Acknowledged != uint64(m.Acked) || sp.DeadLettered != 0 {
+		t.Errorf("spool %+v for %d trades offered and %d acked", *sp, m.Offered, m.Acked)
+	}
+	if sp.Fsyncs == 0 || sp.FsyncsPerSec <= 0 || sp.MaxDiskBytes <= 0 || !strings.Contains(sp.SyncPolicy, "fsync every 2ms or 8192 records") {
+		t.Errorf("spool %+v: want fsyncs, a disk size and the default sync policy", *sp)
+	}
+	// Durability adds at least a write and an fsync and at most the whole
+	// trip to the acknowledgement.
+	if sp.DurableP50Ms <= 0 || sp.DurableP50Ms > sp.DurableP99Ms || sp.DurableP99Ms > sp.DurableMaxMs || sp.DurableMaxMs > m.LatencyMaxMs {
+		t.Errorf("Put-to-durable p50 %v, p99 %v, max %v ms; end to end max %v ms", sp.DurableP50Ms, sp.DurableP99Ms, sp.DurableMaxMs, m.LatencyMaxMs)
+	}
+	if m.Endpoint == nil || m.Endpoint.Records != m.Sink.KinesisRecords || m.Sink.KinesisRecords == 0 {
+		t.Errorf("the counting client counted %+v, the producer %d Kinesis records", m.Endpoint, m.Sink.KinesisRecords)
+	}
+	for _, want := range []string{"spool: Put-to-durable p99 ms", "spool: fsyncs/s", "through a durable spool"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the table has no %q:\n%s", want, out.String())
+		}
+	}
+	// The run's spool folder is removed.
+	if left, err := os.ReadDir(spoolDir); err != nil || len(left) != 0 {
+		t.Errorf("spool folder left: %v, %v", left, err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -27,6 +28,7 @@ const (
 	endpointKinesisMock = "kinesis-mock"
 	endpointLocalStack  = "localstack"
 	endpointAWS         = "aws"
+	endpointCounting    = "counting"
 	// localStackURL is where LocalStack listens by default.
 	localStackURL = "http://localhost:4566"
 )
@@ -42,6 +44,10 @@ type target struct {
 	// stats reads the endpoint's own counters of a stream; nil when the
 	// endpoint cannot tell.
 	stats func(stream string) *loadgen.EndpointCounters
+	// counting, when set, is the in-process counting client of a stream
+	// (one per stream, made on first use): the target is no HTTP endpoint,
+	// it has no limits, and streams need no creating.
+	counting func(stream string) *loadgen.CountingClient
 }
 
 // openTarget starts or connects to the endpoint o.endpoint names.
@@ -52,6 +58,24 @@ func openTarget(ctx context.Context, o options) (*target, error) {
 		region = pipeline.DefaultRegion
 	}
 	switch o.endpoint {
+	case endpointCounting:
+		var mu sync.Mutex
+		clients := map[string]*loadgen.CountingClient{}
+		get := func(stream string) *loadgen.CountingClient {
+			mu.Lock()
+			defer mu.Unlock()
+			c := clients[stream]
+			if c == nil {
+				c = loadgen.NewCountingClient(o.shards)
+				clients[stream] = c
+			}
+			return c
+		}
+		stats := func(stream string) *loadgen.EndpointCounters {
+			k := get(stream).Counters()
+			return &loadgen.EndpointCounters{Records: k.KinesisRecords, Bytes: k.Bytes, Calls: k.Calls}
+		}
+		return &target{name: "counting client (in-process, no limits)", close: func() {}, stats: stats, counting: get}, nil
 	case "", endpointLimit:
 		url, stats, stop, err := startLimitServer(ctx)
 		if err != nil {
@@ -135,10 +159,27 @@ func runMode(ctx context.Context, o options, tgt *target, mode string, progress 
 	}
 	var sink loadgen.Sink
 	var rec *loadgen.Recorder
+	var spooled *spoolSink
 	switch mode {
 	case "single":
 		rec = loadgen.NewRecorder(time.Now(), time.Second)
-		sink = loadgen.NewSingleSink(tgt.client(o.workers), stream, rec, loadgen.SingleOptions{Workers: o.workers, RequestTimeout: o.reqTimeout})
+		var client loadgen.PutRecordAPI = tgt.client(o.workers)
+		if tgt.counting != nil {
+			client = tgt.counting(stream)
+		}
+		sink = loadgen.NewSingleSink(client, stream, rec, loadgen.SingleOptions{Workers: o.workers, RequestTimeout: o.reqTimeout})
+	case modeSpooled:
+		p, err := newProducer(ctx, tgt, stream, o)
+		if err != nil {
+			return nil, fmt.Errorf("start the producer: %w", err)
+		}
+		rec = loadgen.NewRecorder(time.Now(), time.Second)
+		spooled, err = newSpoolSink(ctx, o.spoolDir, o.keep, p, rec)
+		if err != nil {
+			_ = p.Close()
+			return nil, err
+		}
+		sink = spooled
 	default:
 		p, err := newProducer(ctx, tgt, stream, o)
 		if err != nil {
@@ -150,6 +191,9 @@ func runMode(ctx context.Context, o options, tgt *target, mode string, progress 
 	res, err := loadgen.Run(ctx, cfg, sink, rec)
 	if tgt.stats != nil {
 		res.Endpoint = tgt.stats(stream)
+	}
+	if spooled != nil {
+		res.Spool = spooled.result(res.ElapsedSeconds)
 	}
 	if err == nil && o.readBack && tgt.readable {
 		rb, rerr := readBack(ctx, admin, stream, rec)
@@ -184,6 +228,9 @@ func prepareStream(ctx context.Context, admin *kinesis.Client, o options, name s
 		return o.stream, func() {}, nil
 	}
 	stream = fmt.Sprintf("%s-%s-%d", o.stream, name, time.Now().Unix())
+	if o.endpoint == endpointCounting {
+		return stream, func() {}, nil // the counting client has every stream
+	}
 	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	if err := createStream(cctx, admin, stream, int32(o.shards)); err != nil {
@@ -200,11 +247,20 @@ func prepareStream(ctx context.Context, admin *kinesis.Client, o options, name s
 }
 
 // newProducer starts an aggregating producer on stream with its own client,
-// the producer knobs of o applied and the others at their defaults.
+// the producer knobs of o applied and the others at their defaults; against
+// the counting client, which has no limits, rate limiting is off unless
+// -rate-limit is given.
 func newProducer(ctx context.Context, tgt *target, stream string, o options) (*producer.Producer, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return producer.New(ctx, tgt.client(32), stream, func(po *producer.Options) {
+	var client producer.Client = tgt.client(32)
+	if tgt.counting != nil {
+		client = tgt.counting(stream)
+	}
+	return producer.New(ctx, client, stream, func(po *producer.Options) {
+		if tgt.counting != nil {
+			po.RateLimit = 0
+		}
 		if o.rateLimit > 0 {
 			po.RateLimit = o.rateLimit
 		}

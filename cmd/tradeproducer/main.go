@@ -18,7 +18,12 @@
 // With -spool-dir it keeps every accepted trade in a durable spool (package
 // spool) until Kinesis acknowledges it: trades survive a SIGKILL and
 // outages longer than -record-ttl, and what is left at exit is sent by the
-// next start with the same directory.
+// next start with the same directory. It then also starts without Kinesis:
+// the spool is opened and trades are accepted onto disk at once, while the
+// producer is started in the background and retried (with backoff, a log
+// line now and then, /readyz not ready meanwhile) until Kinesis answers or
+// the process is stopped. Kinesis errors at start (unreachable, stream not
+// found, credentials refused) are therefore fatal only without a spool.
 //
 // With -metrics-addr it serves /metrics (Prometheus), /healthz (liveness:
 // 200 while the process serves) and /readyz (readiness: 200 while the feed
@@ -110,18 +115,20 @@ func run(args []string, stderr io.Writer) int {
 		endpoint = os.Getenv("AWS_ENDPOINT_URL")
 	}
 
-	startCtx, cancelStart := context.WithTimeout(ctx, 30*time.Second)
-	var prodOpts producer.Options // the options in effect, for /readyz
-	prod, err := producer.New(startCtx, client, cfg.Stream, cfg.Producer.Apply, func(o *producer.Options) {
-		o.Logger = producer.PrintfLogger(log)
-		prodOpts = *o
-	})
-	cancelStart()
-	if err != nil {
-		if ctx.Err() != nil {
-			return cli.ExitOK // signalled during start-up
+	// The options in effect, for the spool's forwarder and /readyz.
+	prodOpts := producer.DefaultOptions()
+	cfg.Producer.Apply(&prodOpts)
+	prodOpts.Logger = producer.PrintfLogger(log)
+	// startProducer makes one attempt to start the producer (it lists the
+	// stream's shards), bounded by startAttemptTimeout.
+	startProducer := func(ctx context.Context) (*producer.Producer, error) {
+		ctx, cancel := context.WithTimeout(ctx, startAttemptTimeout)
+		defer cancel()
+		prod, err := producer.New(ctx, client, cfg.Stream, func(o *producer.Options) { *o = prodOpts })
+		if err != nil {
+			return nil, pipeline.StartupError(err, cfg.Stream, cfg.Region, endpoint)
 		}
-		return fatal(stderr, pipeline.StartupError(err, cfg.Stream, cfg.Region, endpoint))
+		return prod, nil
 	}
 
 	feed, err := finnhub.NewClient(finnhub.ClientConfig{
@@ -133,7 +140,6 @@ func run(args []string, stderr io.Writer) int {
 		StartupTimeout: cfg.StartupTimeout,
 	})
 	if err != nil {
-		_ = prod.Close()
 		return fatal(stderr, err)
 	}
 
@@ -142,11 +148,25 @@ func run(args []string, stderr io.Writer) int {
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		MaxTrades:       cfg.MaxTrades,
 	}
+	// Without a spool the producer must start before any trade is
+	// accepted: a stream that cannot be reached is a misconfiguration. With
+	// a spool, trades are accepted onto disk at once and the pipeline starts
+	// the producer in the background, retrying while Kinesis cannot be
+	// reached (a restart during an outage).
+	var sink pipeline.Sink
 	var sp *spool.Spool
-	if cfg.SpoolDir != "" {
+	if cfg.SpoolDir == "" {
+		prod, err := startProducer(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return cli.ExitOK // signalled during start-up
+			}
+			return fatal(stderr, err)
+		}
+		sink = pipeline.ProducerSink(prod)
+	} else {
 		sp, err = openSpool(ctx, cfg, log)
 		if err != nil {
-			_ = prod.Close()
 			return fatal(stderr, err)
 		}
 		defer func() {
@@ -155,25 +175,34 @@ func run(args []string, stderr io.Writer) int {
 			}
 		}()
 		plOpts.Spool = &pipeline.Spool{Spool: sp, MaxBytes: cfg.SpoolMaxBytes,
-			MaxInFlight: min(spoolInFlight, prodOpts.MaxBufferedRecords), Logger: log}
+			MaxInFlight: min(spoolInFlight, prodOpts.MaxBufferedRecords), Logger: log,
+			StartSink: func(ctx context.Context) (pipeline.Sink, error) {
+				prod, err := startProducer(ctx)
+				if err != nil {
+					return nil, err
+				}
+				return prod, nil
+			}}
 		st := sp.Stats()
 		log.WithFields(logrus.Fields{"dir": cfg.SpoolDir, "max_bytes": cfg.SpoolMaxBytes, "when_full": cfg.SpoolWhenFull,
-			"recovered": st.Recovered, "corrupt_bytes": st.CorruptBytes, "dead_letter_path": sp.DeadLetterPath()}).Info("spool open")
+			"recovered": st.Recovered, "corrupt_bytes": st.CorruptBytes, "dead_letter_path": sp.DeadLetterPath()}).Info("spool open; the producer starts in the background")
 	}
-	pl := pipeline.New(pipeline.ProducerSink(prod), plOpts)
+	pl := pipeline.New(sink, plOpts)
 
 	var wg sync.WaitGroup
 	bgCtx, stopBackground := context.WithCancel(context.Background())
 	if cfg.MetricsAddr != "" {
-		ready := pipeline.Readiness{Running: ctx, Feed: feed, Producer: prod,
+		ready := pipeline.Readiness{Running: ctx, Feed: feed, Producer: sink, Sink: pl,
 			MaxBufferedRecords: prodOpts.MaxBufferedRecords, MaxBufferedBytes: prodOpts.MaxBufferedBytes}
 		if sp != nil {
 			ready.Spool, ready.SpoolMaxBytes = sp, cfg.SpoolMaxBytes
 		}
-		srv, ln, err := metricsServer(cfg.MetricsAddr, pl, prod, feed, ready.Check)
+		srv, ln, err := metricsServer(cfg.MetricsAddr, pl, feed, ready.Check)
 		if err != nil {
 			stopBackground()
-			_ = prod.Close()
+			if sink != nil {
+				_ = sink.Shutdown(context.Background())
+			}
 			return fatal(stderr, &pipeline.ConfigError{Sentence: fmt.Sprintf("Cannot listen on -metrics-addr %s (%v): pick a free address.", cfg.MetricsAddr, err)})
 		}
 		log.WithField("addr", ln.Addr().String()).Info("serving /metrics, /healthz and /readyz")
@@ -230,6 +259,11 @@ func run(args []string, stderr io.Writer) int {
 // spoolInFlight bounds the spooled trades in the producer at once.
 const spoolInFlight = 50_000
 
+// startAttemptTimeout bounds one attempt to start the producer. Its calls
+// have their own timeout (-request-timeout), and the listing of the shards
+// is tried three times; this only guards against a call that never ends.
+const startAttemptTimeout = 30 * time.Second
+
 // openSpool opens the spool of -spool-dir, creating the directory.
 func openSpool(ctx context.Context, cfg pipeline.Config, log *logrus.Logger) (*spool.Spool, error) {
 	sp, err := spool.Open(ctx, cfg.SpoolDir, func(o *spool.Options) {
@@ -250,11 +284,11 @@ func openSpool(ctx context.Context, cfg pipeline.Config, log *logrus.Logger) (*s
 }
 
 // metricsServer returns the /metrics, /healthz and /readyz server and its
-// listener.
-func metricsServer(addr string, pl *pipeline.Pipeline, prod *producer.Producer, feed *finnhub.Client, ready func() error) (*http.Server, net.Listener, error) {
+// listener. The producer's metrics are zero until it has started.
+func metricsServer(addr string, pl *pipeline.Pipeline, feed *finnhub.Client, ready func() error) (*http.Server, net.Listener, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(metrics.NewCollector(prod, "kpl"))
+	reg.MustRegister(metrics.NewStatsCollector(pl.SinkStats, "kpl"))
 	reg.MustRegister(pl.Collectors("tradeproducer")...)
 	reg.MustRegister(pipeline.FeedCollectors("tradeproducer", feed)...)
 	ln, err := net.Listen("tcp", addr)

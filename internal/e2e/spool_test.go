@@ -1,3 +1,5 @@
+//go:build unix
+
 package e2e
 
 import (
@@ -5,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	neturl "net/url"
@@ -26,61 +29,30 @@ import (
 // The durable spool's end-to-end tests: the real tradeproducer with
 // -spool-dir, killed, restarted, and cut off from a real kinesis-mock.
 
-// frozenMock is a kinesis-mock process of a test's own, so that the test
-// can freeze it (SIGSTOP) and resume it (SIGCONT) without disturbing the
-// server the other tests share.
-type frozenMock struct {
-	kinesismock.Server // Endpoint and Client only
-	cmd                *exec.Cmd
-}
-
-// startOwnMock starts kinesis-mock in a process group of its own.
-func startOwnMock(t *testing.T) *frozenMock {
+// ownMock starts a kinesis-mock server of the test's own, so that the test
+// can freeze it (Server.Signal with SIGSTOP) without disturbing the server
+// the other tests share. It is resumed and stopped when the test ends.
+func ownMock(t *testing.T) *kinesismock.Server {
 	t.Helper()
-	dir, err := kinesismock.PackageDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	s, err := kinesismock.Start(ctx, kinesismock.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	port, tlsPort := freePort(t), freePort(t)
-	cmd := exec.Command("node", filepath.Join(dir, "main.js"))
-	cmd.Env = append(os.Environ(),
-		"KINESIS_MOCK_CERT_PATH="+filepath.Join(dir, "server.json"),
-		"KINESIS_MOCK_PLAIN_PORT="+strconv.Itoa(port),
-		"KINESIS_MOCK_TLS_PORT="+strconv.Itoa(tlsPort),
-		"LOG_LEVEL=WARN", "CREATE_STREAM_DURATION=100ms")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	m := &frozenMock{cmd: cmd}
-	m.Endpoint = "http://127.0.0.1:" + strconv.Itoa(port)
 	t.Cleanup(func() {
-		m.signal(syscall.SIGCONT)
-		m.signal(syscall.SIGKILL)
-		_ = cmd.Wait()
+		_ = s.Signal(syscall.SIGCONT) // a frozen server cannot handle Close's SIGTERM
+		_ = s.Close()
 	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := m.Client().ListStreams(ctx, nil)
-		cancel()
-		if err == nil {
-			return m
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("kinesis-mock did not answer: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return s
 }
 
-func (m *frozenMock) signal(sig syscall.Signal) { _ = syscall.Kill(-m.cmd.Process.Pid, sig) }
-
-func freePort(t *testing.T) int {
+// freeze sends SIGSTOP or SIGCONT to a test's own server.
+func freeze(t *testing.T, s *kinesismock.Server, sig syscall.Signal) {
 	t.Helper()
-	_, p, _ := strings.Cut(freeAddr(t), ":")
-	n, _ := strconv.Atoi(p)
-	return n
+	if err := s.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // metricValue reads one sample from a /metrics page; -1 if absent.
@@ -150,7 +122,7 @@ func verifyStrict(t *testing.T, endpoint, stream string, n int) pipeline.VerifyR
 
 func TestSpoolDeliversEveryTradeOnceAfterAKillWhileKinesisIsFrozen(t *testing.T) {
 	t.Parallel()
-	mock := startOwnMock(t)
+	mock := ownMock(t)
 	stream := "spool-kill"
 	ctx := context.Background()
 	if err := kinesismock.CreateStream(ctx, mock.Client(), stream, 2); err != nil {
@@ -166,7 +138,7 @@ func TestSpoolDeliversEveryTradeOnceAfterAKillWhileKinesisIsFrozen(t *testing.T)
 	first := startProducer(t, env, args...)
 	metric := func(name string) float64 { return metricValue(httpGet("http://"+addr+"/metrics"), name) }
 	waitFor(t, func() bool { return metric("tradeproducer_trades_accepted_total") >= 50 })
-	mock.signal(syscall.SIGSTOP)
+	freeze(t, mock, syscall.SIGSTOP)
 	frozenAt := time.Now()
 	// Every trade the feed sends is received and on disk before the kill.
 	select {
@@ -186,10 +158,13 @@ func TestSpoolDeliversEveryTradeOnceAfterAKillWhileKinesisIsFrozen(t *testing.T)
 	}
 
 	second := startProducer(t, env, args...)
-	// It starts while Kinesis is still frozen: its start-up calls wait
-	// (there is nothing to observe until they are answered).
-	time.Sleep(time.Second)
-	mock.signal(syscall.SIGCONT)
+	// It starts while Kinesis is still frozen: the spool is open and its
+	// trades are recovered at once, the producer's start waits for Kinesis.
+	waitFor(t, func() bool { return metric("tradeproducer_spool_recovered_total") > 0 })
+	if m := metric("tradeproducer_spool_acknowledged_total"); m != 0 {
+		t.Errorf("%v trades acknowledged while Kinesis is frozen", m)
+	}
+	freeze(t, mock, syscall.SIGCONT)
 	waitFor(t, func() bool { return metric("tradeproducer_spool_pending") == 0 })
 	if err := second.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -203,6 +178,104 @@ func TestSpoolDeliversEveryTradeOnceAfterAKillWhileKinesisIsFrozen(t *testing.T)
 	}
 	rep := verifyStrict(t, mock.Endpoint, stream, n)
 	t.Logf("restart: %+v; stream: %d distinct trades, %d copies removed by id, %d duplicates left", s, rep.Total.Distinct, rep.Total.Duplicates, rep.Total.DuplicatesLetThrough+rep.Total.DuplicatesWithoutID)
+}
+
+// TestASpooledProducerStartsWhileKinesisIsUnreachable starts the trade
+// producer with a spool while kinesis-mock is frozen (SIGSTOP): trades are
+// accepted onto disk at once and the producer's start is retried in the
+// background. A SIGTERM before it ever started leaves every trade in the
+// spool; the next start, still frozen, recovers them, accepts new ones,
+// and delivers all once kinesis-mock is resumed.
+func TestASpooledProducerStartsWhileKinesisIsUnreachable(t *testing.T) {
+	t.Parallel()
+	mock := ownMock(t)
+	const stream = "spool-late-start"
+	if err := kinesismock.CreateStream(context.Background(), mock.Client(), stream, 2); err != nil {
+		t.Fatal(err)
+	}
+	freeze(t, mock, syscall.SIGSTOP)
+	spoolDir := filepath.Join(t.TempDir(), "spool")
+	addr := freeAddr(t)
+	args := []string{"-log-format", "json", "-status-interval", "0", "-spool-dir", spoolDir,
+		"-request-timeout", "1s", "-shutdown-timeout", "2s", "-metrics-addr", addr}
+	metric := func(name string) float64 { return metricValue(httpGet("http://"+addr+"/metrics"), name) }
+	const notStarted = "not ready: the producer is not started"
+	const n = 300 // per start: 1.5 s of trades
+
+	// A start with Kinesis frozen: trades are accepted at once.
+	sim1, url1 := startSim(t, feedsim.Config{MaxTrades: n, Seed: 31, Rate: 200, Batch: 4})
+	first := startProducer(t, append(producerEnv(url1, stream, ""), "AWS_ENDPOINT_URL="+mock.Endpoint), args...)
+	waitFor(t, func() bool { return metric("tradeproducer_trades_accepted_total") >= n/3 })
+	if got := httpGet("http://" + addr + "/readyz"); !strings.HasPrefix(got, notStarted) {
+		t.Errorf("/readyz = %q before the producer started, want %q", got, notStarted)
+	}
+	select {
+	case <-sim1.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the simulator sent %d of %d trades in 20s", sim1.Sent(), n)
+	}
+	waitFor(t, func() bool { return metric("tradeproducer_trades_accepted_total") == n })
+	// SIGTERM before the producer ever started: a clean exit, every trade
+	// left in the spool.
+	if err := first.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := first.wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM before the producer started; output:\n%s", code, first.out.String())
+	}
+	s1 := finalSpoolSummary(t, first.out.String())
+	if !s1.addsUp() || s1.Accepted != n || s1.Spooled != n || s1.Delivered != 0 || s1.Recovered != 0 {
+		t.Fatalf("summary %+v: want all %d trades accepted and left in the spool", s1, n)
+	}
+
+	// The next start, Kinesis still frozen: the spooled trades are
+	// recovered, new ones accepted, the producer's start retried.
+	sim2, url2 := startSim(t, feedsim.Config{MaxTrades: n, Seed: 32, Rate: 200, Batch: 4})
+	second := startProducer(t, append(producerEnv(url2, stream, ""), "AWS_ENDPOINT_URL="+mock.Endpoint), args...)
+	select {
+	case <-sim2.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the simulator sent %d of %d trades in 20s", sim2.Sent(), n)
+	}
+	waitFor(t, func() bool {
+		return metric("tradeproducer_spool_recovered_total") == n && metric("tradeproducer_trades_accepted_total") == n
+	})
+	const failed = "the producer could not start; trades wait in the spool, retrying"
+	waitFor(t, func() bool { return strings.Contains(second.out.String(), failed) })
+	if got := httpGet("http://" + addr + "/readyz"); !strings.HasPrefix(got, notStarted) || !strings.Contains(got, "Cannot reach "+mock.Endpoint) {
+		t.Errorf("/readyz = %q after a failed start, want %q with the last error", got, notStarted)
+	}
+	if m := metric("tradeproducer_trades_delivered_total"); m != 0 {
+		t.Errorf("%v trades delivered while Kinesis is frozen", m)
+	}
+	freeze(t, mock, syscall.SIGCONT)
+	waitFor(t, func() bool {
+		return metric("tradeproducer_spool_pending") == 0 && httpGet("http://"+addr+"/readyz") == "ready\n"
+	})
+	if err := second.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := second.wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("exit code %d; output:\n%s", code, second.out.String())
+	}
+	s2 := finalSpoolSummary(t, second.out.String())
+	if !s2.addsUp() || s2.Recovered != n || s2.Accepted != n || s2.Delivered != 2*n || s2.Spooled != 0 || s2.Failed != 0 {
+		t.Errorf("restart summary %+v: want the %d recovered and %d new trades delivered", s2, n, n)
+	}
+	for _, out := range []string{first.out.String(), second.out.String()} {
+		if strings.Contains(out, "e2e-secret") {
+			t.Errorf("the AWS secret key appears in the output:\n%s", out)
+		}
+	}
+	rep := verifyStrict(t, mock.Endpoint, stream, 2*n)
+	var failLine string
+	for _, l := range logLines(second.out.String()) {
+		if l["msg"] == failed {
+			failLine = fmt.Sprint(l)
+			break
+		}
+	}
+	t.Logf("first start: %+v; second: %+v; stream: %d distinct trades; %s", s1, s2, rep.Total.Distinct, failLine)
 }
 
 // outageRun is the spool's outage test with the given TTL and outage.

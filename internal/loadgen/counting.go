@@ -17,8 +17,8 @@ import (
 
 // CountingClient is an in-process stand-in for Kinesis that only counts: it
 // lists a fixed set of shards splitting the hash key space evenly, and
-// answers every PutRecords entry with success on the shard that owns its
-// hash key, with an increasing sequence number. It measures a producer's own
+// answers every PutRecords entry (and PutRecord call) with success on the
+// shard that owns its hash key, with an increasing sequence number. It measures a producer's own
 // overhead. It is safe for concurrent use.
 type CountingClient struct {
 	shards []types.Shard
@@ -88,6 +88,22 @@ func (c *CountingClient) PutRecords(_ context.Context, in *kinesis.PutRecordsInp
 	c.records.Add(int64(len(in.Records)))
 	c.bytes.Add(n)
 	return &kinesis.PutRecordsOutput{Records: out, FailedRecordCount: aws.Int32(0)}, nil
+}
+
+// PutRecord acknowledges the record, as PutRecords does an entry.
+func (c *CountingClient) PutRecord(_ context.Context, in *kinesis.PutRecordInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordOutput, error) {
+	pk := aws.ToString(in.PartitionKey)
+	h := aggregation.PartitionKeyHash(pk)
+	if in.ExplicitHashKey != nil {
+		var err error
+		if h, err = aggregation.ParseHashKey(*in.ExplicitHashKey); err != nil {
+			return nil, &types.InvalidArgumentException{Message: aws.String(err.Error())}
+		}
+	}
+	c.calls.Add(1)
+	c.records.Add(1)
+	c.bytes.Add(int64(len(in.Data) + len(pk)))
+	return &kinesis.PutRecordOutput{ShardId: &c.ids[c.shardOf(h)], SequenceNumber: aws.String(strconv.FormatInt(c.seq.Add(1), 10))}, nil
 }
 
 func (c *CountingClient) shardOf(h aggregation.HashKey) int {

@@ -53,6 +53,13 @@ func TestCountingClient(t *testing.T) {
 			if got := aws.ToString(out.Records[0].ShardId); got != tc.want || aws.ToString(out.Records[0].SequenceNumber) == "" {
 				t.Fatalf("landed on %s (seq %q), want %s", got, aws.ToString(out.Records[0].SequenceNumber), tc.want)
 			}
+			one, err := c.PutRecord(context.Background(), &kinesis.PutRecordInput{PartitionKey: tc.entry.PartitionKey, ExplicitHashKey: tc.entry.ExplicitHashKey, Data: tc.entry.Data})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := aws.ToString(one.ShardId); got != tc.want || aws.ToString(one.SequenceNumber) == "" {
+				t.Fatalf("PutRecord landed on %s (seq %q), want %s", got, aws.ToString(one.SequenceNumber), tc.want)
+			}
 		})
 	}
 }

@@ -71,8 +71,10 @@ func (s *ProducerSink) Finish(ctx context.Context) error {
 }
 
 // Counters returns the producer's Kinesis-side counters.
-func (s *ProducerSink) Counters() SinkCounters {
-	st := s.p.Stats()
+func (s *ProducerSink) Counters() SinkCounters { return ProducerCounters(s.p.Stats()) }
+
+// ProducerCounters returns the Kinesis-side counters of a producer's Stats.
+func ProducerCounters(st producer.Stats) SinkCounters {
 	return SinkCounters{
 		KinesisRecords: int64(st.KinesisRecordsSucceeded),
 		Calls:          int64(st.PutRecordsCalls),

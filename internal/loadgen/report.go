@@ -65,12 +65,46 @@ type ModeResult struct {
 	// endpoint cannot be read (the limit endpoint stores nothing).
 	ReadBack *ReadBack `json:"read_back,omitempty"`
 
+	// Spool is what the durable spool measured, for a run through it; the
+	// latencies above are then from each trade's append call to its
+	// acknowledgement.
+	Spool *SpoolResult `json:"spool,omitempty"`
+
 	FailuresByCode map[string]int64 `json:"failures_by_code,omitempty"`
 	Errors         []string         `json:"errors,omitempty"`
 
 	IntervalSeconds float64   `json:"interval_seconds"`
 	AckedSeries     []float64 `json:"acked_per_sec_series"`
 	OfferedSeries   []float64 `json:"offered_per_sec_series"`
+}
+
+// SpoolResult is what the durable spool of a run measured.
+type SpoolResult struct {
+	// SyncPolicy is the spool's, e.g. "group commit: fsync every 2ms or
+	// 8192 records".
+	SyncPolicy string `json:"sync_policy"`
+	// Appended, Acknowledged, DeadLettered and Returned are the spool's
+	// counts of the run (spool.Stats).
+	Appended     uint64 `json:"appended"`
+	Acknowledged uint64 `json:"acknowledged"`
+	DeadLettered uint64 `json:"dead_lettered"`
+	Returned     uint64 `json:"returned"`
+	// Fsyncs counts the fsyncs of segment and dead-letter files;
+	// FsyncsPerSec is Fsyncs over the run's elapsed time.
+	Fsyncs       uint64  `json:"fsyncs"`
+	FsyncsPerSec float64 `json:"fsyncs_per_sec"`
+	// DurableP50Ms, DurableP99Ms and DurableP999Ms are quantiles of the
+	// latency that durability adds: from each trade's append call to its
+	// commit being durable (spool.Spool.CommitLatency, buckets at most
+	// 6.25% wide); DurableMaxMs is the upper bound of the bucket of the
+	// longest.
+	DurableP50Ms  float64 `json:"put_to_durable_p50_ms"`
+	DurableP99Ms  float64 `json:"put_to_durable_p99_ms"`
+	DurableP999Ms float64 `json:"put_to_durable_p999_ms"`
+	DurableMaxMs  float64 `json:"put_to_durable_max_ms"`
+	// MaxDiskBytes is the largest size of the spool's files, sampled
+	// every 100ms.
+	MaxDiskBytes int64 `json:"max_disk_bytes"`
 }
 
 // EndpointCounters are what an endpoint counted for one stream.
@@ -96,6 +130,8 @@ type Settings struct {
 	Keys       KeyMode `json:"keys"`
 	RecordSize int     `json:"record_size"`
 	Workers    int     `json:"single_workers"`
+	// SpoolDir is the folder the spooled mode's spools were made in.
+	SpoolDir string `json:"spool_dir,omitempty"`
 }
 
 // Machine describes where a report was measured.
@@ -245,6 +281,26 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	row("latency p50 ms", func(m *ModeResult) string { return fmt.Sprintf("%.1f", m.LatencyP50Ms) })
 	row("latency p99 ms", func(m *ModeResult) string { return fmt.Sprintf("%.1f", m.LatencyP99Ms) })
+	if r.Modes[0].Spool != nil {
+		sp := func(f func(s *SpoolResult) string) func(m *ModeResult) string {
+			return func(m *ModeResult) string {
+				if m.Spool == nil {
+					return "-"
+				}
+				return f(m.Spool)
+			}
+		}
+		ms3 := func(v float64) string { return fmt.Sprintf("%.2f", v) }
+		row("spool: Put-to-durable p50 ms", sp(func(s *SpoolResult) string { return ms3(s.DurableP50Ms) }))
+		row("spool: Put-to-durable p99 ms", sp(func(s *SpoolResult) string { return ms3(s.DurableP99Ms) }))
+		row("spool: Put-to-durable p99.9 ms", sp(func(s *SpoolResult) string { return ms3(s.DurableP999Ms) }))
+		row("spool: Put-to-durable max ms", sp(func(s *SpoolResult) string { return ms3(s.DurableMaxMs) }))
+		row("spool: fsyncs/s", sp(func(s *SpoolResult) string { return fmt.Sprintf("%.0f", s.FsyncsPerSec) }))
+		row("spool: acknowledged", sp(func(s *SpoolResult) string { return count(int64(s.Acknowledged)) }))
+		row("spool: returned, dead-lettered", sp(func(s *SpoolResult) string {
+			return count(int64(s.Returned)) + ", " + count(int64(s.DeadLettered))
+		}))
+	}
 	row("CPU s / M trades", func(m *ModeResult) string { return fmt.Sprintf("%.1f", m.CPUSecondsPerMillion) })
 	row("elapsed s (incl. drain)", func(m *ModeResult) string { return fmt.Sprintf("%.1f", m.ElapsedSeconds) })
 	if err := tw.Flush(); err != nil {
@@ -254,6 +310,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(w, "aggregated / single: %.1fx acknowledged trades/s (%.1fx steady state)\n", r.Ratio, r.SteadyRatio)
 	}
 	for _, m := range r.Modes {
+		if m.Spool != nil {
+			fmt.Fprintf(w, "%s: through a durable spool, %s; latency is from the append call to the acknowledgement\n", m.Mode, m.Spool.SyncPolicy)
+		}
 		for _, e := range m.Errors {
 			fmt.Fprintf(w, "%s: %s\n", m.Mode, e)
 		}

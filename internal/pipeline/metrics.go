@@ -130,14 +130,27 @@ type SpoolStats interface{ Stats() spool.Stats }
 
 var _ SpoolStats = (*spool.Spool)(nil)
 
+// SinkState tells whether the sink is started; *Pipeline satisfies it (see
+// Pipeline.SinkStarted).
+type SinkState interface {
+	SinkStarted() (started bool, lastErr error)
+}
+
+var _ SinkState = (*Pipeline)(nil)
+
 // Readiness decides whether the trade producer is ready: the feed is
-// connected and the producer (or the spool in front of it) accepts trades.
+// connected, the producer is started, and it (or the spool in front of it)
+// accepts trades.
 type Readiness struct {
 	// Running ends when the producer starts shutting down.
 	Running context.Context
-	// Feed and Producer are read on every check.
+	// Feed is read on every check; Producer on every check without a
+	// spool.
 	Feed     FeedStats
 	Producer ProducerStats
+	// Sink, when set, tells whether the producer is started: not before
+	// Spool.StartSink returned it. Nil counts as started.
+	Sink SinkState
 	// MaxBufferedRecords and MaxBufferedBytes are the producer's bounds:
 	// a full buffer means Put blocks or refuses.
 	MaxBufferedRecords, MaxBufferedBytes int
@@ -155,8 +168,9 @@ type Readiness struct {
 const SpoolFullMargin = 4 << 10
 
 // Check returns nil when ready, else the reason, one of: shutting down, the
-// feed is not connected (with its dial failures), the spool is full, the
-// producer's buffer is full (without a spool). It never blocks.
+// feed is not connected (with its dial failures), the producer is not
+// started (with the last error), the spool is full, the producer's buffer
+// is full (without a spool). It never blocks.
 func (r Readiness) Check() error {
 	if r.Running != nil && r.Running.Err() != nil {
 		return errors.New("shutting down")
@@ -167,6 +181,14 @@ func (r Readiness) Check() error {
 			since = "last message " + time.Since(fs.LastMessageAt).Round(time.Second).String() + " ago"
 		}
 		return fmt.Errorf("the feed is not connected (%s, %d failed connection attempts)", since, fs.DialFailures)
+	}
+	if r.Sink != nil {
+		if started, err := r.Sink.SinkStarted(); !started {
+			if err != nil {
+				return fmt.Errorf("the producer is not started, trades wait in the spool (last attempt: %v)", err)
+			}
+			return errors.New("the producer is not started yet, trades wait in the spool")
+		}
 	}
 	if r.Spool != nil {
 		ss := r.Spool.Stats()

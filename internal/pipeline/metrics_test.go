@@ -14,6 +14,7 @@ import (
 
 	"github.com/kplgo/kpl/finnhub"
 	"github.com/kplgo/kpl/producer"
+	"github.com/kplgo/kpl/spool"
 )
 
 type fakeFeed struct{ s finnhub.Stats }
@@ -80,6 +81,17 @@ tp_feed_connected 1
 
 type fakeProducerStats producer.Stats
 
+type fakeSinkState struct {
+	started bool
+	err     error
+}
+
+func (f fakeSinkState) SinkStarted() (bool, error) { return f.started, f.err }
+
+type fakeSpoolStats spool.Stats
+
+func (f fakeSpoolStats) Stats() spool.Stats { return spool.Stats(f) }
+
 func (f fakeProducerStats) Stats() producer.Stats { return producer.Stats(f) }
 
 func TestReadinessNamesTheReason(t *testing.T) {
@@ -97,6 +109,10 @@ func TestReadinessNamesTheReason(t *testing.T) {
 		{name: "a full buffer of records is not ready", r: Readiness{Feed: up, Producer: fakeProducerStats{BufferedRecords: 10}, MaxBufferedRecords: 10}, want: "buffer is full (10 records)"},
 		{name: "a full buffer of bytes is not ready", r: Readiness{Feed: up, Producer: fakeProducerStats{BufferedBytes: 100}, MaxBufferedBytes: 100}, want: "buffer is full (100 bytes)"},
 		{name: "shutting down is not ready", r: Readiness{Running: stopped, Feed: up, Producer: fakeProducerStats{}}, want: "shutting down"},
+		{name: "a producer not started yet is not ready", r: Readiness{Feed: up, Sink: fakeSinkState{}, Spool: fakeSpoolStats{}}, want: "the producer is not started yet"},
+		{name: "a producer that failed to start is not ready, with the error", r: Readiness{Feed: up, Sink: fakeSinkState{err: errors.New("Cannot reach http://127.0.0.1:1")}, Spool: fakeSpoolStats{}},
+			want: "the producer is not started, trades wait in the spool (last attempt: Cannot reach http://127.0.0.1:1)"},
+		{name: "a started producer behind a spool with room is ready", r: Readiness{Feed: up, Sink: fakeSinkState{started: true}, Spool: fakeSpoolStats{}, SpoolMaxBytes: 1 << 20}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -136,9 +136,14 @@ type Summary struct {
 // Results arrive through the sink's callback (onResult), which counts them;
 // nothing is queued per trade.
 type Pipeline struct {
-	sink Sink
 	opts Options
 	log  logrus.FieldLogger
+
+	// sinkMu guards sink, set by New or, with Spool.StartSink, once the
+	// sink has started, and startErr, the last failed start's error.
+	sinkMu   sync.Mutex
+	sink     Sink
+	startErr error
 
 	received, refused, accepted, delivered, failed atomic.Uint64
 	latencyNanos                                   atomic.Int64
@@ -152,7 +157,8 @@ type Pipeline struct {
 	rate     logLimiter
 }
 
-// New returns a Pipeline writing to sink.
+// New returns a Pipeline writing to sink. With Options.Spool and its
+// StartSink set, sink must be nil: Run starts the sink in the background.
 func New(sink Sink, opts Options) *Pipeline {
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -172,7 +178,7 @@ func New(sink Sink, opts Options) *Pipeline {
 		l.Out = discard{}
 		log = l
 	}
-	p := &Pipeline{sink: sink, opts: opts, log: log}
+	p := &Pipeline{opts: opts, log: log, sink: sink}
 	p.onResult = p.result
 	p.rate.perSecond = opts.FailureLogsPerSecond
 	if opts.Spool != nil {
@@ -195,6 +201,7 @@ func (p *Pipeline) Handle(ctx context.Context, trades []finnhub.Trade) error {
 		return p.spool.handle(ctx, trades)
 	}
 	now := p.opts.Now()
+	sink := p.currentSink() // set by New without a spool
 	for _, tr := range trades {
 		if max := p.opts.MaxTrades; max > 0 && p.accepted.Load() >= max {
 			p.stop()
@@ -210,7 +217,7 @@ func (p *Pipeline) Handle(ctx context.Context, trades []finnhub.Trade) error {
 		// Counted before the put, so that a result never comes before its
 		// acceptance; an immediate refusal takes it back (result).
 		p.accepted.Add(1)
-		p.sink.PutAsync(ctx, aggregation.Record{PartitionKey: tr.Symbol, Data: data}, p.onResult)
+		sink.PutAsync(ctx, aggregation.Record{PartitionKey: tr.Symbol, Data: data}, p.onResult)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -238,6 +245,34 @@ func (p *Pipeline) result(res producer.Result, err error) {
 		p.refused.Add(1)
 		p.accepted.Add(^uint64(0))
 	}
+}
+
+// currentSink returns the sink, nil while it is not started.
+func (p *Pipeline) currentSink() Sink {
+	p.sinkMu.Lock()
+	defer p.sinkMu.Unlock()
+	return p.sink
+}
+
+// SinkStarted reports whether the sink is started and, while it is not, the
+// error of the last failed attempt to start it (nil before an attempt
+// failed). A sink given to New is started from the beginning; with
+// Spool.StartSink, the sink is started once StartSink has returned it. It
+// never blocks.
+func (p *Pipeline) SinkStarted() (started bool, lastErr error) {
+	p.sinkMu.Lock()
+	defer p.sinkMu.Unlock()
+	return p.sink != nil, p.startErr
+}
+
+// SinkStats returns the sink's statistics, the zero Stats while the sink is
+// not started (see SinkStarted). It is safe for concurrent use; the
+// producer's metrics read it (metrics.NewStatsCollector).
+func (p *Pipeline) SinkStats() producer.Stats {
+	if sink := p.currentSink(); sink != nil {
+		return sink.Stats()
+	}
+	return producer.Stats{}
 }
 
 func (p *Pipeline) stop() {
@@ -304,14 +339,14 @@ func (p *Pipeline) Run(ctx context.Context, src Source) (Summary, error) {
 
 	shutdownCtx, cancelShutdown := context.WithTimeout(context.WithoutCancel(ctx), p.opts.ShutdownTimeout)
 	defer cancelShutdown()
-	shutdownErr := p.sink.Shutdown(shutdownCtx)
+	shutdownErr := p.currentSink().Shutdown(shutdownCtx)
 	if shutdownErr != nil {
 		shutdownErr = fmt.Errorf("shutdown: %w", shutdownErr)
 	}
 	// Every record is resolved once Shutdown returns; the grace period only
 	// guards against a sink that breaks that promise.
 	waitUntil(p.opts.ResolveGrace, func() bool { return p.Counters().Pending() == 0 })
-	s := Summary{Counters: p.Counters(), Duration: time.Since(start), Producer: p.sink.Stats(), ShutdownErr: shutdownErr}
+	s := Summary{Counters: p.Counters(), Duration: time.Since(start), Producer: p.SinkStats(), ShutdownErr: shutdownErr}
 	// One snapshot: a result arriving now changes nothing in the summary.
 	s.Unresolved = s.Accepted - s.Delivered - s.Failed
 	p.log.WithField("shutdown_duration", time.Since(stoppedReading).Round(time.Millisecond).String()).Debug("shut down")

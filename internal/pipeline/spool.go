@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +28,11 @@ import (
 // Options.ShutdownTimeout, so that the whole takes at most
 // ShutdownTimeout) and leaves what is not delivered on disk for the next
 // start with the same directory.
+//
+// With StartSink, the sink need not exist when Run begins: trades are
+// accepted into the spool at once, and forwarded once the sink has started
+// (a restart while Kinesis is unreachable loses no trade and waits for
+// nothing).
 type Spool struct {
 	// Spool is the open spool. The caller opens it before Run and closes it
 	// after.
@@ -45,6 +51,32 @@ type Spool struct {
 	SinkShutdownTimeout time.Duration
 	// Logger receives the forwarder's log lines; nil is silent.
 	Logger spool.Logger
+
+	// StartSink, when set, starts the sink in the background, for a sink
+	// that needs the service to start (producer.New lists the stream's
+	// shards). New is then given no sink; Run accepts trades into the
+	// spool at once and starts forwarding them once StartSink has returned
+	// the sink. While StartSink fails, Run calls it again after a pause of
+	// StartRetryDelay, doubling up to StartMaxRetryDelay (with jitter),
+	// until it succeeds or Run stops forwarding: the context it gets ends
+	// then (at the end of the shutdown's delivery window), and StartSink
+	// must return soon after. A shutdown before the sink started leaves
+	// every trade in the spool for the next start. The first failure is
+	// logged at once (warning), later ones at most once per
+	// StartLogInterval with the number of failed attempts; errors are
+	// logged as they are, so they must hold no secret. Pipeline.SinkStarted
+	// tells whether the sink is started. The default is nil: the sink is
+	// the one given to New.
+	StartSink func(ctx context.Context) (Sink, error)
+	// StartRetryDelay is the first pause after a failed StartSink. The
+	// default is 500ms.
+	StartRetryDelay time.Duration
+	// StartMaxRetryDelay caps the pause between StartSink attempts. The
+	// default is 30s.
+	StartMaxRetryDelay time.Duration
+	// StartLogInterval is the least time between two log lines about
+	// failed StartSink attempts after the first. The default is 1m.
+	StartLogInterval time.Duration
 }
 
 // SpoolStatus is the spool's part of the status line and the summary.
@@ -83,6 +115,15 @@ type pendingCommit struct {
 func newSpoolStage(p *Pipeline, cfg Spool) *spoolStage {
 	if cfg.SinkShutdownTimeout <= 0 {
 		cfg.SinkShutdownTimeout = 5 * time.Second
+	}
+	if cfg.StartRetryDelay <= 0 {
+		cfg.StartRetryDelay = 500 * time.Millisecond
+	}
+	if cfg.StartMaxRetryDelay < cfg.StartRetryDelay {
+		cfg.StartMaxRetryDelay = max(cfg.StartRetryDelay, 30*time.Second)
+	}
+	if cfg.StartLogInterval <= 0 {
+		cfg.StartLogInterval = time.Minute
 	}
 	return &spoolStage{p: p, cfg: cfg, sp: cfg.Spool, commits: make(chan pendingCommit, 256)}
 }
@@ -174,14 +215,15 @@ func (s *spoolStage) countCommits() {
 // run is Pipeline.Run with a spool.
 func (s *spoolStage) run(ctx, readCtx context.Context, src Source, start time.Time) (Summary, error) {
 	p := s.p
-	fwd, err := spool.NewForwarder(s.sp, p.sink, func(o *spool.ForwarderOptions) {
-		if s.cfg.MaxInFlight > 0 {
-			o.MaxInFlight = s.cfg.MaxInFlight
+	// The forwarder's goroutine starts the sink first if it is not given,
+	// then forwards until fwdCtx ends; fwd is set before it forwards.
+	var fwd atomic.Pointer[spool.Forwarder]
+	if sink := p.currentSink(); sink != nil {
+		f, err := s.newForwarder(sink)
+		if err != nil {
+			return Summary{}, err
 		}
-		o.Logger = s.cfg.Logger
-	})
-	if err != nil {
-		return Summary{}, err
+		fwd.Store(f)
 	}
 	fwdCtx, stopForwarding := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopForwarding()
@@ -189,7 +231,21 @@ func (s *spoolStage) run(ctx, readCtx context.Context, src Source, start time.Ti
 	var fwdErr error
 	go func() {
 		defer close(fwdDone)
-		if fwdErr = fwd.Run(fwdCtx); fwdErr != nil {
+		if fwd.Load() == nil {
+			sink := s.startSink(fwdCtx)
+			if sink == nil {
+				return // stopped before the sink started
+			}
+			f, err := s.newForwarder(sink)
+			if err != nil {
+				fwdErr = err
+				p.log.WithField("error", err.Error()).Error("the spool cannot forward; stopping")
+				p.stop()
+				return
+			}
+			fwd.Store(f)
+		}
+		if fwdErr = fwd.Load().Run(fwdCtx); fwdErr != nil {
 			p.log.WithField("error", fwdErr.Error()).Error("the spool stopped forwarding; stopping")
 			p.stop()
 		}
@@ -207,9 +263,10 @@ func (s *spoolStage) run(ctx, readCtx context.Context, src Source, start time.Ti
 	c := p.Counters()
 	p.log.WithFields(logrus.Fields{"accepted": c.Accepted, "spooled": c.Spooled, "timeout": p.opts.ShutdownTimeout.String()}).Info("stopped reading; delivering what is spooled")
 
-	// Deliver what the spool holds while time is left, then stop putting
-	// and shut the producer down: what it cannot deliver in time goes back
-	// to the spool (ErrClosed) and stays on disk.
+	// Deliver what the spool holds while time is left (a sink not started
+	// yet may still start), then stop putting and shut the producer down:
+	// what it cannot deliver in time goes back to the spool (ErrClosed)
+	// and stays on disk.
 	sinkTimeout := min(s.cfg.SinkShutdownTimeout, p.opts.ShutdownTimeout/4)
 	waitUntil(p.opts.ShutdownTimeout-sinkTimeout, func() bool {
 		select {
@@ -222,9 +279,22 @@ func (s *spoolStage) run(ctx, readCtx context.Context, src Source, start time.Ti
 	stopForwarding()
 	shutdownCtx, cancelShutdown := context.WithTimeout(context.WithoutCancel(ctx), sinkTimeout)
 	defer cancelShutdown()
-	shutdownErr := p.sink.Shutdown(shutdownCtx)
-	if shutdownErr != nil {
-		shutdownErr = fmt.Errorf("shutdown: %w", shutdownErr)
+	sink := p.currentSink()
+	if sink == nil {
+		// A start in progress sees fwdCtx end and returns; a sink it
+		// returned now is shut down below, having forwarded nothing.
+		select {
+		case <-fwdDone:
+		case <-shutdownCtx.Done():
+			p.log.Error("the sink's start did not return after the shutdown began")
+		}
+		sink = p.currentSink()
+	}
+	var shutdownErr error
+	if sink != nil {
+		if err := sink.Shutdown(shutdownCtx); err != nil {
+			shutdownErr = fmt.Errorf("shutdown: %w", err)
+		}
 	}
 	// Every result is in once Shutdown returned, and the forwarder returns;
 	// the grace period only guards against a sink that breaks that
@@ -234,13 +304,82 @@ func (s *spoolStage) run(ctx, readCtx context.Context, src Source, start time.Ti
 	select {
 	case <-fwdDone:
 	case <-grace.C:
-		p.log.WithField("in_flight", fwd.Stats().InFlight).Error("results missing after the shutdown; the trades stay in the spool")
+		inFlight := 0
+		if f := fwd.Load(); f != nil {
+			inFlight = f.Stats().InFlight
+		}
+		p.log.WithField("in_flight", inFlight).Error("results missing after the shutdown; the trades stay in the spool")
 		fwdErr = nil
 	}
-	sum := Summary{Counters: p.Counters(), Duration: time.Since(start), Producer: p.sink.Stats(), Spool: s.status(), ShutdownErr: shutdownErr}
+	sum := Summary{Counters: p.Counters(), Duration: time.Since(start), Producer: p.SinkStats(), Spool: s.status(), ShutdownErr: shutdownErr}
 	p.log.WithField("shutdown_duration", time.Since(stoppedReading).Round(time.Millisecond).String()).Debug("shut down")
 	if srcErr == nil && fwdErr != nil && fwdCtx.Err() == nil {
 		srcErr = fmt.Errorf("spool: %w", fwdErr)
 	}
 	return sum, srcErr
+}
+
+// newForwarder returns the forwarder from the spool into sink.
+func (s *spoolStage) newForwarder(sink Sink) (*spool.Forwarder, error) {
+	return spool.NewForwarder(s.sp, sink, func(o *spool.ForwarderOptions) {
+		if s.cfg.MaxInFlight > 0 {
+			o.MaxInFlight = s.cfg.MaxInFlight
+		}
+		o.Logger = s.cfg.Logger
+	})
+}
+
+// startSink calls Spool.StartSink until it returns a sink, which it makes
+// the pipeline's, or ctx ends (it then returns nil). It logs the first
+// failure, then at most one line per StartLogInterval.
+func (s *spoolStage) startSink(ctx context.Context) Sink {
+	p := s.p
+	began := time.Now()
+	delay := s.cfg.StartRetryDelay
+	var lastLog time.Time
+	unlogged := 0 // failures since the last log line
+	for attempt := 1; ; attempt++ {
+		sink, err := s.cfg.StartSink(ctx)
+		if err == nil && sink != nil {
+			p.sinkMu.Lock()
+			p.sink, p.startErr = sink, nil
+			p.sinkMu.Unlock()
+			p.log.WithFields(logrus.Fields{"attempts": attempt, "after": time.Since(began).Round(time.Millisecond).String()}).Info("producer started; forwarding the spooled trades")
+			return sink
+		}
+		if err == nil {
+			err = errors.New("no sink and no error")
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		p.sinkMu.Lock()
+		p.startErr = err
+		p.sinkMu.Unlock()
+		unlogged++
+		wait := jitter(delay)
+		now := time.Now()
+		if lastLog.IsZero() || now.Sub(lastLog) >= s.cfg.StartLogInterval {
+			p.log.WithFields(logrus.Fields{"error": err.Error(), "failed_attempts": unlogged, "attempts": attempt,
+				"since_start": now.Sub(began).Round(time.Second).String(), "retry_in": wait.Round(time.Millisecond).String()}).
+				Warn("the producer could not start; trades wait in the spool, retrying")
+			lastLog, unlogged = now, 0
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		}
+		delay = min(2*delay, s.cfg.StartMaxRetryDelay)
+	}
+}
+
+// jitter returns a duration in [d/2, d].
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2+1)
 }

@@ -4,14 +4,19 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/kplgo/kpl/finnhub"
 	"github.com/kplgo/kpl/producer"
@@ -185,5 +190,212 @@ tp_trades_refused_total %d
 	r := Readiness{Feed: fakeFeed{finnhub.Stats{Connected: true}}, Producer: sink, Spool: sp, SpoolMaxBytes: 64 << 10}
 	if err := r.Check(); err == nil || !strings.Contains(err.Error(), "the spool is full") {
 		t.Errorf("readiness = %v, want the spool is full", err)
+	}
+}
+
+// lateSink is a sink that starts only when the test says so: every call of
+// start announces its attempt number on calls, then returns what the test
+// sends on replies (an error; nil starts the sink), or ctx's error when ctx
+// ends first, closing ended.
+type lateSink struct {
+	sink     *fakeSink
+	attempts atomic.Int64
+	calls    chan int64
+	replies  chan error
+	ended    chan struct{}
+	endOnce  sync.Once
+}
+
+func newLateSink() *lateSink {
+	return &lateSink{sink: &fakeSink{async: true}, calls: make(chan int64), replies: make(chan error), ended: make(chan struct{})}
+}
+
+func (l *lateSink) start(ctx context.Context) (Sink, error) {
+	n := l.attempts.Add(1)
+	select {
+	case l.calls <- n:
+	case <-ctx.Done():
+		l.endOnce.Do(func() { close(l.ended) })
+		return nil, ctx.Err()
+	}
+	select {
+	case err := <-l.replies:
+		if err != nil {
+			return nil, err
+		}
+		return l.sink, nil
+	case <-ctx.Done():
+		l.endOnce.Do(func() { close(l.ended) })
+		return nil, ctx.Err()
+	}
+}
+
+// nextAttempt waits for the next call of start and returns its number.
+func (l *lateSink) nextAttempt(t *testing.T) int64 {
+	t.Helper()
+	select {
+	case n := <-l.calls:
+		return n
+	case <-time.After(10 * time.Second):
+		t.Fatal("no attempt to start the sink within 10s")
+		return 0
+	}
+}
+
+// eventually fails the test unless cond holds within 10s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	if !waitUntil(10*time.Second, cond) {
+		t.Fatalf("%s: not within 10s", what)
+	}
+}
+
+func TestASinkThatStartsLaterGetsEveryTradeSpooledMeanwhile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	sp := openSpool(t, dir)
+	defer sp.Close()
+	log, logs := logtest.NewNullLogger()
+	ls := newLateSink()
+	p := New(nil, Options{Logger: log, ShutdownTimeout: 2 * time.Second, Spool: &Spool{Spool: sp, MaxBytes: 1 << 30,
+		StartSink: ls.start, StartRetryDelay: time.Millisecond, StartLogInterval: time.Hour}})
+	ready := Readiness{Feed: fakeFeed{finnhub.Stats{Connected: true}}, Sink: p, Spool: sp, SpoolMaxBytes: 1 << 30}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type result struct {
+		sum Summary
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		sum, err := p.Run(ctx, &fakeSource{batches: [][]finnhub.Trade{trades("AAPL", 30), trades("MSFT", 30)}})
+		done <- result{sum, err}
+	}()
+
+	if n := ls.nextAttempt(t); n != 1 {
+		t.Fatalf("attempt %d first", n)
+	}
+	if started, err := p.SinkStarted(); started || err != nil {
+		t.Errorf("SinkStarted() = %v, %v during the first attempt, want false, nil", started, err)
+	}
+	if err := ready.Check(); err == nil || !strings.Contains(err.Error(), "the producer is not started yet") {
+		t.Errorf("readiness during the first attempt = %v", err)
+	}
+	// The trades are accepted onto disk while the sink cannot start.
+	eventually(t, "60 trades accepted", func() bool { return p.Counters().Accepted == 60 })
+	ls.replies <- errors.New("dial tcp 127.0.0.1:4567: connection refused")
+	if n := ls.nextAttempt(t); n != 2 {
+		t.Fatalf("attempt %d after the first failure, want 2", n)
+	}
+	started, lastErr := p.SinkStarted()
+	if started || lastErr == nil || !strings.Contains(lastErr.Error(), "connection refused") {
+		t.Errorf("SinkStarted() = %v, %v after a failure, want false and the failure", started, lastErr)
+	}
+	if err := ready.Check(); err == nil || !strings.Contains(err.Error(), "not started") || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("readiness after a failed start = %v, want not started with the last error", err)
+	}
+	if c := p.Counters(); c.Accepted != 60 || c.Spooled != 60 || c.Delivered != 0 || ls.sink.putCount() != 0 {
+		t.Errorf("counters %+v and %d puts before the sink started, want 60 spooled and no put", c, ls.sink.putCount())
+	}
+	if s := p.Snapshot(); s.Producer.PutRecordsCalls != 0 || s.Spool == nil || s.Spool.Pending != 60 {
+		t.Errorf("snapshot before the start: %+v", s)
+	}
+	ls.replies <- errors.New("still refused")
+	if n := ls.nextAttempt(t); n != 3 {
+		t.Fatalf("attempt %d after the second failure, want 3", n)
+	}
+	ls.replies <- nil // started
+
+	eventually(t, "60 trades delivered", func() bool { return p.Counters().Delivered == 60 })
+	if started, err := p.SinkStarted(); !started || err != nil {
+		t.Errorf("SinkStarted() = %v, %v after the start, want true, nil", started, err)
+	}
+	if err := ready.Check(); err != nil {
+		t.Errorf("not ready after the start: %v", err)
+	}
+	cancel()
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("Run: %v", r.err)
+	}
+	if want := (Counters{Received: 60, Accepted: 60, Delivered: 60}); r.sum.Counters != want {
+		t.Errorf("counters %+v, want %+v", r.sum.Counters, want)
+	}
+	seqs := map[uint64]bool{}
+	for i, put := range ls.sink.puts {
+		if put.id.PID != sp.ProducerID() || seqs[put.id.Seq] {
+			t.Fatalf("put %d has id %+v, want the spool's producer id and a new sequence number", i, put.id)
+		}
+		seqs[put.id.Seq] = true
+	}
+	if len(seqs) != 60 || ls.sink.shutdown != 1 {
+		t.Errorf("%d distinct trades put, %d shutdowns of the sink; want 60 and 1", len(seqs), ls.sink.shutdown)
+	}
+	// Two failures in an hour's log interval: one line, then the start.
+	var warned, startedLines int
+	for _, e := range logs.AllEntries() {
+		switch e.Message {
+		case "the producer could not start; trades wait in the spool, retrying":
+			warned++
+			if e.Level != logrus.WarnLevel || e.Data["failed_attempts"] != 1 || !strings.Contains(fmt.Sprint(e.Data["error"]), "connection refused") {
+				t.Errorf("failure line %v %v", e.Level, e.Data)
+			}
+		case "producer started; forwarding the spooled trades":
+			startedLines++
+			if e.Data["attempts"] != 3 {
+				t.Errorf("start line %v, want 3 attempts", e.Data)
+			}
+		}
+	}
+	if warned != 1 || startedLines != 1 {
+		t.Errorf("%d failure lines and %d start lines, want 1 and 1", warned, startedLines)
+	}
+}
+
+func TestAShutdownBeforeTheSinkStartedLeavesEveryTradeInTheSpool(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	sp := openSpool(t, dir)
+	ls := newLateSink() // never told to start
+	p := New(nil, Options{ShutdownTimeout: 200 * time.Millisecond, Spool: &Spool{Spool: sp, StartSink: ls.start}})
+	ctx, cancel := context.WithCancel(context.Background())
+	type result struct {
+		sum Summary
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		sum, err := p.Run(ctx, &fakeSource{batches: [][]finnhub.Trade{trades("AAPL", 40)}})
+		done <- result{sum, err}
+	}()
+	ls.nextAttempt(t)
+	eventually(t, "40 trades accepted", func() bool { return p.Counters().Accepted == 40 })
+	cancel() // the signal
+	r := <-done
+	if r.err != nil || r.sum.ShutdownErr != nil {
+		t.Fatalf("Run: %v, shutdown error %v", r.err, r.sum.ShutdownErr)
+	}
+	select {
+	case <-ls.ended:
+	default:
+		t.Error("the start in progress did not see its context end")
+	}
+	c := r.sum.Counters
+	if want := (Counters{Received: 40, Accepted: 40, Spooled: 40}); c != want {
+		t.Errorf("counters %+v, want %+v", c, want)
+	}
+	if c.Recovered+c.Accepted != c.Delivered+c.Failed+c.Spooled || r.sum.Producer.PutRecordsCalls != 0 || ls.sink.shutdown != 0 {
+		t.Errorf("summary %+v: want every trade spooled and no sink", r.sum)
+	}
+	if f := SummaryFields(r.sum); f["spooled"] != uint64(40) || f["delivered"] != uint64(0) {
+		t.Errorf("summary fields %v", f)
+	}
+	if err := sp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := openSpool(t, dir)
+	defer again.Close()
+	if st := again.Stats(); st.Recovered != 40 {
+		t.Errorf("the next start recovered %d trades, want 40", st.Recovered)
 	}
 }

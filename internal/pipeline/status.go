@@ -19,9 +19,10 @@ type Snapshot struct {
 	Spool *SpoolStatus
 }
 
-// Snapshot returns the pipeline's counters and the sink's statistics now.
+// Snapshot returns the pipeline's counters and the sink's statistics now
+// (zero while the sink is not started).
 func (p *Pipeline) Snapshot() Snapshot {
-	s := Snapshot{Time: time.Now(), Trades: p.Counters(), Producer: p.sink.Stats()}
+	s := Snapshot{Time: time.Now(), Trades: p.Counters(), Producer: p.SinkStats()}
 	if p.spool != nil {
 		s.Spool = p.spool.status()
 	}

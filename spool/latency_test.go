@@ -1,0 +1,116 @@
+package spool
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/kplgo/kpl/aggregation"
+)
+
+func TestLatencyBucketsHoldTheirValues(t *testing.T) {
+	t.Parallel()
+	for v := uint64(0); v < 1<<28; v = v*9/8 + 1 {
+		for _, x := range []uint64{v, v + 1, 2*v - 1} {
+			i := latIndex(x)
+			if i == latBuckets {
+				if x < latBound(latBuckets-1) {
+					t.Fatalf("%d µs in the overflow bucket, below the last bound %d", x, latBound(latBuckets-1))
+				}
+				continue
+			}
+			lo := uint64(0)
+			if i > 0 {
+				lo = latBound(i - 1)
+			}
+			if x < lo || x >= latBound(i) {
+				t.Fatalf("%d µs in bucket %d = [%d, %d)", x, i, lo, latBound(i))
+			}
+			if i >= latSub && (latBound(i)-lo)*latSub > lo {
+				t.Fatalf("bucket %d = [%d, %d) is wider than 1/%d of its lower bound", i, lo, latBound(i), latSub)
+			}
+		}
+	}
+}
+
+func TestCommitLatencyIsFromTheAppendCallToTheDurableCommit(t *testing.T) {
+	t.Parallel()
+	const interval = 30 * time.Millisecond
+	s := openT(t, t.TempDir(), func(o *Options) { o.SyncInterval = interval })
+	defer s.Close()
+	if h := s.CommitLatency(); h.Count != 0 || len(h.Bounds) != latBuckets || len(h.Counts) != latBuckets+1 {
+		t.Fatalf("a fresh spool's histogram: %d values, %d bounds, %d counts", h.Count, len(h.Bounds), len(h.Counts))
+	}
+	start := time.Now()
+	appendN(t, s, 0, 10) // one call: every record waits for the batch's SyncInterval
+	_, c, err := s.AppendAsync(context.Background(), []aggregation.Record{rec(10), rec(11), rec(12)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	h := s.CommitLatency()
+	if h.Count != 13 {
+		t.Fatalf("%d values, want one per record (13)", h.Count)
+	}
+	// The bucket of 30 ms starts at 29.7 ms; no record waited longer than
+	// the test did.
+	if lo, hi := h.Quantile(0.01), h.Quantile(1); lo < interval*99/100 || hi > took+took/16 {
+		t.Errorf("latencies from %v to %v, want from %v to at most the %v the appends took", lo, hi, interval, took)
+	}
+	if h.Sum < 13*interval || h.Sum > 13*took {
+		t.Errorf("sum %v for 13 records", h.Sum)
+	}
+}
+
+func TestCommitLatencyCountsTheWaitAtTheDiskLimit(t *testing.T) {
+	t.Parallel()
+	s := openT(t, t.TempDir(), func(o *Options) { o.MaxBytes = 64 << 10; o.WhenFull = Block })
+	defer s.Close()
+	big := func(i int) aggregation.Record {
+		return aggregation.Record{PartitionKey: "K", Data: make([]byte, 1000+i%7)}
+	}
+	// Fill the spool to its limit.
+	n := 0
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		_, err := s.Append(ctx, big(n))
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			break // blocked at the limit: this record may be appended later
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	before := s.CommitLatency().Count
+	const wait = 100 * time.Millisecond
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Append(context.Background(), big(n+1))
+		done <- err
+	}()
+	waitFor(t, func() bool { return s.Stats().Blocked >= 2 })
+	time.Sleep(wait) // the blocked call's latency grows meanwhile
+	// Resolve every record: the segments are deleted, the call goes on.
+	go func() {
+		for {
+			e, err := s.Next(context.Background())
+			if err != nil {
+				return
+			}
+			s.Ack(e)
+		}
+	}()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	h := s.CommitLatency()
+	if h.Count <= before || h.Quantile(1) < wait {
+		t.Errorf("after a wait of over %v at the limit: %d values (%d before), the longest %v", wait, h.Count, before, h.Quantile(1))
+	}
+}
