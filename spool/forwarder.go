@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kplgo/kpl/aggregation"
+	"github.com/kplgo/kpl/internal/ctxtime"
 	"github.com/kplgo/kpl/producer"
 )
 
@@ -181,11 +182,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		case f.producerClosed.Load():
 			return ErrProducerClosed
 		case f.backoff.Swap(false):
-			t := time.NewTimer(f.opts.RetryDelay)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
+			if ctxtime.Sleep(ctx, f.opts.RetryDelay) != nil {
 				return nil
 			}
 		}

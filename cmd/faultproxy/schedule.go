@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
+	"github.com/kplgo/kpl/internal/ctxtime"
 	"github.com/kplgo/kpl/internal/kinesisread"
 	"github.com/kplgo/kpl/kinesistest/faultinject"
 )
@@ -84,12 +85,8 @@ func (s *scheduler) run(ctx context.Context, start time.Time, pending bool) {
 			<-ctx.Done()
 			return
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if ctxtime.Sleep(ctx, wait) != nil {
 			return
-		case <-t.C:
 		}
 		if at < 0 { // a retry: the instant is now
 			pending = s.apply(ctx, time.Since(start).Truncate(time.Millisecond))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kplgo/kpl/aggregation"
 	"github.com/kplgo/kpl/finnhub"
+	"github.com/kplgo/kpl/internal/ctxtime"
 	"github.com/kplgo/kpl/spool"
 )
 
@@ -365,11 +366,7 @@ func (s *spoolStage) startSink(ctx context.Context) Sink {
 				Warn("the producer could not start; trades wait in the spool, retrying")
 			lastLog, unlogged = now, 0
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if ctxtime.Sleep(ctx, wait) != nil {
 			return nil
 		}
 		delay = min(2*delay, s.cfg.StartMaxRetryDelay)
