@@ -20,7 +20,9 @@ type keyIndex struct {
 	// recent caches keys found by lookup, direct-mapped by recentSlot, so that
 	// a key seen moments ago (the same symbol again) skips hashing: one
 	// string comparison, which is a pointer comparison for the same string.
-	recent [recentSize]recentKey
+	// It is allocated with the slots, so that an index never used (the
+	// explicit hash keys of most streams) and an idle aggregator stay small.
+	recent *[recentSize]recentKey
 }
 
 // recentSize is the number of entries of keyIndex.recent, a power of two.
@@ -78,6 +80,7 @@ func (k *keyIndex) insert(key string, h uint64) int {
 			k.seed = maphash.MakeSeed()
 		}
 		k.slots = make([]uint64, 16)
+		k.recent = new([recentSize]recentKey)
 	}
 	if len(k.keys) == 0 {
 		h = maphash.String(k.seed, key) // lookup skipped hashing
@@ -132,7 +135,14 @@ func (k *keyIndex) reset() {
 	} else {
 		clear(k.slots)
 	}
+	if 4*len(k.keys) < recentSize {
+		// Only the keys' own entries can be set.
+		for _, key := range k.keys {
+			k.recent[recentSlot(key)] = recentKey{}
+		}
+	} else {
+		*k.recent = [recentSize]recentKey{}
+	}
 	clear(k.keys) // drop references to the callers' strings
-	k.recent = [recentSize]recentKey{}
 	k.keys = k.keys[:0]
 }

@@ -55,6 +55,11 @@ func TestKeyIndex(t *testing.T) {
 			t.Fatal("reset left a slot in use")
 		}
 	}
+	for _, c := range k.recent { // and only their recent-key entries
+		if c != (recentKey{}) {
+			t.Fatalf("reset left the recent-key entry %+v", c)
+		}
+	}
 	insertAll(many[:100])
 	lookupAll(many[:100], true)
 }

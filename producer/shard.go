@@ -99,7 +99,7 @@ type shard struct {
 
 	mu      sync.Mutex // guards every field below, except sched
 	state   shardState
-	agg     *aggregation.Aggregator // the open aggregate
+	agg     *aggregation.Aggregator // the open aggregate; nil while it has no record
 	aggRecs []*Future               // its user records, in order
 	aggOld  int64                   // the earliest put offset (Future.put) among aggRecs
 	retries []*krec                 // retried and re-routed Kinesis records, oldest first
@@ -122,7 +122,6 @@ func newShard(in shardInfo, env *shardEnv, state shardState, now time.Time) *sha
 	s := &shard{
 		id: in.id, start: in.start, end: in.end, env: env,
 		state: state,
-		agg:   env.getAgg(),
 		lim:   newLimiter(env.opts.RateLimit, env.limits.burst, now),
 	}
 	if env.opts.RecordIDs {
@@ -155,9 +154,13 @@ func (s *shard) add(f *Future) {
 	case !o.AggregationEnabled:
 		s.pushSealed(s.single(f))
 	default:
+		if s.agg == nil { // from the pool: idle shards hold none
+			s.agg = s.env.getAgg()
+		}
 		err := s.agg.Add(f.record())
-		if err != nil && s.agg.Count() > 0 {
+		if err != nil && len(s.aggRecs) > 0 {
 			s.seal()
+			s.agg = s.env.getAgg()
 			err = s.agg.Add(f.record())
 		}
 		if err != nil { // larger than an aggregate: goes alone
@@ -221,7 +224,7 @@ func (s *shard) single(f *Future) *krec {
 // seal closes the open aggregate and queues it; one with a single record
 // goes as that plain record.
 func (s *shard) seal() {
-	n := s.agg.Count()
+	n := len(s.aggRecs)
 	if n == 0 {
 		return
 	}
@@ -229,7 +232,8 @@ func (s *shard) seal() {
 	s.aggRecs = make([]*Future, 0, n)
 	ttl := s.env.opts.RecordTTL
 	if n == 1 && recs[0].id.IsZero() {
-		s.agg.Reset()
+		s.env.putAgg(s.agg)
+		s.agg = nil
 		s.pushSealed(newPlain(s, recs[0], ttl))
 		return
 	}
@@ -237,7 +241,7 @@ func (s *shard) seal() {
 		recs[0].data = nil // it has an id: it goes in its aggregate
 	}
 	k := newAggregate(s, s.agg, recs, s.aggOld, ttl)
-	s.agg = s.env.getAgg()
+	s.agg = nil
 	s.pushSealed(k)
 }
 
@@ -434,7 +438,7 @@ func (s *shard) takeInto(c *call, now time.Time, callBytes int, out *outbox) tim
 	// of going out as a small record.
 	for {
 		if len(s.sealed) == 0 {
-			if !due || s.agg.Count() == 0 {
+			if !due || len(s.aggRecs) == 0 {
 				break
 			}
 			s.seal()
@@ -472,7 +476,7 @@ func (s *shard) send(c *call, k *krec) {
 // part. A shard that cannot send (stale, held) seals its open aggregate
 // first, so that its records expire too.
 func (s *shard) expire(now time.Time, out *outbox) {
-	if s.state != shardActive && s.agg.Count() > 0 {
+	if s.state != shardActive && len(s.aggRecs) > 0 {
 		s.seal()
 	}
 	if s.expiryFloor.IsZero() || s.expiryFloor.After(now) {
@@ -566,7 +570,9 @@ func (s *shard) retire() []*Future {
 		moved = append(moved, k.dissolve(s.env.putAgg)...)
 	} else {
 		moved = append(moved, open...)
-		s.env.putAgg(s.agg)
+		if s.agg != nil {
+			s.env.putAgg(s.agg)
+		}
 	}
 	s.agg, s.aggRecs, s.retries, s.sealed = nil, nil, nil, nil
 	s.expiryFloor = time.Time{}
@@ -576,7 +582,7 @@ func (s *shard) retire() []*Future {
 // drainAll takes every record the shard holds out of it, for Shutdown's
 // abort: the caller fails them.
 func (s *shard) drainAll() []*krec {
-	if s.agg != nil && s.agg.Count() > 0 {
+	if len(s.aggRecs) > 0 {
 		s.seal()
 	}
 	ks := append(s.retries, s.sealed...)
