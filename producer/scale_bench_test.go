@@ -53,9 +53,10 @@ var benchKeys = spreadKeys(100_000)
 
 // newBenchProducer returns a producer without rate limit into a counting
 // client of the given shard count, closed when the benchmark ends.
-func newBenchProducer(b *testing.B, shards int) *Producer {
+func newBenchProducer(b *testing.B, shards int, optFns ...func(*Options)) *Producer {
 	b.Helper()
-	p, err := New(context.Background(), newCountingClient(shards), "bench", func(o *Options) { o.RateLimit = 0 })
+	optFns = append([]func(*Options){func(o *Options) { o.RateLimit = 0 }}, optFns...)
+	p, err := New(context.Background(), newCountingClient(shards), "bench", optFns...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -76,10 +77,22 @@ func spreadKeys(n int) []string {
 // of 4, 2,000 and 5,000 shards: the cost per record must not grow with the
 // shard count (the dispatcher visits only shards that have something).
 // Compare recs/s of the sub-benchmarks of one run.
+//
+// 4-agg100 is 4 shards with aggregates of at most 100 records, the size
+// they have at 2,000 shards (200,000 records over 2,000 shards): it
+// separates the per-aggregate work from what the shard count itself costs.
 func BenchmarkShards(b *testing.B) {
-	for _, shards := range []int{4, 2000, 5000} {
-		b.Run(strconv.Itoa(shards), func(b *testing.B) {
-			p := newBenchProducer(b, shards)
+	for _, tc := range []struct {
+		name    string
+		shards  int
+		aggRecs int // AggregationMaxCount; 0 keeps the default
+	}{{"4", 4, 0}, {"4-agg100", 4, 100}, {"2000", 2000, 0}, {"5000", 5000, 0}} {
+		b.Run(tc.name, func(b *testing.B) {
+			p := newBenchProducer(b, tc.shards, func(o *Options) {
+				if tc.aggRecs > 0 {
+					o.AggregationMaxCount = tc.aggRecs
+				}
+			})
 			keys := benchKeys
 			const n = 200_000
 			b.ResetTimer()
