@@ -9,8 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -38,11 +36,7 @@ func TestAFrozenKinesisLeavesNoDuplicateAfterDeduplication(t *testing.T) {
 	// tests.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	mock, err := kinesismock.Start(ctx, kinesismock.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = mock.Close() })
+	mock := ownMock(t)
 	stream := "exactly-once"
 	if err := kinesismock.CreateStream(ctx, mock.Client(), stream, 4); err != nil {
 		t.Fatal(err)
@@ -54,15 +48,7 @@ func TestAFrozenKinesisLeavesNoDuplicateAfterDeduplication(t *testing.T) {
 	env := append(producerEnv(url, stream, ""), "AWS_ENDPOINT_URL="+mock.Endpoint) // the later entry wins
 	addr := freeAddr(t)
 	p := startProducer(t, env, "-log-format", "json", "-status-interval", "0", "-max-trades", fmt.Sprint(n), "-metrics-addr", addr)
-	metric := func(name string) float64 {
-		for _, line := range strings.Split(httpGet("http://"+addr+"/metrics"), "\n") {
-			if v, ok := strings.CutPrefix(line, name+" "); ok {
-				f, _ := strconv.ParseFloat(v, 64)
-				return f
-			}
-		}
-		return -1
-	}
+	metric := func(name string) float64 { return metricValue(httpGet("http://"+addr+"/metrics"), name) }
 	const delivered = "tradeproducer_trades_delivered_total"
 
 	var atFreeze float64
@@ -115,7 +101,7 @@ func TestAFrozenKinesisLeavesNoDuplicateAfterDeduplication(t *testing.T) {
 	cmd.Env = env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err = cmd.Run()
+	err := cmd.Run()
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {
 		t.Fatal(err)
