@@ -109,25 +109,41 @@ func (c *fakeClient) ListShards(ctx context.Context, in *kinesis.ListShardsInput
 	} else if in.StreamName == nil {
 		return nil, fmt.Errorf("no stream name")
 	}
+	out := &kinesis.ListShardsOutput{}
+	if in.NextToken == nil && (in.ShardFilter == nil || in.ShardFilter.Type != types.ShardFilterTypeAtLatest) {
+		// Every shard, the closed ones too, as the service lists them
+		// without the AT_LATEST filter (in one page).
+		for _, s := range append(c.shards[:len(c.shards):len(c.shards)], c.closed...) {
+			out.Shards = append(out.Shards, fakeShardEntry(s))
+		}
+		for i := len(c.shards); i < len(out.Shards); i++ {
+			out.Shards[i].SequenceNumberRange.EndingSequenceNumber = aws.String("1")
+		}
+		return out, nil
+	}
 	end := len(c.shards)
 	if c.pageSize > 0 && start+c.pageSize < end {
 		end = start + c.pageSize
 	}
-	out := &kinesis.ListShardsOutput{}
 	for _, s := range c.shards[start:end] {
-		out.Shards = append(out.Shards, types.Shard{
-			ShardId: aws.String(s.id),
-			HashKeyRange: &types.HashKeyRange{
-				StartingHashKey: aws.String(s.start.String()),
-				EndingHashKey:   aws.String(s.end.String()),
-			},
-			SequenceNumberRange: &types.SequenceNumberRange{StartingSequenceNumber: aws.String("0")},
-		})
+		out.Shards = append(out.Shards, fakeShardEntry(s))
 	}
 	if end < len(c.shards) {
 		out.NextToken = aws.String(strconv.Itoa(end))
 	}
 	return out, nil
+}
+
+// fakeShardEntry is s as ListShards lists an open shard.
+func fakeShardEntry(s *fakeShard) types.Shard {
+	return types.Shard{
+		ShardId: aws.String(s.id),
+		HashKeyRange: &types.HashKeyRange{
+			StartingHashKey: aws.String(s.start.String()),
+			EndingHashKey:   aws.String(s.end.String()),
+		},
+		SequenceNumberRange: &types.SequenceNumberRange{StartingSequenceNumber: aws.String("0")},
+	}
 }
 
 func (c *fakeClient) owner(h aggregation.HashKey) *fakeShard {

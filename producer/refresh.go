@@ -4,7 +4,10 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"time"
+
+	"github.com/kplgo/kpl/aggregation"
 )
 
 // wrongShard is an aggregate that the service stored on another shard than
@@ -68,12 +71,54 @@ func holdsAll(x *shard, k *krec) bool {
 	if x == nil {
 		return false
 	}
+	return inRange(x.start, x.end, k)
+}
+
+// inRange reports whether every user record of k has a hash key in [start,
+// end].
+func inRange(start, end aggregation.HashKey, k *krec) bool {
 	for _, f := range k.recs {
-		if !x.contains(f.hash) {
+		if f.hash.Cmp(start) < 0 || f.hash.Cmp(end) > 0 {
 			return false
 		}
 	}
 	return true
+}
+
+// wholeWhereStored reports whether the aggregate of w is whole on the shard
+// it was stored on: every user record of it in that shard's range, looked
+// up in the new map m, the old map, then in closed (the stream's closed
+// shards, listed when a landing shard was in neither map: a child created
+// and closed again between two refreshes). A landing shard found nowhere
+// counts as not whole: its records are sent again, which may store them
+// twice, rather than risk losing them.
+func wholeWhereStored(w *wrongShard, m, old *shardMap, closed map[string]shardInfo) bool {
+	if x := m.byID[w.shardID]; x != nil {
+		return holdsAll(x, w.k)
+	}
+	if x := old.byID[w.shardID]; x != nil {
+		return holdsAll(x, w.k)
+	}
+	if in, ok := closed[w.shardID]; ok {
+		return inRange(in.start, in.end, w.k)
+	}
+	return false
+}
+
+// unknownLanding reports whether some wrong-shard aggregate landed on a
+// shard that neither the current map nor infos (the shards about to be
+// installed) holds. p.mapMu is held.
+func (p *Producer) unknownLanding(infos []shardInfo) bool {
+	m := p.smap.Load()
+	for _, w := range p.wrongPending {
+		if m.byID[w.shardID] != nil {
+			continue
+		}
+		if !slices.ContainsFunc(infos, func(in shardInfo) bool { return in.id == w.shardID }) {
+			return true
+		}
+	}
+	return false
 }
 
 // reroute routes user records (each with its data) through the current
@@ -216,6 +261,18 @@ func (p *Producer) refresh() error {
 		return err
 	}
 	p.stats.refreshes.Add(1)
+	// An aggregate that landed on a shard which is already closed again
+	// can be judged only by that shard's range: list the closed shards
+	// too, outside the lock (on failure such an aggregate is sent again).
+	p.mapMu.Lock()
+	unknown := p.unknownLanding(infos)
+	p.mapMu.Unlock()
+	var closed map[string]shardInfo
+	if unknown {
+		if closed, err = p.listAllShards(p.reqCtx); err != nil {
+			closed = nil
+		}
+	}
 	now := time.Now()
 	out := p.newOutbox()
 	defer p.deliver(&out)
@@ -234,7 +291,7 @@ func (p *Producer) refresh() error {
 		// shards go on.
 		var again []*Future
 		for _, w := range wrong {
-			if holdsAll(old.byID[w.shardID], w.k) {
+			if wholeWhereStored(w, old, old, closed) {
 				out.succeed(w.k, w.shardID, w.sequence)
 				continue
 			}
@@ -274,7 +331,7 @@ func (p *Producer) refresh() error {
 	// Wrong-shard records are older than anything still buffered.
 	var first []*Future
 	for _, w := range wrong {
-		if holdsAll(m.byID[w.shardID], w.k) {
+		if wholeWhereStored(w, m, old, closed) {
 			out.succeed(w.k, w.shardID, w.sequence)
 			continue
 		}

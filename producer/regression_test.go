@@ -3,6 +3,7 @@ package producer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"testing"
@@ -236,5 +237,57 @@ func TestPutAsyncAllocatesOnlyItsRecord(t *testing.T) {
 	}) / n
 	if allocs > 1.5 {
 		t.Errorf("%.2f allocations per PutAsync record, want about 1 (the record itself)", allocs)
+	}
+}
+
+// TestAnAggregateStoredOnAShardClosedAgainIsNotSentTwice: an aggregate
+// lands on a shard the map does not know (a child of a split), and that
+// shard is split again before the refresh lists the stream, so the new map
+// does not know it either. Its range is still the service's answer: every
+// user record lies in it, a KCL reader keeps the aggregate, and sending
+// the records again would store each twice. The producer lists the closed
+// shards to find that range.
+func TestAnAggregateStoredOnAShardClosedAgainIsNotSentTwice(t *testing.T) {
+	c := newFakeClient(1)
+	p := newProducer(t, c, func(o *Options) { o.Linger = time.Hour })
+	half := mustHash("170141183460469231731687303715884105728")   // 2^127
+	quarter := mustHash("85070591730234615865843651857942052864") // 2^126
+	c.split(0, half, 1)                                           // shard 0 closes: 1 = [0, 2^127), 2 = [2^127, max]
+	c.split(0, quarter, 3)                                        // shard 1 closes too: 3 = [0, 2^126), 4 = [2^126, 2^127)
+	landed := c.shardByID("shardId-000000000001")
+	c.mu.Lock()
+	c.route = func(aggregation.HashKey) *fakeShard { return landed } // stored on 1, as before its split
+	c.mu.Unlock()
+
+	var futures []*Future
+	for i := 0; len(futures) < 20; i++ {
+		key := fmt.Sprintf("key-%d", i)
+		if aggregation.PartitionKeyHash(key).Cmp(half) >= 0 {
+			continue // only keys of shard 1's range
+		}
+		f, err := p.Put(context.Background(), key, []byte(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		futures = append(futures, f)
+	}
+	if err := p.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range futures {
+		res, err := f.Wait(context.Background())
+		if err != nil || res.ShardID != landed.id || !res.Aggregated {
+			t.Fatalf("result %+v, %v; want stored in an aggregate on %s", res, err, landed.id)
+		}
+	}
+	stored := 0
+	for _, urs := range c.stored() {
+		stored += len(urs)
+	}
+	if stored != len(futures) {
+		t.Fatalf("%d user records stored for %d put: sent again though the aggregate was whole where it landed", stored, len(futures))
+	}
+	if st := p.Stats(); st.WrongShard == 0 {
+		t.Errorf("no wrong-shard landing counted: %+v", st)
 	}
 }

@@ -63,10 +63,41 @@ type shardInfo struct {
 // listShards loads the open shards of the stream, all pages, sorted by
 // starting hash key.
 func (p *Producer) listShards(ctx context.Context) ([]shardInfo, error) {
+	infos, err := p.listShardsFiltered(ctx, types.ShardFilterTypeAtLatest)
+	if err != nil {
+		return nil, err
+	}
+	if len(infos) == 0 {
+		return nil, fmt.Errorf("producer: stream %s has no open shards", p.stream)
+	}
+	return infos, nil
+}
+
+// listAllShards returns every shard of the stream the service lists, the
+// closed ones (within the retention period) too, by id. A shard's hash key
+// range never changes, so a closed shard's range still tells whether an
+// aggregate stored on it is whole there.
+func (p *Producer) listAllShards(ctx context.Context) (map[string]shardInfo, error) {
+	infos, err := p.listShardsFiltered(ctx, types.ShardFilterTypeFromTrimHorizon)
+	if err != nil {
+		return nil, err
+	}
+	all := make(map[string]shardInfo, len(infos))
+	for _, in := range infos {
+		all[in.id] = in
+	}
+	return all, nil
+}
+
+// listShardsFiltered loads the shards ListShards returns with filter, all
+// pages, sorted by starting hash key; with ShardFilterTypeAtLatest, only
+// open shards are kept (a closed one is dropped even from a server that
+// ignored the filter).
+func (p *Producer) listShardsFiltered(ctx context.Context, filter types.ShardFilterType) ([]shardInfo, error) {
 	in := &kinesis.ListShardsInput{
 		StreamName:  p.streamName,
 		StreamARN:   p.streamARN,
-		ShardFilter: &types.ShardFilter{Type: types.ShardFilterTypeAtLatest},
+		ShardFilter: &types.ShardFilter{Type: filter},
 	}
 	var infos []shardInfo
 	for {
@@ -77,7 +108,7 @@ func (p *Producer) listShards(ctx context.Context) ([]shardInfo, error) {
 			return nil, fmt.Errorf("producer: list shards of %s: %w", p.stream, err)
 		}
 		for _, sh := range out.Shards {
-			if sh.SequenceNumberRange != nil && sh.SequenceNumberRange.EndingSequenceNumber != nil {
+			if filter == types.ShardFilterTypeAtLatest && sh.SequenceNumberRange != nil && sh.SequenceNumberRange.EndingSequenceNumber != nil {
 				continue // closed: a server that ignored the filter
 			}
 			if sh.HashKeyRange == nil {
@@ -97,9 +128,6 @@ func (p *Producer) listShards(ctx context.Context) ([]shardInfo, error) {
 			break
 		}
 		in = &kinesis.ListShardsInput{NextToken: out.NextToken}
-	}
-	if len(infos) == 0 {
-		return nil, fmt.Errorf("producer: stream %s has no open shards", p.stream)
 	}
 	slices.SortFunc(infos, func(a, b shardInfo) int { return a.start.Cmp(b.start) })
 	return infos, nil

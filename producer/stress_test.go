@@ -132,12 +132,22 @@ func (s *simStream) ListShards(ctx context.Context, in *kinesis.ListShardsInput,
 		return nil, errors.New("simulated ListShards failure")
 	}
 	out := &kinesis.ListShardsOutput{}
-	for _, sh := range s.openShards() {
-		out.Shards = append(out.Shards, types.Shard{
+	// As the service: AT_LATEST lists the open shards, no filter (or
+	// another) every shard, a closed one with its ending sequence number.
+	listed := s.openShards()
+	if in.ShardFilter == nil || in.ShardFilter.Type != types.ShardFilterTypeAtLatest {
+		listed = s.shards
+	}
+	for _, sh := range listed {
+		e := types.Shard{
 			ShardId:             aws.String(sh.id),
 			HashKeyRange:        &types.HashKeyRange{StartingHashKey: aws.String(sh.start.String()), EndingHashKey: aws.String(sh.end.String())},
 			SequenceNumberRange: &types.SequenceNumberRange{StartingSequenceNumber: aws.String("0")},
-		})
+		}
+		if !sh.open {
+			e.SequenceNumberRange.EndingSequenceNumber = aws.String("1")
+		}
+		out.Shards = append(out.Shards, e)
 	}
 	return out, nil
 }
