@@ -73,28 +73,34 @@ func TestCommitLatencyCountsTheWaitAtTheDiskLimit(t *testing.T) {
 	big := func(i int) aggregation.Record {
 		return aggregation.Record{PartitionKey: "K", Data: make([]byte, 1000+i%7)}
 	}
-	// Fill the spool to its limit.
+	// Fill the spool to its limit: until an append times out because it
+	// blocked there (a slow commit on a busy machine can time out too).
 	n := 0
 	for {
+		blocked := s.Stats().Blocked
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		_, err := s.Append(ctx, big(n))
 		cancel()
+		n++
 		if errors.Is(err, context.DeadlineExceeded) {
-			break // blocked at the limit: this record may be appended later
+			if s.Stats().Blocked > blocked {
+				break // blocked at the limit: this record may be appended later
+			}
+			continue
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		n++
 	}
 	before := s.CommitLatency().Count
+	blocked := s.Stats().Blocked
 	const wait = 100 * time.Millisecond
 	done := make(chan error, 1)
 	go func() {
-		_, err := s.Append(context.Background(), big(n+1))
+		_, err := s.Append(context.Background(), big(n))
 		done <- err
 	}()
-	waitFor(t, func() bool { return s.Stats().Blocked >= 2 })
+	waitFor(t, func() bool { return s.Stats().Blocked > blocked })
 	time.Sleep(wait) // the blocked call's latency grows meanwhile
 	// Resolve every record: the segments are deleted, the call goes on.
 	go func() {
