@@ -58,7 +58,48 @@ func (p *Pipeline) Collectors(namespace string) []prometheus.Collector {
 		sc("fsyncs_total", "Fsyncs of the spool's files.", func(s spool.Stats) uint64 { return s.Fsyncs }),
 		sg("pending", "Trades in the spool not yet resolved.", func(s spool.Stats) float64 { return float64(s.Pending) }),
 		sg("disk_bytes", "Bytes of the spool's files.", func(s spool.Stats) float64 { return float64(s.DiskBytes) }),
+		newCommitLatencyCollector(namespace, p.spool.sp),
 	)
+}
+
+// commitLatencyCollector exports the spool's Put-to-durable latency
+// (spool.Spool.CommitLatency) as <namespace>_spool_commit_latency_seconds, a
+// Prometheus histogram with fixed bounds from 0.25 ms to 10 s. The spool's
+// own buckets are finer (at most 6.25% wide): each is counted under the
+// first bound at or above its upper end, so a bucket's count is exact for
+// values below the bound by more than that width.
+type commitLatencyCollector struct {
+	desc   *prometheus.Desc
+	sp     interface{ CommitLatency() producer.Histogram }
+	bounds []time.Duration
+}
+
+func newCommitLatencyCollector(namespace string, sp interface{ CommitLatency() producer.Histogram }) *commitLatencyCollector {
+	ms := time.Millisecond
+	return &commitLatencyCollector{
+		desc: prometheus.NewDesc(prometheus.BuildFQName(namespace, "spool", "commit_latency_seconds"),
+			"Time from a trade's append to the spool until its commit is durable (fsynced).", nil, nil),
+		sp:     sp,
+		bounds: []time.Duration{ms / 4, ms / 2, ms, 2 * ms, 5 * ms, 10 * ms, 25 * ms, 50 * ms, 100 * ms, 250 * ms, 500 * ms, time.Second, 2500 * ms, 5 * time.Second, 10 * time.Second},
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *commitLatencyCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect implements prometheus.Collector.
+func (c *commitLatencyCollector) Collect(ch chan<- prometheus.Metric) {
+	h := c.sp.CommitLatency()
+	buckets := make(map[float64]uint64, len(c.bounds))
+	var cum uint64
+	i := 0
+	for _, b := range c.bounds {
+		for ; i < len(h.Bounds) && h.Bounds[i] <= b; i++ {
+			cum += h.Counts[i]
+		}
+		buckets[b.Seconds()] = cum
+	}
+	ch <- prometheus.MustNewConstHistogram(c.desc, h.Count, h.Sum.Seconds(), buckets)
 }
 
 // FeedStats is the part of the Finnhub client the feed metrics read;

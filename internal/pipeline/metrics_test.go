@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -128,5 +129,49 @@ func TestReadinessNamesTheReason(t *testing.T) {
 				t.Fatalf("Check() = %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// fakeCommitLatency is a spool whose commit latency histogram is fixed.
+type fakeCommitLatency producer.Histogram
+
+func (f fakeCommitLatency) CommitLatency() producer.Histogram { return producer.Histogram(f) }
+
+func TestCommitLatencyIsExportedInCoarserBuckets(t *testing.T) {
+	us := time.Microsecond
+	// Fine buckets ending at 100 µs, 300 µs, 600 µs, 30 ms, and the
+	// overflow bucket: 1, 2, 3, 4 and 5 values.
+	h := producer.Histogram{
+		Bounds: []time.Duration{100 * us, 300 * us, 600 * us, 30 * time.Millisecond},
+		Counts: []uint64{1, 2, 3, 4, 5},
+		Count:  15,
+		Sum:    2 * time.Second,
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newCommitLatencyCollector("tp", fakeCommitLatency(h)))
+	want := `
+# HELP tp_spool_commit_latency_seconds Time from a trade's append to the spool until its commit is durable (fsynced).
+# TYPE tp_spool_commit_latency_seconds histogram
+tp_spool_commit_latency_seconds_bucket{le="0.00025"} 1
+tp_spool_commit_latency_seconds_bucket{le="0.0005"} 3
+tp_spool_commit_latency_seconds_bucket{le="0.001"} 6
+tp_spool_commit_latency_seconds_bucket{le="0.002"} 6
+tp_spool_commit_latency_seconds_bucket{le="0.005"} 6
+tp_spool_commit_latency_seconds_bucket{le="0.01"} 6
+tp_spool_commit_latency_seconds_bucket{le="0.025"} 6
+tp_spool_commit_latency_seconds_bucket{le="0.05"} 10
+tp_spool_commit_latency_seconds_bucket{le="0.1"} 10
+tp_spool_commit_latency_seconds_bucket{le="0.25"} 10
+tp_spool_commit_latency_seconds_bucket{le="0.5"} 10
+tp_spool_commit_latency_seconds_bucket{le="1"} 10
+tp_spool_commit_latency_seconds_bucket{le="2.5"} 10
+tp_spool_commit_latency_seconds_bucket{le="5"} 10
+tp_spool_commit_latency_seconds_bucket{le="10"} 10
+tp_spool_commit_latency_seconds_bucket{le="+Inf"} 15
+tp_spool_commit_latency_seconds_sum 2
+tp_spool_commit_latency_seconds_count 15
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Error(err)
 	}
 }

@@ -187,6 +187,19 @@ tp_trades_refused_total %d
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "tp_spool_pending", "tp_trades_refused_total"); err != nil {
 		t.Error(err)
 	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var commits uint64
+	for _, mf := range mfs {
+		if mf.GetName() == "tp_spool_commit_latency_seconds" {
+			commits = mf.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	if commits == 0 || commits != sp.CommitLatency().Count {
+		t.Errorf("tp_spool_commit_latency_seconds counts %d appends, the spool %d", commits, sp.CommitLatency().Count)
+	}
 	r := Readiness{Feed: fakeFeed{finnhub.Stats{Connected: true}}, Producer: sink, Spool: sp, SpoolMaxBytes: 64 << 10}
 	if err := r.Check(); err == nil || !strings.Contains(err.Error(), "the spool is full") {
 		t.Errorf("readiness = %v, want the spool is full", err)
