@@ -204,21 +204,30 @@ type summary struct {
 
 func finalSummary(t *testing.T, out string) summary {
 	t.Helper()
+	n, _ := finalSummaryLine(t, out)
+	return summary{n("received"), n("accepted"), n("refused"), n("delivered"), n("failed"), n("unresolved")}
+}
+
+// finalSummaryLine finds the final summary line of a producer's JSON log
+// and returns a reader of its counts (failing the test on a missing one)
+// and the line itself.
+func finalSummaryLine(t *testing.T, out string) (func(key string) uint64, map[string]any) {
+	t.Helper()
 	for _, l := range logLines(out) {
 		if l["msg"] != "final summary" {
 			continue
 		}
-		n := func(k string) uint64 {
+		return func(k string) uint64 {
+			t.Helper()
 			f, ok := l[k].(float64)
 			if !ok {
 				t.Fatalf("summary field %s missing in %v", k, l)
 			}
 			return uint64(f)
-		}
-		return summary{n("received"), n("accepted"), n("refused"), n("delivered"), n("failed"), n("unresolved")}
+		}, l
 	}
 	t.Fatalf("no final summary in the output:\n%s", out)
-	return summary{}
+	return nil, nil
 }
 
 // readBack reads the stream and verifies it.
@@ -349,16 +358,24 @@ func TestSIGTERMDeliversOrReportsEveryAcceptedTrade(t *testing.T) {
 	t.Logf("SIGTERM after %d trades sent, %v pending at the signal: %+v", sim.Sent(), pending, s)
 }
 
-func TestSIGTERMDuringAnOutageReportsTheUndeliveredTradesFailed(t *testing.T) {
-	t.Parallel()
-	_, stream := server.NewStream(t, 2)
+// faultProxy returns a fault injector and an HTTP proxy through it in front
+// of the shared kinesis-mock, closed when the test ends.
+func faultProxy(t *testing.T) (*faultinject.Transport, *httptest.Server) {
+	t.Helper()
 	target, err := neturl.Parse(server.Endpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
 	faults := faultinject.New(http.DefaultTransport)
 	proxy := httptest.NewServer(faultinject.NewProxy(target, faults))
-	defer proxy.Close()
+	t.Cleanup(proxy.Close)
+	return faults, proxy
+}
+
+func TestSIGTERMDuringAnOutageReportsTheUndeliveredTradesFailed(t *testing.T) {
+	t.Parallel()
+	_, stream := server.NewStream(t, 2)
+	faults, proxy := faultProxy(t)
 	sim, url := startSim(t, feedsim.Config{Seed: 4, Rate: 1000, Batch: 5})
 	env := producerEnv(url, stream, "")
 	env = append(env, "AWS_ENDPOINT_URL="+proxy.URL) // the later entry wins

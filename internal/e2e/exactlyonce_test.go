@@ -3,18 +3,13 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"os/exec"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/kplgo/kpl/finnhub/feedsim"
-	"github.com/kplgo/kpl/internal/pipeline"
 	"github.com/kplgo/kpl/kinesistest/kinesismock"
 )
 
@@ -97,22 +92,7 @@ func TestAFrozenKinesisLeavesNoDuplicateAfterDeduplication(t *testing.T) {
 
 	// The verify binary reads the stream back, de-duplicates by record id
 	// and, with -strict, fails on any duplicate left.
-	cmd := exec.Command(verifyBin, "-json", "-strict", "-expect", fmt.Sprint(n), "-stream", stream)
-	cmd.Env = env
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		t.Fatal(err)
-	}
-	var rep pipeline.VerifyReport
-	if jerr := json.Unmarshal(stdout.Bytes(), &rep); jerr != nil {
-		t.Fatalf("verify printed no JSON report (%v): %s\n%s", jerr, stdout.String(), stderr.String())
-	}
-	if err != nil {
-		t.Errorf("verify -strict -expect %d failed (%v): %s", n, err, stderr.String())
-	}
+	rep := verifyStrict(t, mock.Endpoint, stream, n)
 	tot := rep.Total
 	if rep.WithID != rep.UserRecords || rep.UserRecords == 0 {
 		t.Errorf("%d of %d trades in the stream carry a record id; the trade producer puts ids on every one", rep.WithID, rep.UserRecords)
