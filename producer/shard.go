@@ -279,14 +279,11 @@ func (s *shard) popSealed() *krec {
 }
 
 // replaceSealed replaces the sealed queue (after expiry re-packed part of
-// it).
+// it; expire then makes the expiry floor exact).
 func (s *shard) replaceSealed(q []*krec) {
 	s.countSealed(s.sealed, -1)
 	s.sealed = q
 	s.countSealed(s.sealed, 1)
-	for _, k := range q {
-		s.noteQueued(k)
-	}
 }
 
 // setState changes the shard's state, keeping the sealed totals to active
@@ -326,10 +323,15 @@ func (s *shard) oldestUnsent() (time.Time, uint32, bool) {
 		f := s.sealed[0].recs[0]
 		return s.sealed[0].oldest, f.epoch, true
 	case len(s.aggRecs) > 0:
-		f := s.aggRecs[0]
-		return f.putTime(), f.epoch, true
+		return s.openOldest(), s.aggRecs[0].epoch, true
 	}
 	return time.Time{}, 0, false
+}
+
+// openOldest returns the put time of the earliest record of the open
+// aggregate, which holds at least one.
+func (s *shard) openOldest() time.Time {
+	return s.aggRecs[0].p.base.Add(time.Duration(s.aggOld))
 }
 
 // nextExpiry returns the earliest TTL deadline among the shard's records, or
@@ -337,7 +339,7 @@ func (s *shard) oldestUnsent() (time.Time, uint32, bool) {
 func (s *shard) nextExpiry() time.Time {
 	t := s.expiryFloor // early at worst: that visit's scan makes it exact
 	if len(s.aggRecs) > 0 {
-		t = earliest(t, s.aggRecs[0].putTime().Add(s.env.opts.RecordTTL))
+		t = earliest(t, s.openOldest().Add(s.env.opts.RecordTTL))
 	}
 	return t
 }
@@ -488,12 +490,12 @@ func (s *shard) expire(now time.Time, out *outbox) {
 	if q, changed := s.expireQueue(s.sealed, now, out); changed {
 		s.replaceSealed(q)
 	}
+	// The scan visited every queued record: the floor becomes exact.
 	s.expiryFloor = time.Time{}
-	for _, k := range s.retries {
-		s.noteQueued(k)
-	}
-	for _, k := range s.sealed {
-		s.noteQueued(k)
+	for _, q := range [][]*krec{s.retries, s.sealed} {
+		for _, k := range q {
+			s.noteQueued(k)
+		}
 	}
 }
 
