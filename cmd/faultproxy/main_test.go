@@ -21,6 +21,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/kplgo/kpl/aggregation"
+	"github.com/kplgo/kpl/internal/cli/clitest"
 	"github.com/kplgo/kpl/kinesistest/limitserver"
 )
 
@@ -321,31 +322,11 @@ func TestAShardRuleKeepsItsRangeForItsWindow(t *testing.T) {
 
 func TestUsageErrorsAreOneLineAndHelpDescribesTheCommand(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name     string
-		args     []string
-		code     int
-		contains string
-	}{
-		{name: "no target names the flag", args: []string{}, code: 2, contains: "-target is required"},
-		{name: "a bad rule names the rule", args: []string{"-target", "http://127.0.0.1:1", "-fault", "melt"}, code: 2, contains: `unknown kind "melt"`},
-		{name: "a negative duration names the flag and its range", args: []string{"-target", "http://127.0.0.1:1", "-duration", "-1s"}, code: 2, contains: "-duration: out of range"},
-		{name: "a positional argument is refused", args: []string{"-target", "http://127.0.0.1:1", "extra"}, code: 2, contains: `unexpected argument "extra"`},
-		{name: "-h describes the command", args: []string{"-h"}, code: 0, contains: "faultproxy is a reverse proxy for the Kinesis JSON protocol"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			var out, errOut strings.Builder
-			if code := mainCode(tc.args, &out, &errOut); code != tc.code {
-				t.Fatalf("exit code %d, want %d; stderr %q", code, tc.code, errOut.String())
-			}
-			got := errOut.String()
-			if !strings.Contains(got, tc.contains) {
-				t.Errorf("stderr %q does not contain %q", got, tc.contains)
-			}
-			if tc.code == 2 && strings.Count(got, "\n") != 1 {
-				t.Errorf("stderr is not one line: %q", got)
-			}
-		})
-	}
+	clitest.RunUsage(t, mainCode, []clitest.UsageCase{
+		{Name: "no target names the flag", Args: []string{}, Code: 2, Contains: "-target is required"},
+		{Name: "a bad rule names the rule", Args: []string{"-target", "http://127.0.0.1:1", "-fault", "melt"}, Code: 2, Contains: `unknown kind "melt"`},
+		{Name: "a negative duration names the flag and its range", Args: []string{"-target", "http://127.0.0.1:1", "-duration", "-1s"}, Code: 2, Contains: "-duration: out of range"},
+		{Name: "a positional argument is refused", Args: []string{"-target", "http://127.0.0.1:1", "extra"}, Code: 2, Contains: `unexpected argument "extra"`},
+		{Name: "-h describes the command", Args: []string{"-h"}, Code: 0, Contains: "faultproxy is a reverse proxy for the Kinesis JSON protocol"},
+	})
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/sirupsen/logrus"
+
+	"github.com/kplgo/kpl/internal/cli/clitest"
 )
 
 func TestParseStreams(t *testing.T) {
@@ -105,31 +107,11 @@ func TestRunServesTheStreamsAndStopsWhenCanceled(t *testing.T) {
 }
 
 func TestUsageErrorsAreOneLineAndHelpDescribesTheCommand(t *testing.T) {
-	tests := []struct {
-		name     string
-		args     []string
-		code     int
-		contains string
-	}{
-		{name: "a negative interval names the flag and its range", args: []string{"-status-interval", "-1s"}, code: 2, contains: "-status-interval: out of range: must be 0s to 24h0m0s"},
-		{name: "a duration without a unit is refused", args: []string{"-burst", "100"}, code: 2, contains: "-burst: not a duration"},
-		{name: "a zero limit is refused", args: []string{"-bytes-per-sec", "0"}, code: 2, contains: "-bytes-per-sec"},
-		{name: "a bad stream list is refused", args: []string{"-streams", "a"}, code: 2, contains: "not name:shards"},
-		{name: "-h describes the command", args: []string{"-h"}, code: 0, contains: "limitserver runs an in-memory Kinesis endpoint"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			var out, errOut strings.Builder
-			if code := mainCode(tc.args, &out, &errOut); code != tc.code {
-				t.Fatalf("exit code %d, want %d; stderr %q", code, tc.code, errOut.String())
-			}
-			got := errOut.String()
-			if !strings.Contains(got, tc.contains) {
-				t.Errorf("stderr %q does not contain %q", got, tc.contains)
-			}
-			if tc.code == 2 && strings.Count(got, "\n") != 1 {
-				t.Errorf("stderr is not one line: %q", got)
-			}
-		})
-	}
+	clitest.RunUsage(t, mainCode, []clitest.UsageCase{
+		{Name: "a negative interval names the flag and its range", Args: []string{"-status-interval", "-1s"}, Code: 2, Contains: "-status-interval: out of range: must be 0s to 24h0m0s"},
+		{Name: "a duration without a unit is refused", Args: []string{"-burst", "100"}, Code: 2, Contains: "-burst: not a duration"},
+		{Name: "a zero limit is refused", Args: []string{"-bytes-per-sec", "0"}, Code: 2, Contains: "-bytes-per-sec"},
+		{Name: "a bad stream list is refused", Args: []string{"-streams", "a"}, Code: 2, Contains: "not name:shards"},
+		{Name: "-h describes the command", Args: []string{"-h"}, Code: 0, Contains: "limitserver runs an in-memory Kinesis endpoint"},
+	})
 }
