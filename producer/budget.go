@@ -94,9 +94,13 @@ func (b *bound) wait(ctx context.Context, cond func() bool) error {
 // unresolved records: its share of the shared bound and its flush epochs.
 type budget struct {
 	shared *bound
+	// alone is set when no other producer shares the bound (a private
+	// pool): the bound's counts are then this producer's, and recs and
+	// bytes are not kept, which saves two contended atomic adds per record.
+	alone bool
 
 	// recs also counts Puts in progress, which is what lets Close wait
-	// for them.
+	// for them. Read them through held.
 	recs  atomic.Int64
 	bytes atomic.Int64
 
@@ -106,22 +110,35 @@ type budget struct {
 	flushMu sync.Mutex // serialises epoch changes
 }
 
-func newBudget(shared *bound) *budget { return &budget{shared: shared} }
+func newBudget(shared *bound, alone bool) *budget { return &budget{shared: shared, alone: alone} }
+
+// held returns the records (Puts in progress included) and bytes this
+// producer holds.
+func (b *budget) held() (recs, bytes int64) {
+	if b.alone {
+		return b.shared.recs.Load(), b.shared.bytes.Load()
+	}
+	return b.recs.Load(), b.bytes.Load()
+}
 
 // tryReserve takes room for one record of size bytes in the shared bound.
 func (b *budget) tryReserve(size int64) bool {
 	if !b.shared.tryReserve(size) {
 		return false
 	}
-	b.recs.Add(1)
-	b.bytes.Add(size)
+	if !b.alone {
+		b.recs.Add(1)
+		b.bytes.Add(size)
+	}
 	return true
 }
 
 // unreserve gives back what tryReserve took.
 func (b *budget) unreserve(size int64) {
-	b.recs.Add(-1)
-	b.bytes.Add(-size)
+	if !b.alone {
+		b.recs.Add(-1)
+		b.bytes.Add(-size)
+	}
 	b.shared.bytes.Add(-size)
 	b.shared.recs.Add(-1)
 	b.shared.wakeWaiters()
@@ -142,8 +159,10 @@ func (b *budget) release(r *release) {
 	}
 	b.pending[0].Add(-r.buckets[0])
 	b.pending[1].Add(-r.buckets[1])
-	b.recs.Add(-r.recs)
-	b.bytes.Add(-r.bytes)
+	if !b.alone {
+		b.recs.Add(-r.recs)
+		b.bytes.Add(-r.bytes)
+	}
 	b.shared.bytes.Add(-r.bytes)
 	b.shared.recs.Add(-r.recs)
 	*r = release{}

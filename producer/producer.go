@@ -174,7 +174,7 @@ func New(ctx context.Context, client Client, stream string, optFns ...func(*Opti
 		_ = pl.join()
 		p.pool, p.ownPool = pl, true
 	}
-	p.budget = newBudget(p.pool.buf)
+	p.budget = newBudget(p.pool.buf, p.ownPool)
 	p.hashes = p.pool.hashes
 	p.reqCtx, p.reqCancel = context.WithCancel(context.Background())
 	p.wg.Add(2)
@@ -383,7 +383,7 @@ func (p *Producer) Shutdown(ctx context.Context) error {
 // calls: a sender stuck in a client that ignores its context gets a moment,
 // then leaves on its own when the client returns.
 func (p *Producer) finishClose() {
-	_ = p.budget.wait(context.Background(), func() bool { return p.budget.recs.Load() == 0 })
+	_ = p.budget.wait(context.Background(), func() bool { recs, _ := p.budget.held(); return recs == 0 })
 	close(p.stop)
 	p.reqCancel()
 	p.wg.Wait()
@@ -410,7 +410,8 @@ func (p *Producer) abort(err error) {
 	if !first || p.aborting.Swap(true) {
 		return
 	}
-	p.log.log(slog.LevelWarn, "producer: shutdown deadline: failing undelivered records", "records", p.budget.recs.Load(), "error", err)
+	held, _ := p.budget.held()
+	p.log.log(slog.LevelWarn, "producer: shutdown deadline: failing undelivered records", "records", held, "error", err)
 	p.reqCancel()
 	p.env.sched.kick()
 }
@@ -419,6 +420,7 @@ func (p *Producer) abort(err error) {
 // with everything else, and takes no lock the producer holds while it works.
 func (p *Producer) Stats() Stats {
 	c := &p.stats
+	bufRecs, bufBytes := p.budget.held()
 	return Stats{
 		UserRecordsPut:          p.puts.Load(),
 		UserRecordsSucceeded:    c.succeeded.Load(),
@@ -439,8 +441,8 @@ func (p *Producer) Stats() Stats {
 		ShardMapRefreshes:       c.refreshes.Load(),
 		ShardMapRefreshErrors:   c.refreshErr.Load(),
 		Shards:                  len(p.smap.Load().shards),
-		BufferedRecords:         p.budget.recs.Load(),
-		BufferedBytes:           p.budget.bytes.Load(),
+		BufferedRecords:         bufRecs,
+		BufferedBytes:           bufBytes,
 		CallsAllowed:            int(p.window.allowed()),
 		CallBytesAllowed:        p.window.callBytes(),
 		PutLatency:              c.putLatency.snapshot(),
