@@ -303,8 +303,16 @@ func BenchmarkAddScattered(b *testing.B) {
 		x ^= x << 5
 		order[i] = uint16(x)
 	}
-	for _, n := range []int{4, 2000} {
-		b.Run(fmt.Sprint(n), func(b *testing.B) {
+	// routed: a key always goes to one aggregator, as a partition key goes
+	// to one shard; 100,000 keys over 2,000 aggregators is 50 keys each,
+	// seen twice per 100-record aggregate, as in BenchmarkShards.
+	for _, tc := range []struct {
+		name   string
+		n      int
+		routed bool
+	}{{"4", 4, false}, {"2000", 2000, false}, {"routed-4", 4, true}, {"routed-2000", 2000, true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			n := tc.n
 			aggs := make([]*Aggregator, n)
 			for i := range aggs {
 				aggs[i] = NewAggregator(benchMaxSize, 0)
@@ -312,6 +320,14 @@ func BenchmarkAddScattered(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				a, r := aggs[int(order[i&(len(order)-1)])%n], recs[i&(len(recs)-1)]
+				if tc.routed {
+					k := i % 100_000
+					r = recs[k]
+					a = aggs[k*7919%n]
+					if a.Count() >= 200_000/n {
+						a.Reset()
+					}
+				}
 				if err := a.Add(r); err != nil {
 					a.Reset()
 					_ = a.Add(r)

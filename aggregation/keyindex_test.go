@@ -37,7 +37,6 @@ func TestKeyIndex(t *testing.T) {
 	}
 	insertAll(many)
 	lookupAll(many, true)
-	lookupAll(many, true) // now through the recent-key cache
 	if k.len() != len(many) {
 		t.Fatalf("len = %d", k.len())
 	}
@@ -49,16 +48,14 @@ func TestKeyIndex(t *testing.T) {
 	lookupAll(few, true)
 	lookupAll(many[1:4], false)
 
-	k.reset() // few keys in a large table: the slot-by-slot path
+	k.reset() // few keys in a large table: it shrinks
 	for _, s := range k.slots {
-		if s != 0 {
+		if s != (keySlot{}) {
 			t.Fatal("reset left a slot in use")
 		}
 	}
-	for _, c := range k.recent { // and only their recent-key entries
-		if c != (recentKey{}) {
-			t.Fatalf("reset left the recent-key entry %+v", c)
-		}
+	if len(k.slots) >= 8192 {
+		t.Fatalf("reset kept %d slots for %d keys", len(k.slots), len(few))
 	}
 	insertAll(many[:100])
 	lookupAll(many[:100], true)
