@@ -74,6 +74,8 @@ type Aggregator struct {
 	pid      string
 	seq      uint64
 	validPID string
+
+	_ [24]byte // pads the struct to 256 bytes, a size class of whole lines
 }
 
 // NewAggregator returns an empty Aggregator.
@@ -316,6 +318,40 @@ func (a *Aggregator) appendBody(dst []byte) (_ []byte, start int) {
 	dst = append(dst, a.ehkTable...)
 	dst = append(dst, a.records...)
 	return dst, start
+}
+
+// Footprint is how much of its buffers an aggregate uses: the encoded
+// bytes of its records and of its partition key table, and its number of
+// distinct partition keys. Grow takes one to make room ahead.
+type Footprint struct {
+	RecordBytes   int
+	KeyTableBytes int
+	Keys          int
+}
+
+// Footprint returns what the aggregate uses now.
+func (a *Aggregator) Footprint() Footprint {
+	return Footprint{RecordBytes: len(a.records), KeyTableBytes: len(a.pkTable), Keys: a.pks.len()}
+}
+
+// Grow makes room, where there is not enough yet, for f more (records,
+// partition keys and their table), so that adding them does not grow a
+// buffer again, which copies what it holds. A caller that knows the size of
+// its aggregates (a producer: the last aggregate of the same shard) calls it
+// on an empty aggregator with that aggregate's Footprint. Grow makes no
+// more room than the size limit admits.
+func (a *Aggregator) Grow(f Footprint) {
+	grow := func(b []byte, n int) []byte {
+		if n = min(n, a.maxSize); n > 0 && cap(b)-len(b) < n {
+			b = slices.Grow(b, n)
+		}
+		return b
+	}
+	a.records = grow(a.records, f.RecordBytes)
+	a.pkTable = grow(a.pkTable, f.KeyTableBytes)
+	if keys := min(f.Keys, a.maxSize/2); keys > 0 { // 2 encoded bytes or more per key
+		a.pks.grow(a.pks.len() + keys)
+	}
 }
 
 // Reset empties the aggregator, keeping its limits and its buffers.

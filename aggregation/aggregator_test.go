@@ -672,6 +672,50 @@ func TestAggregatorAddDoesNotAllocateWhenWarm(t *testing.T) {
 	}
 }
 
+func TestAggregatorGrowMakesRoomOnce(t *testing.T) {
+	// Not parallel: AllocsPerRun counts the whole process's allocations.
+	data := bytes.Repeat([]byte{'d'}, 120)
+	keys := make([]string, 50)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("key-%d", i)
+	}
+	// What 100 records over 50 keys need, measured on a first aggregator.
+	probe := NewAggregator(0, 0)
+	for i := range 100 {
+		if err := probe.Add(Record{PartitionKey: keys[i%len(keys)], Data: data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := probe.AppendEncoded(nil)
+	fp := probe.Footprint()
+
+	var a *Aggregator
+	allocs := testing.AllocsPerRun(20, func() {
+		a = NewAggregator(0, 0)
+		a.Grow(fp)
+		for i := range 100 {
+			_ = a.Add(Record{PartitionKey: keys[i%len(keys)], Data: data})
+		}
+	})
+	// The aggregator, its two buffers and its key slots; Add grows none.
+	if allocs > 4 {
+		t.Errorf("%.1f allocations for an aggregator grown to size, want 4", allocs)
+	}
+	if got := a.Footprint(); got != fp {
+		t.Errorf("Footprint after the same records = %+v, want %+v", got, fp)
+	}
+	if got := a.AppendEncoded(nil); !bytes.Equal(got, want) {
+		t.Error("a grown aggregator encodes differently")
+	}
+
+	small := NewAggregator(1000, 0)
+	small.Grow(Footprint{RecordBytes: 1 << 20, KeyTableBytes: 1 << 20, Keys: 1 << 20})
+	// The allocator may round up to its size class, not to the request.
+	if c := cap(small.records); c > 2000 {
+		t.Errorf("Grow made %d bytes of room for a 1000-byte limit", c)
+	}
+}
+
 // assertUserRecords compares user records field by field.
 func assertUserRecords(t *testing.T, got, want []UserRecord) {
 	t.Helper()

@@ -72,16 +72,13 @@ func (k *keyIndex) lookup(key string) (idx int, h uint64, ok bool) {
 // and returns its index.
 func (k *keyIndex) insert(key string, h uint64) int {
 	if len(k.slots) == 0 {
-		if k.seed == (maphash.Seed{}) {
-			k.seed = maphash.MakeSeed()
-		}
-		k.slots = make([]keySlot, 16)
+		k.grow(1)
 	}
 	if k.n == 0 {
 		h = maphash.String(k.seed, key) // lookup skipped hashing
 	}
 	if 4*(k.n+1) > 3*len(k.slots) {
-		k.grow()
+		k.grow(k.n + 1)
 	}
 	idx := k.n
 	k.n++
@@ -100,10 +97,21 @@ func (k *keyIndex) place(s keySlot, h uint64) {
 	k.slots[i] = s
 }
 
-// grow doubles the slots and rehashes every key.
-func (k *keyIndex) grow() {
+// grow makes the slots hold n keys or more, at most 3/4 full, doubling
+// them (16 at least) and rehashing every key when they do not.
+func (k *keyIndex) grow(n int) {
+	size := max(len(k.slots), 16)
+	for 4*n > 3*size {
+		size *= 2
+	}
+	if size == len(k.slots) {
+		return
+	}
+	if k.seed == (maphash.Seed{}) {
+		k.seed = maphash.MakeSeed()
+	}
 	old := k.slots
-	k.slots = make([]keySlot, 2*len(old))
+	k.slots = make([]keySlot, size)
 	for _, s := range old {
 		if s.v != 0 {
 			k.place(s, maphash.String(k.seed, unsafe.String(s.p, s.n)))

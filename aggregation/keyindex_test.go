@@ -3,6 +3,7 @@ package aggregation
 import (
 	"fmt"
 	"testing"
+	"unsafe"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -84,5 +85,22 @@ func TestTagConstantsMatchProtowire(t *testing.T) {
 				t.Fatalf("tag %#x, protowire encodes %x", tt.tag, want)
 			}
 		})
+	}
+}
+
+// TestAggregatorLayout keeps the fields every Add reads within the first
+// two cache lines of an Aggregator, and its size a whole number of lines,
+// so that its allocations are aligned to them (64-bit platforms).
+func TestAggregatorLayout(t *testing.T) {
+	t.Parallel()
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("the layout is tuned for 64-bit platforms")
+	}
+	var a Aggregator
+	if n := unsafe.Sizeof(a); n%64 != 0 {
+		t.Errorf("Aggregator is %d bytes, not a multiple of 64: adjust its padding", n)
+	}
+	if end := unsafe.Offsetof(a.pks) + unsafe.Sizeof(a.pks); end > 128 {
+		t.Errorf("the hot fields end at byte %d, past the second cache line", end)
 	}
 }
