@@ -3,6 +3,7 @@ package producer
 import (
 	"context"
 	"fmt"
+	"runtime/metrics"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -117,6 +118,17 @@ func benchmarkPutWay(b *testing.B, ordered bool, put putWay) {
 }
 
 // cpuTime returns the process's user plus system CPU time.
+// gcCPUTime returns the CPU time the garbage collector has used so far
+// (runtime/metrics: marking, assists included, and pauses).
+func gcCPUTime() time.Duration {
+	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindFloat64 {
+		return 0
+	}
+	return time.Duration(s[0].Value.Float64() * float64(time.Second))
+}
+
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/big"
 	"net/http"
 	"reflect"
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -174,22 +176,69 @@ func TestBackoffHasFullJitterUnderACap(t *testing.T) {
 }
 
 func TestShardMapFind(t *testing.T) {
-	c := newFakeClient(7)
-	m := newShardMap(0)
-	for _, s := range c.shards {
-		m.add(&shard{id: s.id, start: s.start, end: s.end})
+	t.Parallel()
+	even := newFakeClient(7).shards
+	// Uneven: one shard split again and again (a hot key range), as
+	// buckets sized for an even split see it.
+	uneven := append([]*fakeShard(nil), even[:2]...)
+	lo, hi := even[2].start, even[2].end
+	for range 40 {
+		mid := midKey(lo, hi)
+		uneven = append(uneven, &fakeShard{id: fmt.Sprintf("split-%d", len(uneven)), start: lo, end: before(mid)})
+		lo = mid
 	}
-	for i := range 5000 {
-		h := aggregationHash(fmt.Sprintf("key-%d", i))
-		if got, want := m.find(h).id, c.owner(h).id; got != want {
-			t.Fatalf("key-%d routed to %s, owner %s", i, got, want)
+	uneven = append(uneven, &fakeShard{id: "split-last", start: lo, end: hi})
+	uneven = append(uneven, even[3:]...)
+	for _, tc := range []struct {
+		name   string
+		shards []*fakeShard
+	}{{"even", even}, {"uneven", uneven}, {"one", []*fakeShard{{id: "only", start: aggregation.HashKey{}, end: aggregation.HashKey{Hi: ^uint64(0), Lo: ^uint64(0)}}}}} {
+		owner := func(h aggregation.HashKey) string {
+			for _, s := range tc.shards {
+				if s.start.Cmp(h) <= 0 && h.Cmp(s.end) <= 0 {
+					return s.id
+				}
+			}
+			return ""
+		}
+		for _, indexed := range []bool{false, true} {
+			m := newShardMap(0)
+			for _, s := range tc.shards {
+				m.add(&shard{id: s.id, start: s.start, end: s.end})
+			}
+			if indexed {
+				m.index()
+			}
+			for i := range 5000 {
+				h := aggregationHash(fmt.Sprintf("key-%d", i))
+				if got, want := m.find(h).id, owner(h); got != want {
+					t.Fatalf("%s, indexed %v: key-%d routed to %s, owner %s", tc.name, indexed, i, got, want)
+				}
+			}
+			for _, s := range tc.shards {
+				if m.find(s.start).id != s.id || m.find(s.end).id != s.id {
+					t.Errorf("%s, indexed %v: the edges of %s are routed elsewhere", tc.name, indexed, s.id)
+				}
+			}
 		}
 	}
-	for _, s := range c.shards {
-		if m.find(s.start).id != s.id || m.find(s.end).id != s.id {
-			t.Errorf("the edges of %s are routed elsewhere", s.id)
-		}
+}
+
+// midKey returns the hash key halfway between lo and hi.
+func midKey(lo, hi aggregation.HashKey) aggregation.HashKey {
+	toBig := func(h aggregation.HashKey) *big.Int {
+		return new(big.Int).Add(new(big.Int).Lsh(new(big.Int).SetUint64(h.Hi), 64), new(big.Int).SetUint64(h.Lo))
 	}
+	m := new(big.Int).Rsh(new(big.Int).Add(toBig(lo), toBig(hi)), 1)
+	return aggregation.HashKey{Hi: new(big.Int).Rsh(m, 64).Uint64(), Lo: m.Uint64()}
+}
+
+// before returns the hash key just below h, which is not zero.
+func before(h aggregation.HashKey) aggregation.HashKey {
+	if h.Lo == 0 {
+		return aggregation.HashKey{Hi: h.Hi - 1, Lo: ^uint64(0)}
+	}
+	return aggregation.HashKey{Hi: h.Hi, Lo: h.Lo - 1}
 }
 
 func aggregationHash(pk string) aggregation.HashKey { return aggregation.PartitionKeyHash(pk) }
@@ -204,5 +253,22 @@ func TestDefaultOptionsAreWhatNewStartsFrom(t *testing.T) {
 	defer p.Close()
 	if d := DefaultOptions(); !reflect.DeepEqual(seen, d) {
 		t.Errorf("New starts from %+v, DefaultOptions returns %+v", seen, d)
+	}
+}
+
+// TestShardLayout keeps what every Put reads of a shard in its first cache
+// line, and its size a whole number of lines, so that its allocations are
+// aligned to them (64-bit platforms).
+func TestShardLayout(t *testing.T) {
+	t.Parallel()
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("the layout is tuned for 64-bit platforms")
+	}
+	var s shard
+	if n := unsafe.Sizeof(s); n%64 != 0 {
+		t.Errorf("shard is %d bytes, not a multiple of 64: adjust its padding", n)
+	}
+	if end := unsafe.Offsetof(s.aggOld) + unsafe.Sizeof(s.aggOld); end > 64 {
+		t.Errorf("the fields a Put reads end at byte %d, past the first cache line", end)
 	}
 }

@@ -154,6 +154,7 @@ func New(ctx context.Context, client Client, stream string, optFns ...func(*Opti
 	for _, in := range infos {
 		m.add(newShard(in, &p.env, shardActive, now))
 	}
+	m.index()
 	p.smap.Store(m)
 	p.stats.refreshes.Add(1)
 

@@ -313,6 +313,7 @@ func (p *Producer) refresh() error {
 		}
 		m.add(s)
 	}
+	m.index()
 	// Retire the shards that left. A Put that finds one retired waits for
 	// the new map.
 	var moved []*Future

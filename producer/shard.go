@@ -93,17 +93,19 @@ func (e *shardEnv) sealedFull() bool {
 // call user code or the logger; what they resolve goes into an outbox that
 // the caller delivers after releasing the lock.
 type shard struct {
-	id         string
-	start, end aggregation.HashKey
-	env        *shardEnv
-
+	// What every Put reads comes first, in one cache line: at thousands of
+	// shards each line a Put touches is a cache miss. A test keeps the
+	// struct a whole number of lines, so that its allocations are aligned
+	// to them.
 	mu      sync.Mutex // guards every field below, except sched
 	state   shardState
+	env     *shardEnv
 	agg     *aggregation.Aggregator // the open aggregate; nil while it has no record
 	aggRecs []*Future               // its user records, in order
 	aggOld  int64                   // the earliest put offset (Future.put) among aggRecs
-	retries []*krec                 // retried and re-routed Kinesis records, oldest first
-	sealed  []*krec                 // sealed Kinesis records, oldest first
+
+	retries []*krec // retried and re-routed Kinesis records, oldest first
+	sealed  []*krec // sealed Kinesis records, oldest first
 	// expiryFloor is at or before the earliest TTL deadline among retries
 	// and sealed (zero when both were empty at the last expiry scan), so
 	// that a visit scans them for expired records only when one may be.
@@ -112,10 +114,16 @@ type shard struct {
 	expiryFloor time.Time
 	inflight    int // Kinesis records of this shard in flight
 	lim         limiter
-	pid         string // the lane's producer id (Options.RecordIDs)
-	nextSeq     uint64 // the lane's next sequence number
+	pid         string                // the lane's producer id (Options.RecordIDs)
+	nextSeq     uint64                // the lane's next sequence number
+	lastFoot    aggregation.Footprint // of the last aggregate sealed (openAgg)
+
+	id         string // immutable, as are start and end
+	start, end aggregation.HashKey
 
 	sched schedSlot // guarded by the scheduler's lock
+
+	_ [24]byte // pads the struct to 448 bytes, a size class of whole lines
 }
 
 func newShard(in shardInfo, env *shardEnv, state shardState, now time.Time) *shard {
@@ -154,13 +162,13 @@ func (s *shard) add(f *Future) {
 	case !o.AggregationEnabled:
 		s.pushSealed(s.single(f))
 	default:
-		if s.agg == nil { // from the pool: idle shards hold none
-			s.agg = s.env.getAgg()
+		if s.agg == nil { // idle shards hold none
+			s.openAgg()
 		}
 		err := s.agg.Add(f.record())
 		if err != nil && len(s.aggRecs) > 0 {
 			s.seal()
-			s.agg = s.env.getAgg()
+			s.openAgg()
 			err = s.agg.Add(f.record())
 		}
 		if err != nil { // larger than an aggregate: goes alone
@@ -221,6 +229,15 @@ func (s *shard) single(f *Future) *krec {
 	return newAggregate(s, agg, recs, dropCopies(recs), ttl)
 }
 
+// openAgg gives the shard an aggregator from the pool, grown to the
+// footprint of its last aggregate: one whose buffers the garbage collector
+// took back would otherwise grow them again, doubling from empty, and
+// allocate twice what the aggregate holds.
+func (s *shard) openAgg() {
+	s.agg = s.env.getAgg()
+	s.agg.Grow(s.lastFoot)
+}
+
 // seal closes the open aggregate and queues it; one with a single record
 // goes as that plain record.
 func (s *shard) seal() {
@@ -228,6 +245,7 @@ func (s *shard) seal() {
 	if n == 0 {
 		return
 	}
+	s.lastFoot = s.agg.Footprint()
 	recs := s.aggRecs
 	s.aggRecs = make([]*Future, 0, n)
 	ttl := s.env.opts.RecordTTL

@@ -17,6 +17,13 @@ type shardMap struct {
 	shards []*shard              // sorted by start
 	starts []aggregation.HashKey // starts[i] is shards[i].start: find searches it
 	byID   map[string]*shard
+
+	// buckets narrows find's search: a hash key whose top bits are b is
+	// held by one of shards[buckets[b]] to shards[buckets[b+1]]. With
+	// several buckets per shard, as index makes them, that is one or two
+	// shards of a stream split evenly. Empty until index.
+	buckets []uint32
+	shift   uint // 64 minus the bits of the bucket number
 }
 
 // newShardMap returns an empty map with room for n shards.
@@ -31,15 +38,46 @@ func (m *shardMap) add(s *shard) {
 	m.byID[s.id] = s
 }
 
+// maxBucketBits bounds the buckets of a shard map: 2^14 of them, 64 KiB.
+const maxBucketBits = 14
+
+// index builds the buckets, once every shard is added: four or more per
+// shard (at least 4 in all, so that shift < 64), up to 2^maxBucketBits.
+func (m *shardMap) index() {
+	if len(m.shards) == 0 {
+		return
+	}
+	bits := uint(0)
+	for bits < maxBucketBits && 1<<bits < 4*len(m.shards) {
+		bits++
+	}
+	m.shift = 64 - bits
+	m.buckets = make([]uint32, 1<<bits+1)
+	i := 0 // the last shard starting at or before bucket b's first key
+	for b := range 1 << bits {
+		first := aggregation.HashKey{Hi: uint64(b) << m.shift}
+		for i+1 < len(m.starts) && m.starts[i+1].Cmp(first) <= 0 {
+			i++
+		}
+		m.buckets[b] = uint32(i)
+	}
+	m.buckets[1<<bits] = uint32(len(m.shards) - 1)
+}
+
 // find returns the shard whose range holds h: the last shard starting at or
 // before h. A hash key in a gap of the map goes to the shard before the gap;
 // the service then routes it and the response shows the map is stale.
 //
-// It searches the dense starts, not the shards: at thousands of shards,
-// reading each probed shard would cost a cache miss per step.
+// It searches the dense starts within h's bucket, not the shards: at
+// thousands of shards, reading each probed shard would cost a cache miss
+// per step, and a search over all the starts a dozen steps.
 func (m *shardMap) find(h aggregation.HashKey) *shard {
+	lo, hi := 0, len(m.starts)
+	if m.buckets != nil {
+		b := h.Hi >> m.shift
+		lo, hi = int(m.buckets[b]), int(m.buckets[b+1])+1
+	}
 	starts := m.starts
-	lo, hi := 0, len(starts)
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
 		if starts[mid].Cmp(h) <= 0 {
