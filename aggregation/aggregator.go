@@ -341,17 +341,19 @@ func (a *Aggregator) Footprint() Footprint {
 // on an empty aggregator with that aggregate's Footprint. Grow makes no
 // more room than the size limit admits.
 func (a *Aggregator) Grow(f Footprint) {
-	grow := func(b []byte, n int) []byte {
-		if n = min(n, a.maxSize); n > 0 && cap(b)-len(b) < n {
-			b = slices.Grow(b, n)
-		}
-		return b
-	}
-	a.records = grow(a.records, f.RecordBytes)
-	a.pkTable = grow(a.pkTable, f.KeyTableBytes)
+	a.records = growTo(a.records, min(f.RecordBytes, a.maxSize))
+	a.pkTable = growTo(a.pkTable, min(f.KeyTableBytes, a.maxSize))
 	if keys := min(f.Keys, a.maxSize/2); keys > 0 { // 2 encoded bytes or more per key
 		a.pks.grow(a.pks.len() + keys)
 	}
+}
+
+// growTo returns b with room for n more bytes.
+func growTo(b []byte, n int) []byte {
+	if n > 0 && cap(b)-len(b) < n {
+		b = slices.Grow(b, n)
+	}
+	return b
 }
 
 // Reset empties the aggregator, keeping its limits and its buffers.
