@@ -15,7 +15,10 @@ type errClass struct {
 	retryable     bool  // try again after a backoff
 	refresh       bool  // the shard map may be stale
 	throttle      bool  // the shard's rate is too high
-	cause         error // the call's error, if the whole call failed
+	// maybeStored: the error does not say that the record was not
+	// stored (a timeout, a network error, a 5xx, an invalid response).
+	maybeStored bool
+	cause       error // the call's error, if the whole call failed
 }
 
 // Error codes the producer retries. Everything else with an HTTP status
@@ -63,7 +66,7 @@ func classify(err error) errClass {
 	var inv *invalidResponseError
 	switch {
 	case errors.As(err, &inv):
-		c.code, c.retryable = "InvalidResponse", true
+		c.code, c.retryable, c.maybeStored = "InvalidResponse", true, true
 	case isRequestError(err):
 		c.code = "InvalidRequest" // refused by the SDK before sending: sending again cannot help
 	case errors.As(err, &api):
@@ -72,20 +75,22 @@ func classify(err error) errClass {
 		if !c.retryable && hasStatus && (status.HTTPStatusCode() >= 500 || status.HTTPStatusCode() == 429) {
 			c.retryable = true
 		}
+		c.maybeStored = !hasStatus || status.HTTPStatusCode() >= 500
 		c.refresh = c.code == "ResourceNotFoundException"
 	case hasStatus && status.HTTPStatusCode() != 0:
 		code := status.HTTPStatusCode()
 		c.code = fmt.Sprintf("HTTP%d", code)
 		c.retryable = code >= 500 || code == 429
+		c.maybeStored = code >= 500
 	case errors.Is(err, context.DeadlineExceeded):
-		c.code, c.retryable = "RequestTimeout", true
+		c.code, c.retryable, c.maybeStored = "RequestTimeout", true, true
 	case errors.Is(err, context.Canceled):
-		c.code, c.retryable = "Canceled", true
+		c.code, c.retryable, c.maybeStored = "Canceled", true, true
 	default:
 		// Connection refused or reset, EOF, DNS: the request may or may
 		// not have reached the service; retrying is the only way to deliver.
 		var ne net.Error
-		c.code, c.retryable = "NetworkError", true
+		c.code, c.retryable, c.maybeStored = "NetworkError", true, true
 		if errors.As(err, &ne) && ne.Timeout() {
 			c.code = "RequestTimeout"
 		}

@@ -232,7 +232,7 @@ func TestARateLimitedShardWaitsForItsLimiter(t *testing.T) {
 	if want := s.lim.when(now, s.sealed[0].size); !next.Equal(want) {
 		t.Errorf("takeInto wakes at +%v, want +%v, when the limiter allows", next.Sub(now), want.Sub(now))
 	}
-	if len(s.sealed) != 1 || s.agg.Count() != 10 {
-		t.Errorf("sealed = %d records, open aggregate %d user records; want 1 and 10 (the open aggregate keeps filling)", len(s.sealed), s.agg.Count())
+	if len(s.sealed) != 1 || len(s.aggRecs) != 10 {
+		t.Errorf("sealed = %d records, open aggregate %d user records; want 1 and 10 (the open aggregate keeps filling)", len(s.sealed), len(s.aggRecs))
 	}
 }

@@ -117,6 +117,7 @@ func (p *Producer) abortAll() {
 		p.failClosed(&out, ks)
 	}
 	for _, w := range p.wrongPending {
+		p.release(w)
 		p.failClosed(&out, []*krec{w.k})
 	}
 	p.wrongPending = nil
@@ -131,11 +132,18 @@ func (p *Producer) abortAll() {
 		}
 	}
 	p.callsMu.Unlock()
+	now := time.Now()
 	for _, cl := range abandoned {
 		for _, k := range cl.krecs {
 			if k.buf != nil {
 				k.buf.abandoned.Store(true) // the client may still read it
 			}
+			// The call may have stored it: an attempt of unknown outcome.
+			if k.hist == nil {
+				k.hist = &history{}
+			}
+			k.hist.add(Attempt{Time: cl.start, Duration: now.Sub(cl.start), ErrorCode: "ProducerClosed", ErrorMessage: "the producer shut down while the call was in flight"})
+			k.hist.maybeStored = true
 		}
 		p.failClosed(&out, cl.krecs)
 	}

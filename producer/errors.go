@@ -47,6 +47,13 @@ type RecordError struct {
 	// AttemptCount is the number of attempts made, those Attempts leaves
 	// out included.
 	AttemptCount int
+	// MaybeStored reports that the record may be in the stream although it
+	// failed: some attempt ended without the service saying it was not
+	// stored (a timeout, a network error, an HTTP 5xx, an invalid
+	// response), or was in flight when a Shutdown gave up on it. Sending it
+	// again may store it twice; with Options.RecordIDs a de-duplicating
+	// consumer drops the second copy. When false, no attempt stored it.
+	MaybeStored bool
 	// PartitionKey, ExplicitHashKey, Data and ID are the record that
 	// failed, as it was put (ID as the producer gave it, with
 	// Options.RecordIDs), so that a caller can send it again, store it

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
@@ -67,5 +69,46 @@ func TestAFailureCarriesTheRecordAndReachesOnFailure(t *testing.T) {
 			}
 		}
 		mu.Unlock()
+	}
+}
+
+// TestMaybeStoredTellsWhetherAnAttemptMayHaveStoredTheRecord: a record that
+// expires after per-entry throttling was never stored; one that expires
+// after calls that timed out or reset may have been.
+func TestMaybeStoredTellsWhetherAnAttemptMayHaveStoredTheRecord(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		fail  func(in *kinesis.PutRecordsInput) ([]string, error)
+		maybe bool
+	}{
+		{"throttled entries", func(in *kinesis.PutRecordsInput) ([]string, error) {
+			codes := make([]string, len(in.Records))
+			for i := range codes {
+				codes[i] = "ProvisionedThroughputExceededException"
+			}
+			return codes, nil
+		}, false},
+		{"timed-out calls", func(*kinesis.PutRecordsInput) ([]string, error) { return nil, context.DeadlineExceeded }, true},
+		{"reset connections", func(*kinesis.PutRecordsInput) ([]string, error) { return nil, syscall.ECONNRESET }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := newFakeClient(1)
+			c.script = func(_ context.Context, _ int, in *kinesis.PutRecordsInput) ([]string, error) { return tc.fail(in) }
+			p := newProducer(t, c, func(o *Options) { o.RecordTTL = 50 * time.Millisecond })
+			f, err := p.Put(context.Background(), "k", []byte("data"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = f.Wait(context.Background())
+			var re *RecordError
+			if !errors.Is(err, ErrRecordExpired) || !errors.As(err, &re) {
+				t.Fatalf("%v, want an expired *RecordError", err)
+			}
+			if re.AttemptCount == 0 || re.MaybeStored != tc.maybe {
+				t.Errorf("after %d attempts (%s): MaybeStored %v, want %v", re.AttemptCount, re.Code, re.MaybeStored, tc.maybe)
+			}
+		})
 	}
 }

@@ -20,7 +20,14 @@ type history struct {
 	atts  []Attempt // first attempts, then a ring of the last ones
 	n     int       // attempts added to atts (ring position)
 	extra int       // attempts merged in but never kept
+	// maybeStored: some attempt ended without the service saying that the
+	// record was not stored (see errClass.maybeStored), or was abandoned
+	// in flight by Shutdown.
+	maybeStored bool
 }
+
+// mayHaveStored reports whether some attempt may have stored the record.
+func (h *history) mayHaveStored() bool { return h != nil && h.maybeStored }
 
 // add records one attempt.
 func (h *history) add(a Attempt) {
@@ -72,6 +79,7 @@ func merged(prior, h *history) *history {
 		out.add(a)
 	}
 	out.extra = prior.count() + h.count() - out.n
+	out.maybeStored = prior.mayHaveStored() || h.mayHaveStored()
 	return out
 }
 
@@ -80,7 +88,7 @@ func (h *history) clone() *history {
 	if h == nil {
 		return nil
 	}
-	return &history{atts: append([]Attempt(nil), h.atts...), n: h.n, extra: h.extra}
+	return &history{atts: append([]Attempt(nil), h.atts...), n: h.n, extra: h.extra, maybeStored: h.maybeStored}
 }
 
 // attemptList returns the kept attempts of prior followed by those of h, in

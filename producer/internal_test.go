@@ -126,24 +126,26 @@ func TestClassify(t *testing.T) {
 		retryable bool
 		refresh   bool
 		throttle  bool
+		maybe     bool // the call may have stored its records
 	}{
-		{"throttling is retried and slows the shard", op(respErr(400, &types.ProvisionedThroughputExceededException{Message: aws.String("x")})), "ProvisionedThroughputExceededException", true, false, true},
-		{"KMS throttling is retried", op(respErr(400, &types.KMSThrottlingException{})), "KMSThrottlingException", true, false, false},
-		{"a missing stream is retried after a refresh", op(respErr(400, &types.ResourceNotFoundException{})), "ResourceNotFoundException", true, true, false},
-		{"a validation error fails", op(respErr(400, &types.InvalidArgumentException{})), "InvalidArgumentException", false, false, false},
-		{"an access error fails", op(respErr(400, &types.AccessDeniedException{})), "AccessDeniedException", false, false, false},
-		{"a KMS configuration error fails", op(respErr(400, &types.KMSDisabledException{})), "KMSDisabledException", false, false, false},
-		{"an unknown 500 error is retried", op(respErr(500, &smithy.GenericAPIError{Code: "Boom"})), "Boom", true, false, false},
-		{"a 503 without a body is retried", op(respErr(503, errors.New("bad gateway"))), "HTTP503", true, false, false},
-		{"a 403 without a body fails", op(respErr(403, errors.New("forbidden"))), "HTTP403", false, false, false},
-		{"a reset connection is retried", op(fmt.Errorf("send: %w", syscall.ECONNRESET)), "NetworkError", true, false, false},
-		{"a timed-out call is retried", op(context.DeadlineExceeded), "RequestTimeout", true, false, false},
-		{"a request the SDK refuses fails", op(fmt.Errorf("validate: %w", &smithy.SerializationError{Err: errors.New("bad")})), "InvalidRequest", false, false, false},
+		{"throttling is retried and slows the shard", op(respErr(400, &types.ProvisionedThroughputExceededException{Message: aws.String("x")})), "ProvisionedThroughputExceededException", true, false, true, false},
+		{"KMS throttling is retried", op(respErr(400, &types.KMSThrottlingException{})), "KMSThrottlingException", true, false, false, false},
+		{"a missing stream is retried after a refresh", op(respErr(400, &types.ResourceNotFoundException{})), "ResourceNotFoundException", true, true, false, false},
+		{"a validation error fails", op(respErr(400, &types.InvalidArgumentException{})), "InvalidArgumentException", false, false, false, false},
+		{"an access error fails", op(respErr(400, &types.AccessDeniedException{})), "AccessDeniedException", false, false, false, false},
+		{"a KMS configuration error fails", op(respErr(400, &types.KMSDisabledException{})), "KMSDisabledException", false, false, false, false},
+		{"an unknown 500 error is retried", op(respErr(500, &smithy.GenericAPIError{Code: "Boom"})), "Boom", true, false, false, true},
+		{"a 503 without a body is retried", op(respErr(503, errors.New("bad gateway"))), "HTTP503", true, false, false, true},
+		{"a 403 without a body fails", op(respErr(403, errors.New("forbidden"))), "HTTP403", false, false, false, false},
+		{"a reset connection is retried", op(fmt.Errorf("send: %w", syscall.ECONNRESET)), "NetworkError", true, false, false, true},
+		{"a timed-out call is retried", op(context.DeadlineExceeded), "RequestTimeout", true, false, false, true},
+		{"a request the SDK refuses fails", op(fmt.Errorf("validate: %w", &smithy.SerializationError{Err: errors.New("bad")})), "InvalidRequest", false, false, false, false},
+		{"an invalid response is retried", &invalidResponseError{msg: "2 results for 3 records"}, "InvalidResponse", true, false, false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := classify(tt.err)
-			if c.code != tt.code || c.retryable != tt.retryable || c.refresh != tt.refresh || c.throttle != tt.throttle {
+			if c.code != tt.code || c.retryable != tt.retryable || c.refresh != tt.refresh || c.throttle != tt.throttle || c.maybeStored != tt.maybe {
 				t.Errorf("classify = %+v", c)
 			}
 			if c.cause != tt.err {

@@ -87,6 +87,7 @@ func (o *outbox) fail(recs []*Future, hist *history, c errClass, sentinel error)
 			Code: c.code, Message: c.message, Retryable: c.retryable,
 			Attempts:     atts,
 			AttemptCount: f.prior.count() + hist.count(),
+			MaybeStored:  f.prior.mayHaveStored() || hist.mayHaveStored(),
 			PartitionKey: f.pk, ExplicitHashKey: f.ehk, Data: f.data, ID: f.id,
 			sentinel: sentinel, cause: c.cause,
 		}

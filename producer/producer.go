@@ -61,8 +61,15 @@ type Producer struct {
 	staleShards  []*shard      // shards marked stale since the last refresh
 	heldShards   []*shard      // new shards waiting for retiredInflight == 0
 	// retiredInflight counts Kinesis records in flight from retired
-	// shards (Ordered mode holds new shards until it is zero).
+	// shards, and the wrong-shard aggregates that hold new shards while
+	// they wait for a refresh (wrongShard.holding): Ordered mode holds new
+	// shards until it is zero.
 	retiredInflight atomic.Int64
+
+	// testRefreshJudging, when set (tests), runs in refresh after the
+	// landing shards of wrong-shard aggregates were looked up and before
+	// they are judged, with no lock held.
+	testRefreshJudging atomic.Pointer[func()]
 
 	inflightCalls atomic.Int64
 	callsMu       sync.Mutex         // guards calls

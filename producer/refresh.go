@@ -17,6 +17,20 @@ type wrongShard struct {
 	k        *krec
 	shardID  string
 	sequence string
+	// holding is set while the aggregate counts in retiredInflight: its
+	// shard is retired, so that newer records of its keys are in new
+	// shards, which Ordered mode must hold until it is judged and, if
+	// need be, sent again ahead of them.
+	holding bool
+}
+
+// release counts w out of retiredInflight if it holds new shards; the
+// caller opens them (openHeldLocked) once it has re-routed w's records.
+func (p *Producer) release(w *wrongShard) {
+	if w.holding {
+		w.holding = false
+		p.retiredInflight.Add(-1)
+	}
 }
 
 // requestRefresh asks the refresher for a new shard map, without blocking.
@@ -45,23 +59,28 @@ func (p *Producer) wrongShardResult(k *krec, actual, seq string, now time.Time, 
 	p.mapMu.Lock()
 	m := p.smap.Load()
 	x, known := m.byID[actual]
+	s.mu.Lock()
+	retired := s.state == shardRetired
+	if s.state == shardActive {
+		s.setState(shardStale)
+		p.staleShards = append(p.staleShards, s)
+	}
+	s.mu.Unlock()
+	holding := false
 	switch {
 	case len(k.recs) == 1:
 		out.succeed(k, actual, seq)
 	case known && holdsAll(x, k):
 		out.succeed(k, actual, seq)
 	default:
-		p.wrongPending = append(p.wrongPending, &wrongShard{k: k, shardID: actual, sequence: seq})
+		// A retired shard's aggregate keeps counting in retiredInflight
+		// (it does not land below) until a refresh judges it.
+		holding = retired
+		p.wrongPending = append(p.wrongPending, &wrongShard{k: k, shardID: actual, sequence: seq, holding: holding})
 	}
-	s.mu.Lock()
-	if s.state == shardActive {
-		s.setState(shardStale)
-		p.staleShards = append(p.staleShards, s)
-	}
-	s.mu.Unlock()
 	p.mapMu.Unlock()
 	p.requestRefresh()
-	p.landed(s, errClass{}, now)
+	p.land(s, errClass{}, now, !holding)
 }
 
 // holdsAll reports whether every user record of k belongs to shard x (nil:
@@ -241,10 +260,14 @@ func (p *Producer) expireWrongPending(now time.Time) {
 			kept = append(kept, w)
 			continue
 		}
+		p.release(w)
 		out.fail(w.k.dissolve(p.env.putAgg), nil, c, ErrRecordExpired)
 	}
 	clear(p.wrongPending[len(kept):])
 	p.wrongPending = kept
+	if p.opts.Ordered {
+		p.openHeldLocked()
+	}
 	p.mapMu.Unlock()
 	p.deliver(&out)
 }
@@ -273,14 +296,16 @@ func (p *Producer) refresh() error {
 			closed = nil
 		}
 	}
+	if hook := p.testRefreshJudging.Load(); hook != nil {
+		(*hook)()
+	}
 	now := time.Now()
 	out := p.newOutbox()
 	defer p.deliver(&out)
 
 	p.mapMu.Lock()
 	defer p.mapMu.Unlock()
-	wrong := p.wrongPending
-	p.wrongPending = nil
+	wrong := p.deferUnknownLandings(p.wrongPending, infos, closed)
 	stale := p.staleShards
 	p.staleShards = nil
 	old := p.smap.Load()
@@ -291,6 +316,7 @@ func (p *Producer) refresh() error {
 		// shards go on.
 		var again []*Future
 		for _, w := range wrong {
+			p.release(w)
 			if wholeWhereStored(w, old, old, closed) {
 				out.succeed(w.k, w.shardID, w.sequence)
 				continue
@@ -300,6 +326,9 @@ func (p *Producer) refresh() error {
 		}
 		p.rerouteLocked(old, again, now)
 		p.reopen(stale)
+		if p.opts.Ordered {
+			p.openHeldLocked()
+		}
 		return nil
 	}
 
@@ -332,6 +361,7 @@ func (p *Producer) refresh() error {
 	// Wrong-shard records are older than anything still buffered.
 	var first []*Future
 	for _, w := range wrong {
+		p.release(w)
 		if wholeWhereStored(w, m, old, closed) {
 			out.succeed(w.k, w.shardID, w.sequence)
 			continue
@@ -355,6 +385,38 @@ func (p *Producer) refresh() error {
 	}
 	out.logf(slog.LevelInfo, "producer: shard map changed", "shards", len(m.shards), "was", len(old.shards), "retired", retired, "rerouted", len(first)+len(moved))
 	return nil
+}
+
+// deferUnknownLandings returns the wrong-shard aggregates of wrong that a
+// refresh can judge now, and keeps the others pending: those that landed on
+// a shard which neither the current map, nor infos (the shards about to be
+// installed), nor closed (the closed shards, when listed) holds. Such a
+// result came in after the refresh looked for unknown landings (a call that
+// landed on a child created since): judged now it would count as not whole
+// and be sent again, although a KCL reader may keep it where it is. It waits
+// for the next refresh, which lists the closed shards for it, and holds new
+// shards meanwhile as a retired shard's aggregate does, since the shard it
+// was sent from may be retired by this refresh. p.mapMu is held.
+func (p *Producer) deferUnknownLandings(wrong []*wrongShard, infos []shardInfo, closed map[string]shardInfo) []*wrongShard {
+	m := p.smap.Load()
+	p.wrongPending = nil
+	judge := wrong[:0]
+	for _, w := range wrong {
+		_, isClosed := closed[w.shardID]
+		if m.byID[w.shardID] != nil || isClosed || slices.ContainsFunc(infos, func(in shardInfo) bool { return in.id == w.shardID }) {
+			judge = append(judge, w)
+			continue
+		}
+		if !w.holding {
+			w.holding = true
+			p.retiredInflight.Add(1)
+		}
+		p.wrongPending = append(p.wrongPending, w)
+	}
+	if len(p.wrongPending) > 0 {
+		p.requestRefresh()
+	}
+	return judge
 }
 
 // reopen makes stale shards that are still in the map active again.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -58,8 +59,14 @@ func TestShutdownReturnsAlthoughTheClientIgnoresItsContext(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Shutdown waits for a client that ignores its context")
 	}
-	if _, err := f.Wait(context.Background()); !errors.Is(err, ErrClosed) {
-		t.Errorf("the record of the abandoned call: %v, want ErrClosed", err)
+	_, err = f.Wait(context.Background())
+	var re *RecordError
+	if !errors.Is(err, ErrClosed) || !errors.As(err, &re) {
+		t.Fatalf("the record of the abandoned call: %v, want ErrClosed in a *RecordError", err)
+	}
+	// The call was in flight: it may have stored the record, and says so.
+	if !re.MaybeStored || re.AttemptCount != 1 || len(re.Attempts) != 1 || re.Attempts[0].ErrorCode != "ProducerClosed" {
+		t.Errorf("abandoned in flight: MaybeStored %v, %d attempt(s) %+v; want true and one ProducerClosed attempt", re.MaybeStored, re.AttemptCount, re.Attempts)
 	}
 	close(c.release) // the client returns at last; its answer is ignored
 	time.Sleep(50 * time.Millisecond)
@@ -289,5 +296,112 @@ func TestAnAggregateStoredOnAShardClosedAgainIsNotSentTwice(t *testing.T) {
 	}
 	if st := p.Stats(); st.WrongShard == 0 {
 		t.Errorf("no wrong-shard landing counted: %+v", st)
+	}
+}
+
+// An aggregate whose wrong-shard result comes in while a refresh runs, after
+// the refresh looked for landing shards it does not know, on a child created
+// since: judged by that refresh it counts as not whole and is sent again,
+// although it is whole where it landed. It must wait for the next refresh.
+func TestAWrongShardResultDuringARefreshWaitsForTheNext(t *testing.T) {
+	c := newFakeClient(1)
+	p := newProducer(t, c, func(o *Options) {
+		o.Linger = time.Hour
+		o.AggregationMaxCount = 2 // A and B: two aggregates of two records
+		o.CollectionMaxCount = 1  // in two calls
+	})
+	// Successful calls first, so that the call window allows two at once.
+	for i := 0; p.window.allowed() < 2; i++ {
+		if i == 10 {
+			t.Fatalf("the call window allows %d calls after 10 successful ones", p.window.allowed())
+		}
+		if _, err := p.Put(context.Background(), "warm", []byte("up")); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	warm := len(c.stored()["shardId-000000000000"])
+	half := mustHash("170141183460469231731687303715884105728")   // 2^127
+	quarter := mustHash("85070591730234615865843651857942052864") // 2^126
+	c.split(0, half, 1)                                           // 0 closes: 1 = [0, 2^127), 2 = [2^127, max]
+
+	var keys []string // keys of [0, 2^126): in 0, 1 and 3 alike
+	for i := 0; len(keys) < 4; i++ {
+		if k := fmt.Sprintf("key-%d", i); aggregation.PartitionKeyHash(k).Cmp(quarter) < 0 {
+			keys = append(keys, k)
+		}
+	}
+	aHash := aggregation.PartitionKeyHash(keys[0]) // aggregate A's explicit hash key
+	var bShard atomic.Pointer[fakeShard]
+	c.mu.Lock()
+	c.route = func(h aggregation.HashKey) *fakeShard {
+		if h != aHash {
+			return bShard.Load() // B on 3, once it exists
+		}
+		return nil
+	}
+	c.mu.Unlock()
+	// Both calls in flight at once: A returns once B has arrived, B once
+	// the refresh lets it.
+	bArrived, releaseB := make(chan struct{}), make(chan struct{})
+	var arrived sync.Once
+	c.script = func(ctx context.Context, _ int, in *kinesis.PutRecordsInput) ([]string, error) {
+		if *in.Records[0].ExplicitHashKey == aHash.String() {
+			<-bArrived
+		} else {
+			arrived.Do(func() { close(bArrived) })
+			<-releaseB
+		}
+		return nil, nil
+	}
+	var once sync.Once
+	hook := func() {
+		once.Do(func() {
+			// The refresh has listed 1 and 2, and found A's landing shard 1
+			// among them. Now 1 splits, and B lands on its child 3.
+			c.split(0, quarter, 3) // 1 closes: 3 = [0, 2^126), 4 = [2^126, 2^127)
+			bShard.Store(c.shardByID("shardId-000000000003"))
+			close(releaseB)
+			for {
+				p.mapMu.Lock()
+				n := len(p.wrongPending)
+				p.mapMu.Unlock()
+				if n == 2 {
+					return
+				}
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}
+	p.testRefreshJudging.Store(&hook)
+
+	var futures []*Future
+	for _, k := range keys {
+		f, err := p.Put(context.Background(), k, []byte(k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		futures = append(futures, f)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.Flush(ctx); err != nil {
+		p.mapMu.Lock()
+		t.Fatalf("%v; stats %+v, %d pending, retired in flight %d, %d calls", err, p.Stats(), len(p.wrongPending), p.retiredInflight.Load(), c.calls)
+	}
+	for i, f := range futures {
+		res, err := f.Wait(ctx)
+		if want := []string{"shardId-000000000001", "shardId-000000000003"}[i/2]; err != nil || res.ShardID != want {
+			t.Fatalf("record %d: %+v, %v; want stored on %s", i, res, err, want)
+		}
+	}
+	stored := 0
+	for _, urs := range c.stored() {
+		stored += len(urs)
+	}
+	if stored -= warm; stored != len(futures) {
+		t.Fatalf("%d user records stored for %d put: an aggregate whole where it landed was sent again", stored, len(futures))
 	}
 }

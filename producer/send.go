@@ -32,6 +32,7 @@ func (p *Producer) send(c *call, w *sendScratch, out *outbox) {
 		p.deliver(out)
 		return
 	}
+	c.start = time.Now()
 	p.calls[c] = struct{}{}
 	p.callsMu.Unlock()
 
@@ -105,7 +106,7 @@ func (p *Producer) handle(c *call, res *kinesis.PutRecordsOutput, err error, sta
 				// Neither an error nor where it was stored: the
 				// record may or may not be stored; like a timeout,
 				// only sending it again can deliver it.
-				cl = errClass{code: "InvalidResponse", message: "a PutRecords result entry has no error code, shard id or sequence number", retryable: true}
+				cl = errClass{code: "InvalidResponse", message: "a PutRecords result entry has no error code, shard id or sequence number", retryable: true, maybeStored: true}
 			default:
 				shardID, seq = aws.ToString(e.ShardId), aws.ToString(e.SequenceNumber)
 			}
@@ -114,6 +115,7 @@ func (p *Producer) handle(c *call, res *kinesis.PutRecordsOutput, err error, sta
 			k.hist = &history{}
 		}
 		k.hist.add(Attempt{Time: start, Duration: dur, ErrorCode: cl.code, ErrorMessage: cl.message})
+		k.hist.maybeStored = k.hist.maybeStored || cl.maybeStored
 		var o outcome
 		switch {
 		case cl.code == "" && shardID == k.shard.id:
@@ -175,7 +177,11 @@ func (p *Producer) apply(k *krec, o outcome, cl errClass, shardID, seq string, n
 
 // landed counts a Kinesis record of s out of flight and feeds its outcome
 // to the shard's rate limiter. A shard that may now send more is visited.
-func (p *Producer) landed(s *shard, cl errClass, now time.Time) {
+func (p *Producer) landed(s *shard, cl errClass, now time.Time) { p.land(s, cl, now, true) }
+
+// land is landed; with countRetired false, a retired shard's record stays
+// in retiredInflight (a wrong-shard aggregate that holds new shards).
+func (p *Producer) land(s *shard, cl errClass, now time.Time, countRetired bool) {
 	s.mu.Lock()
 	s.inflight--
 	retired := s.state == shardRetired
@@ -189,7 +195,7 @@ func (p *Producer) landed(s *shard, cl errClass, now time.Time) {
 	// when the record was requeued (the visit then finds its backoff).
 	wake := !retired && p.opts.Ordered && s.inflight == 0
 	s.mu.Unlock()
-	if retired {
+	if retired && countRetired {
 		p.retiredLanded()
 	}
 	if wake {

@@ -371,6 +371,7 @@ type call struct {
 	// started, this call included.
 	inflightAtStart int64
 	state           atomic.Uint32 // callInFlight, callHandled, callAbandoned
+	start           time.Time     // when it was sent; guarded by Producer.callsMu
 }
 
 const (

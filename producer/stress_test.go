@@ -64,10 +64,16 @@ type simStream struct {
 	// then reported failure: the only records allowed to be stored twice
 	// or stored although they failed.
 	ambiguousData map[string]bool
+
+	// journal lists, per user record's data, every call that carried it
+	// and what became of it there, for the report of a failed check.
+	journal map[string][]string
+	calls   int
+	born    time.Time
 }
 
 func newSimStream(seed uint64, shards int) *simStream {
-	s := &simStream{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), ambiguousData: map[string]bool{}}
+	s := &simStream{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), ambiguousData: map[string]bool{}, journal: map[string][]string{}, born: time.Now()}
 	total := new(big.Int).Lsh(big.NewInt(1), 128)
 	step := new(big.Int).Div(total, big.NewInt(int64(shards)))
 	for i := range shards {
@@ -158,18 +164,31 @@ func (s *simStream) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput,
 	hang := r < s.hang
 	fail := !hang && r < s.hang+s.callFail
 	ambiguous := !hang && !fail && r < s.hang+s.callFail+s.ambiguous
+	s.calls++
+	call := fmt.Sprintf("call %d at %v", s.calls, time.Since(s.born).Round(time.Microsecond))
+	switch {
+	case hang:
+		call += " (stores, then hangs past its ctx)"
+	case ambiguous:
+		call += " (stores, then fails: ambiguous)"
+	}
 	if fail {
+		for i, e := range in.Records {
+			s.note(e, fmt.Sprintf("%s entry %d: the call failed with HTTP 500, not stored", call, i))
+		}
 		s.mu.Unlock()
 		return nil, &simHTTPError{status: 500}
 	}
 	out := &kinesis.PutRecordsOutput{}
-	for _, e := range in.Records {
+	for i, e := range in.Records {
 		var res types.PutRecordsResultEntry
 		switch x := s.rng.Float64(); {
 		case x < s.throttle:
 			res.ErrorCode, res.ErrorMessage = aws.String("ProvisionedThroughputExceededException"), aws.String("slow down")
+			s.note(e, fmt.Sprintf("%s entry %d: throttled", call, i))
 		case x < s.throttle+s.internal:
 			res.ErrorCode, res.ErrorMessage = aws.String("InternalFailure"), aws.String("oops")
+			s.note(e, fmt.Sprintf("%s entry %d: internal failure", call, i))
 		default:
 			h, err := entryHash(e)
 			if err != nil {
@@ -186,6 +205,7 @@ func (s *simStream) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput,
 			seq := strconv.Itoa(s.seq)
 			sh.entries = append(sh.entries, simEntry{seq: seq, pk: aws.ToString(e.PartitionKey), ehk: aws.ToString(e.ExplicitHashKey), data: slices.Clone(e.Data)})
 			res.ShardId, res.SequenceNumber = aws.String(sh.id), aws.String(seq)
+			s.note(e, fmt.Sprintf("%s entry %d: stored on %s at %s (partition key %q)", call, i, sh.id, seq, aws.ToString(e.PartitionKey)))
 			if hang || ambiguous {
 				urs, _ := aggregation.Deaggregate(e.Data, aws.ToString(e.PartitionKey), aws.ToString(e.ExplicitHashKey))
 				for _, u := range urs {
@@ -208,6 +228,28 @@ func (s *simStream) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput,
 		return nil, errors.New("connection reset by peer (simulated)")
 	}
 	return out, nil
+}
+
+// note adds what happened to entry e to the journal of each user record in
+// it; s.mu is held.
+func (s *simStream) note(e types.PutRecordsRequestEntry, what string) {
+	urs, err := aggregation.Deaggregate(e.Data, aws.ToString(e.PartitionKey), aws.ToString(e.ExplicitHashKey))
+	if err != nil {
+		return
+	}
+	for _, u := range urs {
+		d := string(u.Data)
+		s.journal[d] = append(s.journal[d], what)
+	}
+}
+
+// history returns the journal of the user record with data d, a line per
+// call that carried it.
+func (s *simStream) history(d string) string {
+	if len(s.journal[d]) == 0 {
+		return "\n\tno call carried it"
+	}
+	return "\n\t" + strings.Join(s.journal[d], "\n\t")
 }
 
 type simHTTPError struct{ status int }
@@ -442,6 +484,33 @@ func stressRun(t *testing.T, seed uint64, ordered bool) {
 	}
 }
 
+// resultOf describes the result the producer gave r.
+func resultOf(r *stressRecord) string {
+	if r == nil {
+		return "not put"
+	}
+	var atts []Attempt
+	var b strings.Builder
+	if r.err != nil {
+		fmt.Fprintf(&b, "failed: %v", r.err)
+		var re *RecordError
+		if errors.As(r.err, &re) {
+			atts = re.Attempts
+		}
+	} else {
+		fmt.Fprintf(&b, "delivered to %s at %s/%d after %d attempt(s)", r.res.ShardID, r.res.SequenceNumber, r.res.SubSequenceNumber, r.res.AttemptCount)
+		atts = r.res.Attempts
+	}
+	for _, a := range atts {
+		code := a.ErrorCode
+		if code == "" {
+			code = "ok"
+		}
+		fmt.Fprintf(&b, "; attempt %s for %v: %s", a.Time.Format("15:04:05.000000"), a.Duration.Round(time.Microsecond), code)
+	}
+	return b.String()
+}
+
 func checkStress(t *testing.T, sim *simStream, recs [][]*stressRecord, ordered, aborted bool) {
 	t.Helper()
 	view := sim.kclView(t)
@@ -459,7 +528,7 @@ func checkStress(t *testing.T, sim *simStream, recs [][]*stressRecord, ordered, 
 			stored := byData[r.data]
 			amb := sim.ambiguousData[r.data]
 			if len(stored) > 1 && !amb {
-				t.Fatalf("record %.20q stored %d times without an ambiguous call", r.data, len(stored))
+				t.Fatalf("record %.20q stored %d times without an ambiguous call; %s%s", r.data, len(stored), resultOf(r), sim.history(r.data))
 			}
 			if len(stored) > 1 {
 				dup++
@@ -473,8 +542,12 @@ func checkStress(t *testing.T, sim *simStream, recs [][]*stressRecord, ordered, 
 				if errors.Is(r.err, ErrClosed) && !aborted && re != nil {
 					t.Fatalf("record %.20q failed with ErrClosed, but no Shutdown gave up", r.data)
 				}
-				if len(stored) > 0 && !amb {
-					t.Fatalf("record %.20q failed (%v) but is stored, and no call that stored it was ambiguous", r.data, r.err)
+				// Stored, although it failed: only by a call of unknown
+				// outcome, which the sim (ambiguous, hung) or the
+				// producer (MaybeStored: a call Shutdown abandoned)
+				// knows of.
+				if len(stored) > 0 && !amb && (re == nil || !re.MaybeStored) {
+					t.Fatalf("record %.20q failed (%v) but is stored, and no call that stored it was ambiguous; %s%s", r.data, r.err, resultOf(r), sim.history(r.data))
 				}
 				continue
 			}
@@ -493,8 +566,18 @@ func checkStress(t *testing.T, sim *simStream, recs [][]*stressRecord, ordered, 
 	if ordered {
 		// Per key, the first copy of each record a reader sees comes in put
 		// order.
-		last := map[string]int{}
+		type lastRead struct {
+			n    int
+			data string
+		}
+		last := map[string]lastRead{}
 		seen := map[string]bool{}
+		byRecord := map[string]*stressRecord{}
+		for _, g := range recs {
+			for _, r := range g {
+				byRecord[r.data] = r
+			}
+		}
 		for _, r := range view {
 			if seen[r.data] {
 				continue
@@ -502,10 +585,11 @@ func checkStress(t *testing.T, sim *simStream, recs [][]*stressRecord, ordered, 
 			seen[r.data] = true
 			parts := strings.SplitN(r.data, "/", 3)
 			n, _ := strconv.Atoi(parts[1])
-			if prev, ok := last[parts[0]]; ok && n < prev {
-				t.Fatalf("key %s: record %d read after record %d", parts[0], n, prev)
+			if prev, ok := last[parts[0]]; ok && n < prev.n {
+				t.Fatalf("key %s: record %d read after record %d\nrecord %d: %s%s\nrecord %d: %s%s", parts[0], n, prev.n,
+					n, resultOf(byRecord[r.data]), sim.history(r.data), prev.n, resultOf(byRecord[prev.data]), sim.history(prev.data))
 			}
-			last[parts[0]] = n
+			last[parts[0]] = lastRead{n, r.data}
 		}
 	}
 	t.Logf("%d delivered, %d failed, %d stored more than once (ambiguous calls); %d shards", ok, failed, dup, len(sim.shards))
