@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"syscall"
 
 	"github.com/aws/smithy-go"
 )
@@ -12,9 +13,9 @@ import (
 // errClass is what the producer makes of an error.
 type errClass struct {
 	code, message string
-	retryable     bool  // try again after a backoff
-	refresh       bool  // the shard map may be stale
-	throttle      bool  // the shard's rate is too high
+	retryable     bool // try again after a backoff
+	refresh       bool // the shard map may be stale
+	throttle      bool // the shard's rate is too high
 	// maybeStored: the error does not say that the record was not
 	// stored (a timeout, a network error, a 5xx, an invalid response).
 	maybeStored bool
@@ -90,12 +91,21 @@ func classify(err error) errClass {
 		// Connection refused or reset, EOF, DNS: the request may or may
 		// not have reached the service; retrying is the only way to deliver.
 		var ne net.Error
-		c.code, c.retryable, c.maybeStored = "NetworkError", true, true
+		c.code, c.retryable, c.maybeStored = "NetworkError", true, !neverSent(err)
 		if errors.As(err, &ne) && ne.Timeout() {
 			c.code = "RequestTimeout"
 		}
 	}
 	return c
+}
+
+// neverSent reports a network error that shows the request never left:
+// the connection was refused or could not be dialled, or the name did not
+// resolve.
+func neverSent(err error) bool {
+	var op *net.OpError
+	var dns *net.DNSError
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &dns) || (errors.As(err, &op) && op.Op == "dial")
 }
 
 // isRequestError reports an error the SDK raises before sending: invalid

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
 	"net/http"
+	"os"
 	"reflect"
 	"syscall"
 	"testing"
@@ -138,6 +140,8 @@ func TestClassify(t *testing.T) {
 		{"a 503 without a body is retried", op(respErr(503, errors.New("bad gateway"))), "HTTP503", true, false, false, true},
 		{"a 403 without a body fails", op(respErr(403, errors.New("forbidden"))), "HTTP403", false, false, false, false},
 		{"a reset connection is retried", op(fmt.Errorf("send: %w", syscall.ECONNRESET)), "NetworkError", true, false, false, true},
+		{"a refused connection is retried, and sent nothing", op(&net.OpError{Op: "dial", Net: "tcp", Err: &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}}), "NetworkError", true, false, false, false},
+		{"a name that does not resolve sent nothing", op(&net.DNSError{Err: "no such host", Name: "kinesis.example"}), "NetworkError", true, false, false, false},
 		{"a timed-out call is retried", op(context.DeadlineExceeded), "RequestTimeout", true, false, false, true},
 		{"a request the SDK refuses fails", op(fmt.Errorf("validate: %w", &smithy.SerializationError{Err: errors.New("bad")})), "InvalidRequest", false, false, false, false},
 		{"an invalid response is retried", &invalidResponseError{msg: "2 results for 3 records"}, "InvalidResponse", true, false, false, true},

@@ -109,6 +109,9 @@ func TestShutdownDeadlineDuringOutage(t *testing.T) {
 		if len(recErr.Attempts) == 0 || recErr.Code != "ProducerClosed" {
 			t.Errorf("record %d failed at shutdown with code %q and %d attempts; want ProducerClosed and its attempts", i, recErr.Code, len(recErr.Attempts))
 		}
+		if recErr.MaybeStored {
+			t.Errorf("record %d: MaybeStored, although every connection was refused", i)
+		}
 	}
 	if st := r.p.Stats(); st.UserRecordsFailed != 100 || st.BufferedRecords != 0 {
 		t.Errorf("Stats after Shutdown: %d failed, %d buffered; want 100 and 0", st.UserRecordsFailed, st.BufferedRecords)
