@@ -308,6 +308,14 @@ func (p *Producer) refresh() error {
 	wrong := p.deferUnknownLandings(p.wrongPending, infos, closed)
 	stale := p.staleShards
 	p.staleShards = nil
+	// The shard a deferred aggregate was sent from stays stale, so that
+	// it sends nothing newer before the aggregate is judged.
+	for _, w := range p.wrongPending {
+		if i := slices.Index(stale, w.k.shard); i >= 0 {
+			stale = slices.Delete(stale, i, i+1)
+			p.staleShards = append(p.staleShards, w.k.shard)
+		}
+	}
 	old := p.smap.Load()
 
 	if sameShards(old, infos) {
@@ -396,7 +404,8 @@ func (p *Producer) refresh() error {
 // and be sent again, although a KCL reader may keep it where it is. It waits
 // for the next refresh, which lists the closed shards for it, and holds new
 // shards meanwhile as a retired shard's aggregate does, since the shard it
-// was sent from may be retired by this refresh. p.mapMu is held.
+// was sent from may be retired by this refresh (the caller keeps that shard
+// stale if it is not). p.mapMu is held.
 func (p *Producer) deferUnknownLandings(wrong []*wrongShard, infos []shardInfo, closed map[string]shardInfo) []*wrongShard {
 	m := p.smap.Load()
 	p.wrongPending = nil
