@@ -319,14 +319,18 @@ func BenchmarkAddScattered(b *testing.B) {
 			}
 			i := 0
 			for b.Loop() {
-				a, r := aggs[int(order[i&(len(order)-1)])%n], recs[i&(len(recs)-1)]
+				var (
+					a *Aggregator
+					r Record
+				)
 				if tc.routed {
 					k := i % 100_000
-					r = recs[k]
-					a = aggs[k*7919%n]
+					a, r = aggs[k*7919%n], recs[k]
 					if a.Count() >= 200_000/n {
 						a.Reset()
 					}
+				} else {
+					a, r = aggs[int(order[i&(len(order)-1)])%n], recs[i&(len(recs)-1)]
 				}
 				if err := a.Add(r); err != nil {
 					a.Reset()

@@ -139,11 +139,7 @@ func (p *Producer) abortAll() {
 				k.buf.abandoned.Store(true) // the client may still read it
 			}
 			// The call may have stored it: an attempt of unknown outcome.
-			if k.hist == nil {
-				k.hist = &history{}
-			}
-			k.hist.add(Attempt{Time: cl.start, Duration: now.Sub(cl.start), ErrorCode: "ProducerClosed", ErrorMessage: "the producer shut down while the call was in flight"})
-			k.hist.maybeStored = true
+			k.attempted(Attempt{Time: cl.start, Duration: now.Sub(cl.start), ErrorCode: "ProducerClosed", ErrorMessage: "the producer shut down while the call was in flight"}, true)
 		}
 		p.failClosed(&out, cl.krecs)
 	}

@@ -90,6 +90,16 @@ func dropCopies(recs []*Future) int64 {
 	return oldest
 }
 
+// attempted adds attempt a to k's history; maybeStored tells that a may
+// have stored k although it did not succeed.
+func (k *krec) attempted(a Attempt, maybeStored bool) {
+	if k.hist == nil {
+		k.hist = &history{}
+	}
+	k.hist.add(a)
+	k.hist.maybeStored = k.hist.maybeStored || maybeStored
+}
+
 // dissolve ends k and returns its user records, each with its data (aliasing
 // k's encoded bytes: shared, not copied) and k's attempts as its prior
 // history, ready to be packed again. An aggregate not yet encoded is encoded

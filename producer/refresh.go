@@ -129,15 +129,16 @@ func wholeWhereStored(w *wrongShard, m, old *shardMap, closed map[string]shardIn
 // installed) holds. p.mapMu is held.
 func (p *Producer) unknownLanding(infos []shardInfo) bool {
 	m := p.smap.Load()
-	for _, w := range p.wrongPending {
-		if m.byID[w.shardID] != nil {
-			continue
-		}
-		if !slices.ContainsFunc(infos, func(in shardInfo) bool { return in.id == w.shardID }) {
-			return true
-		}
+	return slices.ContainsFunc(p.wrongPending, func(w *wrongShard) bool { return !landingKnown(w, m, infos, nil) })
+}
+
+// landingKnown reports whether the shard w landed on is in map m, in infos
+// or in closed, so that its range is known.
+func landingKnown(w *wrongShard, m *shardMap, infos []shardInfo, closed map[string]shardInfo) bool {
+	if _, ok := closed[w.shardID]; ok || m.byID[w.shardID] != nil {
+		return true
 	}
-	return false
+	return slices.ContainsFunc(infos, func(in shardInfo) bool { return in.id == w.shardID })
 }
 
 // reroute routes user records (each with its data) through the current
@@ -411,8 +412,7 @@ func (p *Producer) deferUnknownLandings(wrong []*wrongShard, infos []shardInfo, 
 	p.wrongPending = nil
 	judge := wrong[:0]
 	for _, w := range wrong {
-		_, isClosed := closed[w.shardID]
-		if m.byID[w.shardID] != nil || isClosed || slices.ContainsFunc(infos, func(in shardInfo) bool { return in.id == w.shardID }) {
+		if landingKnown(w, m, infos, closed) {
 			judge = append(judge, w)
 			continue
 		}

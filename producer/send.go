@@ -111,11 +111,7 @@ func (p *Producer) handle(c *call, res *kinesis.PutRecordsOutput, err error, sta
 				shardID, seq = aws.ToString(e.ShardId), aws.ToString(e.SequenceNumber)
 			}
 		}
-		if k.hist == nil {
-			k.hist = &history{}
-		}
-		k.hist.add(Attempt{Time: start, Duration: dur, ErrorCode: cl.code, ErrorMessage: cl.message})
-		k.hist.maybeStored = k.hist.maybeStored || cl.maybeStored
+		k.attempted(Attempt{Time: start, Duration: dur, ErrorCode: cl.code, ErrorMessage: cl.message}, cl.maybeStored)
 		var o outcome
 		switch {
 		case cl.code == "" && shardID == k.shard.id:
