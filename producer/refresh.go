@@ -124,12 +124,12 @@ func wholeWhereStored(w *wrongShard, m, old *shardMap, closed map[string]shardIn
 	return false
 }
 
-// unknownLanding reports whether some wrong-shard aggregate landed on a
-// shard that neither the current map nor infos (the shards about to be
+// unknownLanding reports whether some wrong-shard aggregate of wrong landed
+// on a shard that neither the current map nor infos (the shards about to be
 // installed) holds. p.mapMu is held.
-func (p *Producer) unknownLanding(infos []shardInfo) bool {
+func (p *Producer) unknownLanding(wrong []*wrongShard, infos []shardInfo) bool {
 	m := p.smap.Load()
-	return slices.ContainsFunc(p.wrongPending, func(w *wrongShard) bool { return !landingKnown(w, m, infos, nil) })
+	return slices.ContainsFunc(wrong, func(w *wrongShard) bool { return !landingKnown(w, m, infos, nil) })
 }
 
 // landingKnown reports whether the shard w landed on is in map m, in infos
@@ -285,11 +285,16 @@ func (p *Producer) refresh() error {
 		return err
 	}
 	p.stats.refreshes.Add(1)
-	// An aggregate that landed on a shard which is already closed again
-	// can be judged only by that shard's range: list the closed shards
-	// too, outside the lock (on failure such an aggregate is sent again).
+	// The refresh judges the wrong-shard aggregates pending now, and
+	// reopens the shards stale now; what comes in while it runs waits for
+	// the next refresh. An aggregate that landed on a shard which is
+	// already closed again can be judged only by that shard's range: list
+	// the closed shards too, outside the lock (on failure such an
+	// aggregate is sent again).
 	p.mapMu.Lock()
-	unknown := p.unknownLanding(infos)
+	wrong, stale := p.wrongPending, p.staleShards
+	p.wrongPending, p.staleShards = nil, nil
+	unknown := p.unknownLanding(wrong, infos)
 	p.mapMu.Unlock()
 	var closed map[string]shardInfo
 	if unknown {
@@ -306,16 +311,13 @@ func (p *Producer) refresh() error {
 
 	p.mapMu.Lock()
 	defer p.mapMu.Unlock()
-	wrong := p.deferUnknownLandings(p.wrongPending, infos, closed)
-	stale := p.staleShards
-	p.staleShards = nil
-	// The shard a deferred aggregate was sent from stays stale, so that
-	// it sends nothing newer before the aggregate is judged.
-	for _, w := range p.wrongPending {
-		if i := slices.Index(stale, w.k.shard); i >= 0 {
-			stale = slices.Delete(stale, i, i+1)
-			p.staleShards = append(p.staleShards, w.k.shard)
+	if p.aborting.Load() {
+		// Shutdown gave up meanwhile; its abort could not see wrong.
+		for _, w := range wrong {
+			p.release(w)
+			p.failClosed(&out, []*krec{w.k})
 		}
+		return nil
 	}
 	old := p.smap.Load()
 
@@ -364,6 +366,15 @@ func (p *Producer) refresh() error {
 		p.retiredInflight.Add(int64(s.inflight))
 		moved = append(moved, s.retire()...)
 		s.mu.Unlock()
+		// An aggregate of s that came in wrong while this refresh ran
+		// waits for the next one: newer records of its keys are in new
+		// shards now, which it holds until then.
+		for _, w := range p.wrongPending {
+			if w.k.shard == s && !w.holding {
+				w.holding = true
+				p.retiredInflight.Add(1)
+			}
+		}
 		p.env.sched.forget(s)
 		retired++
 	}
@@ -396,42 +407,16 @@ func (p *Producer) refresh() error {
 	return nil
 }
 
-// deferUnknownLandings returns the wrong-shard aggregates of wrong that a
-// refresh can judge now, and keeps the others pending: those that landed on
-// a shard which neither the current map, nor infos (the shards about to be
-// installed), nor closed (the closed shards, when listed) holds. Such a
-// result came in after the refresh looked for unknown landings (a call that
-// landed on a child created since): judged now it would count as not whole
-// and be sent again, although a KCL reader may keep it where it is. It waits
-// for the next refresh, which lists the closed shards for it, and holds new
-// shards meanwhile as a retired shard's aggregate does, since the shard it
-// was sent from may be retired by this refresh (the caller keeps that shard
-// stale if it is not). p.mapMu is held.
-func (p *Producer) deferUnknownLandings(wrong []*wrongShard, infos []shardInfo, closed map[string]shardInfo) []*wrongShard {
-	m := p.smap.Load()
-	p.wrongPending = nil
-	judge := wrong[:0]
-	for _, w := range wrong {
-		if landingKnown(w, m, infos, closed) {
-			judge = append(judge, w)
-			continue
-		}
-		if !w.holding {
-			w.holding = true
-			p.retiredInflight.Add(1)
-		}
-		p.wrongPending = append(p.wrongPending, w)
-	}
-	if len(p.wrongPending) > 0 {
-		p.requestRefresh()
-	}
-	return judge
-}
-
-// reopen makes stale shards that are still in the map active again.
-// p.mapMu is held.
+// reopen makes stale shards that are still in the map active again, but
+// for one with a wrong-shard aggregate still pending (it came in while the
+// refresh ran): that one stays stale, so that it sends nothing newer first,
+// until a refresh judges the aggregate. p.mapMu is held.
 func (p *Producer) reopen(stale []*shard) {
 	for _, s := range stale {
+		if slices.ContainsFunc(p.wrongPending, func(w *wrongShard) bool { return w.k.shard == s }) {
+			p.staleShards = append(p.staleShards, s)
+			continue
+		}
 		s.mu.Lock()
 		if s.state == shardStale {
 			s.setState(shardActive)

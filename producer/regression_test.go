@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -364,14 +365,10 @@ func TestAWrongShardResultDuringARefreshWaitsForTheNext(t *testing.T) {
 			c.split(0, quarter, 3) // 1 closes: 3 = [0, 2^126), 4 = [2^126, 2^127)
 			bShard.Store(c.shardByID("shardId-000000000003"))
 			close(releaseB)
-			for {
+			for landed := false; !landed; time.Sleep(time.Millisecond) {
 				p.mapMu.Lock()
-				n := len(p.wrongPending)
+				landed = slices.ContainsFunc(p.wrongPending, func(w *wrongShard) bool { return w.shardID == "shardId-000000000003" })
 				p.mapMu.Unlock()
-				if n == 2 {
-					return
-				}
-				time.Sleep(time.Millisecond)
 			}
 		})
 	}
