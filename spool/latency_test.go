@@ -95,14 +95,21 @@ func TestCommitLatencyCountsTheWaitAtTheDiskLimit(t *testing.T) {
 	before := s.CommitLatency().Count
 	blocked := s.Stats().Blocked
 	const wait = 100 * time.Millisecond
-	done := make(chan error, 1)
+	done := make(chan error, 2)
 	go func() {
 		_, err := s.Append(context.Background(), big(n))
 		done <- err
 	}()
 	waitFor(t, func() bool { return s.Stats().Blocked > blocked })
 	time.Sleep(wait) // the blocked call's latency grows meanwhile
-	// Resolve every record: the segments are deleted, the call goes on.
+	// A second call blocks too: the first one's latency is still timed
+	// from its own start, not from this one's.
+	go func() {
+		_, err := s.Append(context.Background(), big(n+1))
+		done <- err
+	}()
+	waitFor(t, func() bool { return s.Stats().Blocked > blocked+1 })
+	// Resolve every record: the segments are deleted, the calls go on.
 	go func() {
 		for {
 			e, err := s.Next(context.Background())
@@ -112,8 +119,10 @@ func TestCommitLatencyCountsTheWaitAtTheDiskLimit(t *testing.T) {
 			s.Ack(e)
 		}
 	}()
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
 	}
 	h := s.CommitLatency()
 	if h.Count <= before || h.Quantile(1) < wait {

@@ -46,10 +46,6 @@ type Spool struct {
 	toDelete []*segment
 	spaceCh  chan struct{} // closed and replaced when space is freed
 	pending  int64         // records on disk not yet resolved
-	// The append call in progress: its start and its records in pend so
-	// far, moved into pend.marks (flushMarkLocked) before mu is released.
-	markStart time.Time
-	markN     int
 	marks     []mark // a committed batch's marks, for reuse
 
 	deadSynced bool // owned by the committer: the dead-letter file's directory is fsynced
@@ -293,9 +289,11 @@ func (s *Spool) AppendBatch(ctx context.Context, recs []aggregation.Record) (n i
 // must not tell anyone that the records are safe.
 func (s *Spool) AppendAsync(ctx context.Context, recs []aggregation.Record) (n int, c *Commit, err error) {
 	var last *batch
-	start := time.Now()
+	// This call's start and its records in pend so far, moved into
+	// pend.marks (flushMarkLocked) before mu is released: held by the
+	// call, since another call may append while this one waits.
+	m := mark{start: time.Now()}
 	s.mu.Lock()
-	s.markStart, s.markN = start, 0
 	blocked := false
 	for n < len(recs) && err == nil {
 		r := &recs[n]
@@ -309,7 +307,7 @@ func (s *Spool) AppendAsync(ctx context.Context, recs []aggregation.Record) (n i
 			assigned = true
 		}
 		sz := int64(frameSize(r, s.pid))
-		if err = s.admitLocked(ctx, sz, &blocked); err != nil {
+		if err = s.admitLocked(ctx, sz, &m, &blocked); err != nil {
 			if assigned {
 				r.ID = aggregation.RecordID{}
 			}
@@ -325,10 +323,10 @@ func (s *Spool) AppendAsync(ctx context.Context, recs []aggregation.Record) (n i
 			s.nextSeq++
 		}
 		last = s.appendLocked(r, sz)
-		s.markN++
+		m.n++
 		n++
 	}
-	s.flushMarkLocked()
+	s.flushMarkLocked(&m)
 	s.mu.Unlock()
 	if last == nil {
 		last = s.noBatch
@@ -339,10 +337,10 @@ func (s *Spool) AppendAsync(ctx context.Context, recs []aggregation.Record) (n i
 // flushMarkLocked notes the records of the append call in progress that
 // are in the pending batch, before mu is released and the batch may be
 // committed.
-func (s *Spool) flushMarkLocked() {
-	if s.markN > 0 {
-		s.pend.marks = append(s.pend.marks, mark{s.markStart, s.markN})
-		s.markN = 0
+func (s *Spool) flushMarkLocked(m *mark) {
+	if m.n > 0 {
+		s.pend.marks = append(s.pend.marks, *m)
+		m.n = 0
 	}
 }
 
@@ -377,7 +375,7 @@ func (c *Commit) Wait(ctx context.Context) error {
 }
 
 // admitLocked waits until a frame of sz bytes may be appended.
-func (s *Spool) admitLocked(ctx context.Context, sz int64, blocked *bool) error {
+func (s *Spool) admitLocked(ctx context.Context, sz int64, m *mark, blocked *bool) error {
 	for {
 		switch {
 		case s.closed:
@@ -391,7 +389,7 @@ func (s *Spool) admitLocked(ctx context.Context, sz int64, blocked *bool) error 
 			// The committer is behind: wait for the batch to be written.
 			ch := s.pend.done
 			s.signal(s.full)
-			s.flushMarkLocked()
+			s.flushMarkLocked(m)
 			s.mu.Unlock()
 			err := wait(ctx, ch, nil)
 			s.mu.Lock()
@@ -415,7 +413,7 @@ func (s *Spool) admitLocked(ctx context.Context, sz int64, blocked *bool) error 
 			s.st.blocked.Add(1)
 		}
 		ch := s.spaceCh
-		s.flushMarkLocked()
+		s.flushMarkLocked(m)
 		s.mu.Unlock()
 		err := wait(ctx, ch, s.closedCh)
 		s.mu.Lock()
@@ -602,12 +600,7 @@ func (s *Spool) commit() {
 	if err == nil && b.recs+len(b.chunks) > 0 {
 		err = s.writeBatch(b)
 	}
-	if err == nil {
-		durable := time.Now()
-		for _, m := range b.marks {
-			s.commitLat.observe(durable.Sub(m.start), m.n)
-		}
-	}
+	durable := time.Now() // the batch's records are durable now, unless err
 	var ackBytes map[*segment]int64
 	if err == nil && len(acks) > 0 {
 		ackBytes, err = s.writeAcks(acks)
@@ -630,6 +623,9 @@ func (s *Spool) commit() {
 	b.err = s.failed
 	if b.err == nil {
 		s.st.durable.Add(uint64(b.recs))
+		for _, m := range b.marks { // a failed commit's records are not counted
+			s.commitLat.observe(durable.Sub(m.start), m.n)
+		}
 	}
 	for g, n := range ackBytes {
 		g.ackBytes += n
