@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -205,7 +204,7 @@ func (p *Producer) loadShards(ctx context.Context) ([]shardInfo, error) {
 		if !c.retryable || c.refresh || attempt >= 3 {
 			return nil, err
 		}
-		if err := ctxtime.Sleep(ctx, jitter(delay)); err != nil {
+		if err := ctxtime.Sleep(ctx, ctxtime.Jitter(delay)); err != nil {
 			return nil, fmt.Errorf("producer: list shards: %w (last error: %v)", err, c.message)
 		}
 		delay = min(2*delay, p.opts.RefreshMaxDelay)
@@ -456,14 +455,6 @@ func (p *Producer) Stats() Stats {
 		PutLatency:              c.putLatency.snapshot(),
 		CallDuration:            c.callDuration.snapshot(),
 	}
-}
-
-// jitter returns a random duration in [d/2, d].
-func jitter(d time.Duration) time.Duration {
-	if d <= 1 {
-		return d
-	}
-	return d/2 + rand.N(d/2+1)
 }
 
 // nanos converts t to nanoseconds since p.base.

@@ -1,9 +1,10 @@
 // Package ctxtime holds the context-aware sleep that the producer, the
-// readers and the test endpoints wait with.
+// readers and the test endpoints wait with, and the jitter of their retries.
 package ctxtime
 
 import (
 	"context"
+	"math/rand/v2"
 	"time"
 )
 
@@ -23,4 +24,13 @@ func Sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// Jitter returns a random duration in [d/2, d], to spread retries that
+// would otherwise run in step.
+func Jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2+1)
 }

@@ -50,3 +50,14 @@ func TestSleepEndsWhenTheContextEnds(t *testing.T) {
 		t.Errorf("Sleep took %v after its context ended", took)
 	}
 }
+
+func TestJitterStaysWithinHalfToWhole(t *testing.T) {
+	t.Parallel()
+	for _, d := range []time.Duration{0, 1, 2, 3, time.Millisecond, time.Second} {
+		for range 200 {
+			if j := Jitter(d); (d > 1 && j < d/2) || j > d {
+				t.Fatalf("Jitter(%v) = %v, outside [%v, %v]", d, j, d/2, d)
+			}
+		}
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -358,7 +357,7 @@ func (s *spoolStage) startSink(ctx context.Context) Sink {
 		p.startErr = err
 		p.sinkMu.Unlock()
 		unlogged++
-		wait := jitter(delay)
+		wait := ctxtime.Jitter(delay)
 		now := time.Now()
 		if lastLog.IsZero() || now.Sub(lastLog) >= s.cfg.StartLogInterval {
 			p.log.WithFields(logrus.Fields{"error": err.Error(), "failed_attempts": unlogged, "attempts": attempt,
@@ -371,12 +370,4 @@ func (s *spoolStage) startSink(ctx context.Context) Sink {
 		}
 		delay = min(2*delay, s.cfg.StartMaxRetryDelay)
 	}
-}
-
-// jitter returns a duration in [d/2, d].
-func jitter(d time.Duration) time.Duration {
-	if d <= 1 {
-		return d
-	}
-	return d/2 + rand.N(d/2+1)
 }
