@@ -417,15 +417,7 @@ func TestFeedFaultsLoseNoAcceptedTrade(t *testing.T) {
 	addr := freeAddr(t)
 	p := startProducer(t, producerEnv(url, stream, ""), "-log-format", "json", "-status-interval", "0",
 		"-dead-timeout", "1s", "-metrics-addr", addr)
-	metric := func(name string) float64 {
-		for _, line := range strings.Split(httpGet("http://"+addr+"/metrics"), "\n") {
-			if v, ok := strings.CutPrefix(line, name+" "); ok {
-				f, _ := strconv.ParseFloat(v, 64)
-				return f
-			}
-		}
-		return -1
-	}
+	metric := func(name string) float64 { return metricAt(addr, name) }
 	// After each fault the producer must be accepting trades again.
 	progress := func(fault string) {
 		t.Helper()
@@ -741,4 +733,16 @@ func TestABadFlagIsOneLineWithoutTheUsage(t *testing.T) {
 			t.Errorf("%q: exit code %d, output %q; want 2 and one line naming the flag", args, code, out)
 		}
 	}
+}
+
+// metricAt returns the value of metric name on the /metrics page of the
+// producer at addr, -1 when the page lacks it.
+func metricAt(addr, name string) float64 {
+	for _, line := range strings.Split(httpGet("http://"+addr+"/metrics"), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return -1
 }

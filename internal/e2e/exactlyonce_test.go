@@ -43,7 +43,7 @@ func TestAFrozenKinesisLeavesNoDuplicateAfterDeduplication(t *testing.T) {
 	env := append(producerEnv(url, stream, ""), "AWS_ENDPOINT_URL="+mock.Endpoint) // the later entry wins
 	addr := freeAddr(t)
 	p := startProducer(t, env, "-log-format", "json", "-status-interval", "0", "-max-trades", fmt.Sprint(n), "-metrics-addr", addr)
-	metric := func(name string) float64 { return metricValue(httpGet("http://"+addr+"/metrics"), name) }
+	metric := func(name string) float64 { return metricAt(addr, name) }
 	const delivered = "tradeproducer_trades_delivered_total"
 
 	var atFreeze float64

@@ -50,17 +50,6 @@ func freeze(t *testing.T, s *kinesismock.Server, sig syscall.Signal) {
 	}
 }
 
-// metricValue reads one sample from a /metrics page; -1 if absent.
-func metricValue(metrics, name string) float64 {
-	for _, line := range strings.Split(metrics, "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, _ := strconv.ParseFloat(v, 64)
-			return f
-		}
-	}
-	return -1
-}
-
 // spoolSummary is the final summary line of a producer run with a spool.
 type spoolSummary struct {
 	Received, Accepted, Refused, Delivered, Failed, Unresolved, Recovered, Spooled, DeadLettered uint64
@@ -117,7 +106,7 @@ func TestSpoolDeliversEveryTradeOnceAfterAKillWhileKinesisIsFrozen(t *testing.T)
 	addr := freeAddr(t)
 	args := []string{"-log-format", "json", "-status-interval", "1s", "-spool-dir", spoolDir, "-metrics-addr", addr}
 	first := startProducer(t, env, args...)
-	metric := func(name string) float64 { return metricValue(httpGet("http://"+addr+"/metrics"), name) }
+	metric := func(name string) float64 { return metricAt(addr, name) }
 	waitFor(t, func() bool { return metric("tradeproducer_trades_accepted_total") >= 50 })
 	freeze(t, mock, syscall.SIGSTOP)
 	frozenAt := time.Now()
@@ -179,7 +168,7 @@ func TestASpooledProducerStartsWhileKinesisIsUnreachable(t *testing.T) {
 	addr := freeAddr(t)
 	args := []string{"-log-format", "json", "-status-interval", "0", "-spool-dir", spoolDir,
 		"-request-timeout", "1s", "-shutdown-timeout", "2s", "-metrics-addr", addr}
-	metric := func(name string) float64 { return metricValue(httpGet("http://"+addr+"/metrics"), name) }
+	metric := func(name string) float64 { return metricAt(addr, name) }
 	const notStarted = "not ready: the producer is not started"
 	const n = 300 // per start: 1.5 s of trades
 
@@ -268,7 +257,7 @@ func outageRun(t *testing.T, ttl, outage time.Duration) {
 	addr := freeAddr(t)
 	p := startProducer(t, env, "-log-format", "json", "-status-interval", "1s", "-spool-dir", t.TempDir(),
 		"-record-ttl", ttl.String(), "-request-timeout", "1s", "-metrics-addr", addr)
-	metric := func(name string) float64 { return metricValue(httpGet("http://"+addr+"/metrics"), name) }
+	metric := func(name string) float64 { return metricAt(addr, name) }
 	waitFor(t, func() bool { return metric("tradeproducer_trades_accepted_total") >= 200 })
 	start := time.Now()
 	faults.StartOutage(time.Hour)
@@ -327,7 +316,7 @@ func TestAFullSpoolDuringAnOutageRefusesAndCountsEveryTrade(t *testing.T) {
 	const maxBytes = 64 << 10 // a few hundred trades
 	p := startProducer(t, env, "-log-format", "json", "-status-interval", "1s", "-spool-dir", t.TempDir(),
 		"-spool-max-bytes", strconv.Itoa(maxBytes), "-request-timeout", "1s", "-metrics-addr", addr)
-	metric := func(name string) float64 { return metricValue(httpGet("http://"+addr+"/metrics"), name) }
+	metric := func(name string) float64 { return metricAt(addr, name) }
 	waitFor(t, func() bool { return metric("tradeproducer_trades_accepted_total") >= 100 })
 	faults.StartOutage(time.Hour)
 	waitFor(t, func() bool { return metric("tradeproducer_trades_refused_total") >= 200 })
@@ -365,7 +354,7 @@ func TestSIGTERMDuringAnOutageLeavesTheTradesInTheSpoolForTheNextStart(t *testin
 	addr := freeAddr(t)
 	args := []string{"-log-format", "json", "-status-interval", "0", "-spool-dir", t.TempDir(),
 		"-shutdown-timeout", "2s", "-request-timeout", "1s", "-metrics-addr", addr}
-	metric := func(name string) float64 { return metricValue(httpGet("http://"+addr+"/metrics"), name) }
+	metric := func(name string) float64 { return metricAt(addr, name) }
 
 	first := startProducer(t, env, args...)
 	waitFor(t, func() bool { return metric("tradeproducer_trades_accepted_total") >= 200 })
