@@ -253,12 +253,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	row("retried entries", func(m *ModeResult) string { return count(m.Sink.Retries) })
 	if r.Modes[0].Endpoint != nil {
 		ep := func(f func(e *EndpointCounters) string) func(m *ModeResult) string {
-			return func(m *ModeResult) string {
-				if m.Endpoint == nil {
-					return "-"
-				}
-				return f(m.Endpoint)
-			}
+			return orDash(func(m *ModeResult) *EndpointCounters { return m.Endpoint }, f)
 		}
 		row("endpoint: records accepted", ep(func(e *EndpointCounters) string { return count(e.Records) }))
 		row("endpoint: entries throttled", ep(func(e *EndpointCounters) string { return count(e.Throttled) }))
@@ -266,12 +261,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	if r.Modes[0].ReadBack != nil {
 		rb := func(f func(b *ReadBack) int64) func(m *ModeResult) string {
-			return func(m *ModeResult) string {
-				if m.ReadBack == nil {
-					return "-"
-				}
-				return count(f(m.ReadBack))
-			}
+			return orDash(func(m *ModeResult) *ReadBack { return m.ReadBack }, func(b *ReadBack) string { return count(f(b)) })
 		}
 		row("read back: distinct trades", rb(func(b *ReadBack) int64 { return b.Distinct }))
 		row("read back: lost (acked, not stored)", rb(func(b *ReadBack) int64 { return b.Lost }))
@@ -283,12 +273,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	row("latency p99 ms", func(m *ModeResult) string { return fmt.Sprintf("%.1f", m.LatencyP99Ms) })
 	if r.Modes[0].Spool != nil {
 		sp := func(f func(s *SpoolResult) string) func(m *ModeResult) string {
-			return func(m *ModeResult) string {
-				if m.Spool == nil {
-					return "-"
-				}
-				return f(m.Spool)
-			}
+			return orDash(func(m *ModeResult) *SpoolResult { return m.Spool }, f)
 		}
 		ms3 := func(v float64) string { return fmt.Sprintf("%.2f", v) }
 		row("spool: Put-to-durable p50 ms", sp(func(s *SpoolResult) string { return ms3(s.DurableP50Ms) }))
@@ -362,4 +347,15 @@ func sortedKeys(m map[string]int64) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// orDash returns a report cell that shows f of the section section picks
+// out of a mode's result, or "-" for a mode without that section.
+func orDash[T any](section func(*ModeResult) *T, f func(*T) string) func(*ModeResult) string {
+	return func(m *ModeResult) string {
+		if v := section(m); v != nil {
+			return f(v)
+		}
+		return "-"
+	}
 }
