@@ -46,7 +46,7 @@ type Spool struct {
 	toDelete []*segment
 	spaceCh  chan struct{} // closed and replaced when space is freed
 	pending  int64         // records on disk not yet resolved
-	marks     []mark // a committed batch's marks, for reuse
+	marks    []mark        // a committed batch's marks, for reuse
 
 	deadSynced bool // owned by the committer: the dead-letter file's directory is fsynced
 
