@@ -71,8 +71,9 @@ type Spool struct {
 	// StartRetryDelay is the first pause after a failed StartSink. The
 	// default is 500ms.
 	StartRetryDelay time.Duration
-	// StartMaxRetryDelay caps the pause between StartSink attempts. The
-	// default is 30s.
+	// StartMaxRetryDelay caps the pause between StartSink attempts; a cap
+	// below StartRetryDelay is StartRetryDelay. The default is 30s, or
+	// StartRetryDelay if that is longer.
 	StartMaxRetryDelay time.Duration
 	// StartLogInterval is the least time between two log lines about
 	// failed StartSink attempts after the first. The default is 1m.
@@ -119,8 +120,11 @@ func newSpoolStage(p *Pipeline, cfg Spool) *spoolStage {
 	if cfg.StartRetryDelay <= 0 {
 		cfg.StartRetryDelay = 500 * time.Millisecond
 	}
-	if cfg.StartMaxRetryDelay < cfg.StartRetryDelay {
+	switch {
+	case cfg.StartMaxRetryDelay <= 0:
 		cfg.StartMaxRetryDelay = max(cfg.StartRetryDelay, 30*time.Second)
+	case cfg.StartMaxRetryDelay < cfg.StartRetryDelay:
+		cfg.StartMaxRetryDelay = cfg.StartRetryDelay // the cap is not below the first pause
 	}
 	if cfg.StartLogInterval <= 0 {
 		cfg.StartLogInterval = time.Minute

@@ -412,3 +412,30 @@ func TestAShutdownBeforeTheSinkStartedLeavesEveryTradeInTheSpool(t *testing.T) {
 		t.Errorf("the next start recovered %d trades, want 40", st.Recovered)
 	}
 }
+
+func TestSpoolStartRetryDelaysDefaultAndCap(t *testing.T) {
+	t.Parallel()
+	const ms = time.Millisecond
+	tests := []struct {
+		name               string
+		first, cap         time.Duration
+		wantFirst, wantCap time.Duration
+	}{
+		{"defaults", 0, 0, 500 * ms, 30 * time.Second},
+		{"a short first pause keeps the default cap", 10 * ms, 0, 10 * ms, 30 * time.Second},
+		{"a first pause above the default cap is the cap", 40 * time.Second, 0, 40 * time.Second, 40 * time.Second},
+		{"a cap below the first pause is the first pause", time.Second, 100 * ms, time.Second, time.Second},
+		{"a cap below the default first pause is that pause", 0, 100 * ms, 500 * ms, 500 * ms},
+		{"both given are kept", 10 * ms, 50 * ms, 10 * ms, 50 * ms},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newSpoolStage(nil, Spool{StartRetryDelay: tt.first, StartMaxRetryDelay: tt.cap})
+			if s.cfg.StartRetryDelay != tt.wantFirst || s.cfg.StartMaxRetryDelay != tt.wantCap {
+				t.Errorf("pauses %v up to %v, want %v up to %v",
+					s.cfg.StartRetryDelay, s.cfg.StartMaxRetryDelay, tt.wantFirst, tt.wantCap)
+			}
+		})
+	}
+}
