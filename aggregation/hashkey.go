@@ -150,6 +150,12 @@ func ValidatePartitionKey(pk string) error {
 	if !utf8.ValidString(pk) {
 		return fmt.Errorf("%w: %q is not valid UTF-8", ErrInvalidPartitionKey, truncate(pk))
 	}
+	// A key of at most MaxPartitionKeyLength bytes has at most as many
+	// characters: only a longer one is counted (most keys are short, and
+	// counting costs as much as the check above).
+	if len(pk) <= MaxPartitionKeyLength {
+		return nil
+	}
 	if n := utf8.RuneCountInString(pk); n > MaxPartitionKeyLength {
 		return fmt.Errorf("%w: %d characters, more than %d (%q)",
 			ErrInvalidPartitionKey, n, MaxPartitionKeyLength, truncate(pk))
