@@ -71,19 +71,11 @@ func (c *CountingClient) PutRecords(_ context.Context, in *kinesis.PutRecordsInp
 	for i, e := range in.Records {
 		pk := aws.ToString(e.PartitionKey)
 		n += int64(len(e.Data) + len(pk))
-		var h aggregation.HashKey
-		if e.ExplicitHashKey != nil {
-			var err error
-			if h, err = aggregation.ParseHashKey(*e.ExplicitHashKey); err != nil {
-				return nil, &types.InvalidArgumentException{Message: aws.String(err.Error())}
-			}
-		} else {
-			h = aggregation.PartitionKeyHash(pk)
+		shard, err := c.owner(pk, e.ExplicitHashKey)
+		if err != nil {
+			return nil, err
 		}
-		out[i] = types.PutRecordsResultEntry{
-			ShardId:        &c.ids[c.shardOf(h)],
-			SequenceNumber: aws.String(strconv.FormatInt(c.seq.Add(1), 10)),
-		}
+		out[i] = types.PutRecordsResultEntry{ShardId: shard, SequenceNumber: c.nextSeq()}
 	}
 	c.records.Add(int64(len(in.Records)))
 	c.bytes.Add(n)
@@ -93,18 +85,34 @@ func (c *CountingClient) PutRecords(_ context.Context, in *kinesis.PutRecordsInp
 // PutRecord acknowledges the record, as PutRecords does an entry.
 func (c *CountingClient) PutRecord(_ context.Context, in *kinesis.PutRecordInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordOutput, error) {
 	pk := aws.ToString(in.PartitionKey)
-	h := aggregation.PartitionKeyHash(pk)
-	if in.ExplicitHashKey != nil {
-		var err error
-		if h, err = aggregation.ParseHashKey(*in.ExplicitHashKey); err != nil {
-			return nil, &types.InvalidArgumentException{Message: aws.String(err.Error())}
-		}
+	shard, err := c.owner(pk, in.ExplicitHashKey)
+	if err != nil {
+		return nil, err
 	}
 	c.calls.Add(1)
 	c.records.Add(1)
 	c.bytes.Add(int64(len(in.Data) + len(pk)))
-	return &kinesis.PutRecordOutput{ShardId: &c.ids[c.shardOf(h)], SequenceNumber: aws.String(strconv.FormatInt(c.seq.Add(1), 10))}, nil
+	return &kinesis.PutRecordOutput{ShardId: shard, SequenceNumber: c.nextSeq()}, nil
 }
+
+// owner returns the id of the shard that owns a record of partition key pk
+// and explicit hash key ehk (nil: none), as the service routes it; an
+// invalid explicit hash key is refused as the service refuses it.
+func (c *CountingClient) owner(pk string, ehk *string) (*string, error) {
+	var h aggregation.HashKey
+	if ehk != nil {
+		var err error
+		if h, err = aggregation.ParseHashKey(*ehk); err != nil {
+			return nil, &types.InvalidArgumentException{Message: aws.String(err.Error())}
+		}
+	} else {
+		h = aggregation.PartitionKeyHash(pk)
+	}
+	return &c.ids[c.shardOf(h)], nil
+}
+
+// nextSeq returns the next sequence number.
+func (c *CountingClient) nextSeq() *string { return aws.String(strconv.FormatInt(c.seq.Add(1), 10)) }
 
 func (c *CountingClient) shardOf(h aggregation.HashKey) int {
 	i := sort.Search(len(c.starts), func(i int) bool { return c.starts[i].Cmp(h) > 0 })
