@@ -105,8 +105,7 @@ func runProducersCommand(ctx context.Context, o options, tgt *target, progress f
 // o.rate/N trades per second (or as many as it can).
 func runProducers(ctx context.Context, o options, tgt *target, progress func(loadgen.Progress)) (*producersReport, error) {
 	n := o.producers
-	admin := tgt.client(4)
-	stream, cleanup, err := prepareStream(ctx, admin, o, "producers")
+	stream, cleanup, err := prepareStream(ctx, tgt, o, "producers")
 	if err != nil {
 		return nil, err
 	}

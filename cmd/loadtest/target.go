@@ -129,8 +129,25 @@ func hasCredentials(ctx context.Context, cfg aws.Config) bool {
 	return err == nil
 }
 
+// streamAPI is what the modes use of a stream's client: the producer's
+// calls and single put's.
+type streamAPI interface {
+	producer.Client
+	loadgen.PutRecordAPI
+}
+
+// api returns the client for stream: the counting client's, or a Kinesis
+// client as client makes it.
+func (t *target) api(stream string, conns int) streamAPI {
+	if t.counting != nil {
+		return t.counting(stream)
+	}
+	return t.client(conns)
+}
+
 // client returns a Kinesis client for the target with a connection pool of
-// conns connections and no SDK retries: both modes retry themselves.
+// conns connections and no SDK retries: both modes retry themselves. The
+// counting target has no HTTP endpoint: use api.
 func (t *target) client(conns int) *kinesis.Client {
 	hc := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
 		tr.MaxIdleConns = conns
@@ -145,8 +162,7 @@ func (t *target) client(conns int) *kinesis.Client {
 // runMode prepares a stream, runs one mode against it, reads it back when
 // it can, and cleans up.
 func runMode(ctx context.Context, o options, tgt *target, mode string, progress func(loadgen.Progress), stderr io.Writer) (*loadgen.ModeResult, error) {
-	admin := tgt.client(4)
-	stream, cleanup, err := prepareStream(ctx, admin, o, mode)
+	stream, cleanup, err := prepareStream(ctx, tgt, o, mode)
 	if err != nil {
 		return nil, err
 	}
@@ -163,11 +179,7 @@ func runMode(ctx context.Context, o options, tgt *target, mode string, progress 
 	switch mode {
 	case "single":
 		rec = loadgen.NewRecorder(time.Now(), time.Second)
-		var client loadgen.PutRecordAPI = tgt.client(o.workers)
-		if tgt.counting != nil {
-			client = tgt.counting(stream)
-		}
-		sink = loadgen.NewSingleSink(client, stream, rec, loadgen.SingleOptions{Workers: o.workers, RequestTimeout: o.reqTimeout})
+		sink = loadgen.NewSingleSink(tgt.api(stream, o.workers), stream, rec, loadgen.SingleOptions{Workers: o.workers, RequestTimeout: o.reqTimeout})
 	case modeSpooled:
 		p, err := newProducer(ctx, tgt, stream, o)
 		if err != nil {
@@ -196,7 +208,7 @@ func runMode(ctx context.Context, o options, tgt *target, mode string, progress 
 		res.Spool = spooled.result(res.ElapsedSeconds)
 	}
 	if err == nil && o.readBack && tgt.readable {
-		rb, rerr := readBack(ctx, admin, stream, rec)
+		rb, rerr := readBack(ctx, tgt.client(4), stream, rec)
 		if rerr != nil {
 			res.Errors = append(res.Errors, fmt.Sprintf("read back: %v", rerr))
 			fmt.Fprintf(stderr, "loadtest: %s: could not read the stream back: %v\n", mode, rerr)
@@ -223,14 +235,15 @@ func readBack(ctx context.Context, client *kinesis.Client, stream string, rec *l
 // prepareStream returns the stream a run named name writes: with -create a
 // fresh one, <stream>-<name>-<time>, with -shards shards, else -stream as it
 // is. cleanup deletes a stream it created, unless -keep; it is never nil.
-func prepareStream(ctx context.Context, admin *kinesis.Client, o options, name string) (stream string, cleanup func(), err error) {
+func prepareStream(ctx context.Context, tgt *target, o options, name string) (stream string, cleanup func(), err error) {
 	if !o.create {
 		return o.stream, func() {}, nil
 	}
 	stream = fmt.Sprintf("%s-%s-%d", o.stream, name, time.Now().Unix())
-	if o.endpoint == endpointCounting {
+	if tgt.counting != nil {
 		return stream, func() {}, nil // the counting client has every stream
 	}
+	admin := tgt.client(4)
 	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	if err := createStream(cctx, admin, stream, int32(o.shards)); err != nil {
@@ -253,11 +266,7 @@ func prepareStream(ctx context.Context, admin *kinesis.Client, o options, name s
 func newProducer(ctx context.Context, tgt *target, stream string, o options) (*producer.Producer, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	var client producer.Client = tgt.client(32)
-	if tgt.counting != nil {
-		client = tgt.counting(stream)
-	}
-	return producer.New(ctx, client, stream, func(po *producer.Options) {
+	return producer.New(ctx, tgt.api(stream, 32), stream, func(po *producer.Options) {
 		if tgt.counting != nil {
 			po.RateLimit = 0
 		}
