@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
+	"github.com/kplgo/kpl/internal/cli"
+	"github.com/kplgo/kpl/internal/cli/clitest"
 	"github.com/kplgo/kpl/internal/loadgen"
 	"github.com/kplgo/kpl/kinesistest/kinesismock"
 )
@@ -33,33 +35,21 @@ func readJSON[T any](t *testing.T, path string) T {
 
 func TestRunRejectsBadFlags(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name string
-		args []string
-	}{
-		{name: "an unknown mode is refused", args: []string{"-mode", "fast"}},
-		{name: "an unknown key mode is refused", args: []string{"-keys", "random"}},
-		{name: "a zero duration is refused", args: []string{"-duration", "0s"}},
-		{name: "an unknown flag is refused", args: []string{"-nope"}},
-		{name: "an endpoint that is neither a name nor a URL is refused", args: []string{"-endpoint", "localstak"}},
-		{name: "a negative drain timeout is refused", args: []string{"-drain-timeout", "-1s"}},
-		{name: "zero shards are refused", args: []string{"-shards", "0"}},
-		{name: "-producers with -mode is refused", args: []string{"-producers", "2", "-mode", "single"}},
-		{name: "-spool-dir with -mode is refused", args: []string{"-spool-dir", "x", "-mode", "single"}},
-		{name: "-spool-dir with -producers is refused", args: []string{"-spool-dir", "x", "-producers", "2"}},
+	usage := func(name, contains string, args ...string) clitest.UsageCase {
+		return clitest.UsageCase{Name: name, Args: args, Code: cli.ExitUsage, Contains: "loadtest: " + contains}
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			var out, errOut bytes.Buffer
-			if code := run(tc.args, &out, &errOut); code != 2 {
-				t.Fatalf("exit code %d, want 2; stderr: %s", code, errOut.String())
-			}
-			if got := errOut.String(); strings.Count(got, "\n") != 1 || !strings.HasPrefix(got, "loadtest: ") {
-				t.Errorf("stderr is not one line: %q", got)
-			}
-		})
-	}
+	clitest.RunUsage(t, run, []clitest.UsageCase{
+		usage("an unknown mode is refused", `invalid value "fast" for flag -mode`, "-mode", "fast"),
+		usage("an unknown key mode is refused", `invalid value "random" for flag -keys`, "-keys", "random"),
+		usage("a zero duration is refused", `invalid value "0s" for flag -duration`, "-duration", "0s"),
+		usage("an unknown flag is refused", "flag provided but not defined: -nope", "-nope"),
+		usage("an endpoint that is neither a name nor a URL is refused", `invalid value "localstak" for flag -endpoint`, "-endpoint", "localstak"),
+		usage("a negative drain timeout is refused", `invalid value "-1s" for flag -drain-timeout`, "-drain-timeout", "-1s"),
+		usage("zero shards are refused", `invalid value "0" for flag -shards`, "-shards", "0"),
+		usage("-producers with -mode is refused", "-producers and -mode exclude each other", "-producers", "2", "-mode", "single"),
+		usage("-spool-dir with -mode is refused", "-spool-dir excludes -mode and -producers", "-spool-dir", "x", "-mode", "single"),
+		usage("-spool-dir with -producers is refused", "-spool-dir excludes -mode and -producers", "-spool-dir", "x", "-producers", "2"),
+	})
 }
 
 func TestRunBothModesAgainstTheLimitEndpoint(t *testing.T) {
