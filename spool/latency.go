@@ -36,7 +36,8 @@ func latIndex(v uint64) int {
 	return min(i, latBuckets)
 }
 
-// latBound returns the exclusive upper bound of bucket i, in microseconds.
+// latBound returns the exclusive upper bound of latIndex's bucket i, in
+// microseconds: the inclusive bound of the duration bucket i (latIndexOf).
 func latBound(i int) uint64 {
 	if i < latSub {
 		return uint64(i) + 1
@@ -46,12 +47,20 @@ func latBound(i int) uint64 {
 	return (sub + 1) << uint(shift)
 }
 
+// latIndexOf returns the bucket of d as producer.Histogram counts them,
+// upper bounds included: bucket i holds (latBound(i-1), latBound(i)] µs,
+// which is latIndex's [latBound(i-1), latBound(i)) shifted by one.
+func latIndexOf(d time.Duration) int {
+	if d <= 0 {
+		return 0
+	}
+	return latIndex(uint64((d+time.Microsecond-1)/time.Microsecond) - 1)
+}
+
 // observe records n values of d.
 func (h *latencyHistogram) observe(d time.Duration, n int) {
-	if d < 0 {
-		d = 0
-	}
-	h.counts[latIndex(uint64(d/time.Microsecond))].Add(uint64(n))
+	d = max(d, 0)
+	h.counts[latIndexOf(d)].Add(uint64(n))
 	h.sum.Add(int64(d) * int64(n))
 }
 

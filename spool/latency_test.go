@@ -34,6 +34,26 @@ func TestLatencyBucketsHoldTheirValues(t *testing.T) {
 	}
 }
 
+func TestLatencyBucketsIncludeTheirUpperBoundAsTheHistogramSays(t *testing.T) {
+	t.Parallel()
+	var h latencyHistogram
+	bounds := h.snapshot().Bounds
+	if got := latIndexOf(0); got != 0 {
+		t.Errorf("0 in bucket %d, want 0", got)
+	}
+	for i, b := range bounds {
+		if got := latIndexOf(b); got != i {
+			t.Fatalf("%v in bucket %d, want %d: the bucket of bound %v", b, got, i, b)
+		}
+		if got := latIndexOf(b + 1); got != i+1 {
+			t.Fatalf("%v in bucket %d, want %d: just above bound %v", b+1, got, i+1, b)
+		}
+	}
+	if got := latIndexOf(time.Hour); got != len(bounds) {
+		t.Errorf("an hour in bucket %d, want the last, %d", got, len(bounds))
+	}
+}
+
 func TestCommitLatencyIsFromTheAppendCallToTheDurableCommit(t *testing.T) {
 	t.Parallel()
 	const interval = 30 * time.Millisecond
