@@ -7,7 +7,7 @@
 #   make loadtest-spool  what the durable spool costs: throughput flat out, Put-to-durable latency at 2,000 trades/s
 #   make fuzz      longer fuzzing
 #   make stress    the producer's model-based stress test over many random schedules
-#   make lint      go vet and a gofmt check
+#   make lint      go vet (also for 386 and Windows, the ARM build) and a gofmt check
 #   make e2e-long  tests that wait through real long outages (minutes)
 
 GO            ?= go
@@ -140,4 +140,5 @@ lint:
 	$(GO) vet ./...
 	GOARCH=386 $(GO) vet ./...
 	GOARCH=arm $(GO) build ./...
+	GOOS=windows $(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kplgo/kpl/internal/cputime"
 )
 
 // benchBatchAggregates is the number of aggregates in one benchmark batch:
@@ -287,10 +289,10 @@ func BenchmarkBatchEncoderPaired(b *testing.B) {
 			for range b.N {
 				for k, v := range variants {
 					reset()
-					start, cpuStart := time.Now(), processCPUTime()
+					start, cpuStart := time.Now(), cputime.Process()
 					v()
 					spent[k] += time.Since(start)
-					cpu[k] += processCPUTime() - cpuStart
+					cpu[k] += cputime.Process() - cpuStart
 				}
 			}
 			b.StopTimer()

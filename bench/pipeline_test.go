@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kplgo/kpl/internal/cputime"
 	"github.com/kplgo/kpl/internal/loadgen"
 	"github.com/kplgo/kpl/producer"
 )
@@ -59,7 +60,7 @@ func BenchmarkPipeline(b *testing.B) {
 			var dataBytes atomic.Int64
 			b.ReportAllocs()
 			b.ResetTimer()
-			cpu0 := loadgen.CPUTime()
+			cpu0 := cputime.Process()
 			start := time.Now()
 			b.RunParallel(func(pb *testing.PB) {
 				var sum int64
@@ -77,7 +78,7 @@ func BenchmarkPipeline(b *testing.B) {
 				b.Fatal(err)
 			}
 			elapsed := time.Since(start)
-			cpu := loadgen.CPUTime() - cpu0
+			cpu := cputime.Process() - cpu0
 			b.StopTimer()
 			st := p.Stats()
 			if err := p.Close(); err != nil {

@@ -6,7 +6,6 @@ import (
 	"runtime/metrics"
 	"strconv"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/kplgo/kpl/aggregation"
+	"github.com/kplgo/kpl/internal/cputime"
 )
 
 // countingClient acknowledges every entry on the shard owning its hash key
@@ -85,7 +85,7 @@ func benchmarkPutWay(b *testing.B, ordered bool, put putWay) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := cputime.Process()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
@@ -101,7 +101,7 @@ func benchmarkPutWay(b *testing.B, ordered bool, put putWay) {
 		b.Fatal(err)
 	}
 	el := time.Since(start)
-	cpu := cpuTime() - cpu0
+	cpu := cputime.Process() - cpu0
 	b.StopTimer()
 	st := p.Stats()
 	if err := p.Close(); err != nil {
@@ -127,14 +127,6 @@ func gcCPUTime() time.Duration {
 		return 0
 	}
 	return time.Duration(s[0].Value.Float64() * float64(time.Second))
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkPut measures the producer's overhead per 120-byte record, put

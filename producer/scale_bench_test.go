@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/kplgo/kpl/aggregation"
+	"github.com/kplgo/kpl/internal/cputime"
 )
 
 // putN puts n 120-byte records over keys from g goroutines and waits for
@@ -22,7 +23,7 @@ func putN(b *testing.B, p *Producer, n int, keys []string) (time.Duration, time.
 	for i := range payloads {
 		payloads[i] = trade(i)
 	}
-	cpu0, start := cpuTime(), time.Now()
+	cpu0, start := cputime.Process(), time.Now()
 	done := make(chan struct{})
 	const g = 4
 	for w := range g {
@@ -42,7 +43,7 @@ func putN(b *testing.B, p *Producer, n int, keys []string) (time.Duration, time.
 	if err := p.Flush(ctx); err != nil {
 		b.Fatal(err)
 	}
-	return time.Since(start), cpuTime() - cpu0
+	return time.Since(start), cputime.Process() - cpu0
 }
 
 // benchKeys are the partition keys of the shard-count benchmarks: the same
@@ -128,7 +129,7 @@ func BenchmarkTrickle(b *testing.B) {
 			const rate = 5000
 			runtime.GC() // New's garbage is not the trickle's cost
 			b.ResetTimer()
-			cpu0 := cpuTime()
+			cpu0 := cputime.Process()
 			n := 0
 			for range b.N {
 				start := time.Now()
@@ -145,7 +146,7 @@ func BenchmarkTrickle(b *testing.B) {
 			if err := p.Flush(ctx); err != nil {
 				b.Fatal(err)
 			}
-			cpu := cpuTime() - cpu0
+			cpu := cputime.Process() - cpu0
 			st := p.Stats()
 			b.ReportMetric(float64(cpu.Nanoseconds())/float64(n), "cpu-ns/rec")
 			b.ReportMetric(st.UserRecordsPerKinesisRecord()*st.KinesisRecordsPerCall(), "recs/call")
@@ -265,7 +266,7 @@ func BenchmarkEncodeAtScale(b *testing.B) {
 			data := make([]byte, 1024)
 			ctx := context.Background()
 			b.ResetTimer()
-			cpu0 := cpuTime()
+			cpu0 := cputime.Process()
 			for i := range b.N {
 				if _, err := p.Put(ctx, keys[i%len(keys)], data); err != nil {
 					b.Fatal(err)
@@ -274,7 +275,7 @@ func BenchmarkEncodeAtScale(b *testing.B) {
 			if err := p.Flush(ctx); err != nil {
 				b.Fatal(err)
 			}
-			cpu := cpuTime() - cpu0
+			cpu := cputime.Process() - cpu0
 			b.StopTimer()
 			sent := p.Stats().BytesSent
 			if err := p.Close(); err != nil {

@@ -6,8 +6,9 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
-	"syscall"
 	"time"
+
+	"github.com/kplgo/kpl/internal/cputime"
 )
 
 // KeyMode chooses the partition key of each trade.
@@ -86,7 +87,7 @@ func Run(ctx context.Context, cfg RunConfig, sink Sink, rec *Recorder) (ModeResu
 	if cfg.Numbered {
 		gen.Number()
 	}
-	cpu0 := CPUTime()
+	cpu0 := cputime.Process()
 	start := rec.Start()
 	end := start.Add(cfg.Duration)
 
@@ -180,7 +181,7 @@ func Run(ctx context.Context, cfg RunConfig, sink Sink, rec *Recorder) (ModeResu
 	drainErr := sink.Finish(dctx)
 	cancel()
 	finished := time.Now()
-	cpu := CPUTime() - cpu0
+	cpu := cputime.Process() - cpu0
 	close(stopProgress)
 	<-progressDone
 	if cfg.Progress != nil {
@@ -198,16 +199,6 @@ func Run(ctx context.Context, cfg RunConfig, sink Sink, rec *Recorder) (ModeResu
 		return res, fmt.Errorf("%s: waiting for outstanding trades: %w", cfg.Mode, drainErr)
 	}
 	return res, ctx.Err()
-}
-
-// CPUTime returns the user+system CPU time of this process so far, from
-// getrusage(RUSAGE_SELF); 0 if it cannot be read.
-func CPUTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func summarize(cfg RunConfig, rec *Recorder, kc SinkCounters, start, genEnd, finished time.Time, cpu time.Duration) ModeResult {

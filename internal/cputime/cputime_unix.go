@@ -1,15 +1,15 @@
 //go:build unix
 
-package aggregation
+package cputime
 
 import (
 	"syscall"
 	"time"
 )
 
-// processCPUTime returns the CPU time (user and system) the process has used
-// so far, or 0 where it cannot tell.
-func processCPUTime() time.Duration {
+// Process returns the user and system CPU time of this process so far,
+// from getrusage(RUSAGE_SELF); 0 if it cannot be read.
+func Process() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0

@@ -1,0 +1,3 @@
+// Package cputime reads the CPU time the process has used, for benchmarks
+// and load runs that report CPU per record.
+package cputime
