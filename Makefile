@@ -119,7 +119,8 @@ loadtest-burst: tools
 # policy: fsync every 2 ms or 8,192 records) and the producer into the
 # in-process counting client, which acknowledges at once: flat out (the
 # throughput), then at 2,000 trades/s (the latency durability adds, from the
-# append call to the fsync). The spools live under out/spool, on the disk
+# append call to the fsync); each run first runs the producer without the
+# spool as the baseline, and reports the ratio. The spools live under out/spool, on the disk
 # being measured; the p99 follows that disk's fsync tail, so run it with
 # the machine quiet.
 loadtest-spool:

@@ -223,10 +223,17 @@ func TestTheSpooledModeDeliversEveryTradeAndReportsWhatDurabilityCosts(t *testin
 		t.Fatalf("exit code %d\nstdout: %s\nstderr: %s", code, out.String(), errOut.String())
 	}
 	r := readJSON[loadgen.Report](t, jsonPath)
-	if len(r.Modes) != 1 || r.Modes[0].Mode != "spooled" || r.Settings.SpoolDir != spoolDir {
+	// The aggregated mode runs first, without a spool, as the baseline.
+	if len(r.Modes) != 2 || r.Modes[0].Mode != "aggregated" || r.Modes[1].Mode != "spooled" || r.Settings.SpoolDir != spoolDir {
 		t.Fatalf("report modes %+v, settings %+v", r.Modes, r.Settings)
 	}
-	m := r.Modes[0]
+	if base := r.Modes[0]; base.Spool != nil || base.Acked != base.Offered || base.Offered < 2000 {
+		t.Errorf("baseline: offered %d, acked %d, spool %+v", base.Offered, base.Acked, base.Spool)
+	}
+	if r.SpooledRatio <= 0 || r.SpooledCPURatio <= 0 || !strings.Contains(out.String(), "spooled / aggregated:") {
+		t.Errorf("ratios %v, %v; table:\n%s", r.SpooledRatio, r.SpooledCPURatio, out.String())
+	}
+	m := r.Modes[1]
 	// Every trade accepted is delivered, through the spool and the
 	// producer into the counting client.
 	if m.Offered < 2000 || m.Acked != m.Offered || m.Lost != 0 || m.Failed != 0 || m.Refused != 0 {

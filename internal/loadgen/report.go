@@ -156,6 +156,11 @@ type Report struct {
 	// and steady state), when both ran.
 	Ratio       float64 `json:"ratio_acked_per_sec,omitempty"`
 	SteadyRatio float64 `json:"ratio_steady_acked_per_sec,omitempty"`
+	// SpooledRatio is spooled over aggregated for acknowledged trades/s,
+	// and SpooledCPURatio for CPU per trade, when both ran: what the
+	// durable spool costs.
+	SpooledRatio    float64 `json:"ratio_spooled_acked_per_sec,omitempty"`
+	SpooledCPURatio float64 `json:"ratio_spooled_cpu_per_trade,omitempty"`
 }
 
 // ThisMachine describes the machine the process runs on.
@@ -177,7 +182,7 @@ func ThisMachine() Machine {
 
 // Finish fills in the ratios and per-shard percentages.
 func (r *Report) Finish() {
-	var agg, single *ModeResult
+	var agg, single, spooled *ModeResult
 	for i := range r.Modes {
 		m := &r.Modes[i]
 		if r.Settings.Shards > 0 {
@@ -193,6 +198,16 @@ func (r *Report) Finish() {
 			agg = m
 		case "single":
 			single = m
+		case "spooled":
+			spooled = m
+		}
+	}
+	if agg != nil && spooled != nil {
+		if agg.AckedPerSec > 0 {
+			r.SpooledRatio = spooled.AckedPerSec / agg.AckedPerSec
+		}
+		if agg.CPUSecondsPerMillion > 0 {
+			r.SpooledCPURatio = spooled.CPUSecondsPerMillion / agg.CPUSecondsPerMillion
 		}
 	}
 	if agg != nil && single != nil {
@@ -212,6 +227,16 @@ func (r *Report) WriteJSON(path string) error {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// anyMode reports whether has holds for some mode.
+func (r *Report) anyMode(has func(m *ModeResult) bool) bool {
+	for i := range r.Modes {
+		if has(&r.Modes[i]) {
+			return true
+		}
+	}
+	return false
 }
 
 // WriteTable writes the human-readable table: one column per mode, and the
@@ -251,7 +276,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	row("bytes sent (acked)", func(m *ModeResult) string { return count(m.Sink.Bytes) })
 	row("throttled entries", func(m *ModeResult) string { return count(m.Sink.Throttled) })
 	row("retried entries", func(m *ModeResult) string { return count(m.Sink.Retries) })
-	if r.Modes[0].Endpoint != nil {
+	if r.anyMode(func(m *ModeResult) bool { return m.Endpoint != nil }) {
 		ep := func(f func(e *EndpointCounters) string) func(m *ModeResult) string {
 			return orDash(func(m *ModeResult) *EndpointCounters { return m.Endpoint }, f)
 		}
@@ -259,7 +284,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		row("endpoint: entries throttled", ep(func(e *EndpointCounters) string { return count(e.Throttled) }))
 		row("endpoint: % of byte limit", ep(func(e *EndpointCounters) string { return fmt.Sprintf("%.1f%%", e.ByteLimitPct) }))
 	}
-	if r.Modes[0].ReadBack != nil {
+	if r.anyMode(func(m *ModeResult) bool { return m.ReadBack != nil }) {
 		rb := func(f func(b *ReadBack) int64) func(m *ModeResult) string {
 			return orDash(func(m *ModeResult) *ReadBack { return m.ReadBack }, func(b *ReadBack) string { return count(f(b)) })
 		}
@@ -271,7 +296,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	row("latency p50 ms", func(m *ModeResult) string { return fmt.Sprintf("%.1f", m.LatencyP50Ms) })
 	row("latency p99 ms", func(m *ModeResult) string { return fmt.Sprintf("%.1f", m.LatencyP99Ms) })
-	if r.Modes[0].Spool != nil {
+	if r.anyMode(func(m *ModeResult) bool { return m.Spool != nil }) {
 		sp := func(f func(s *SpoolResult) string) func(m *ModeResult) string {
 			return orDash(func(m *ModeResult) *SpoolResult { return m.Spool }, f)
 		}
@@ -293,6 +318,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	if r.Ratio > 0 {
 		fmt.Fprintf(w, "aggregated / single: %.1fx acknowledged trades/s (%.1fx steady state)\n", r.Ratio, r.SteadyRatio)
+	}
+	if r.SpooledRatio > 0 {
+		fmt.Fprintf(w, "spooled / aggregated: %.2fx acknowledged trades/s, %.2fx CPU per trade\n", r.SpooledRatio, r.SpooledCPURatio)
 	}
 	for _, m := range r.Modes {
 		if m.Spool != nil {

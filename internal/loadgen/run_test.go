@@ -158,6 +158,37 @@ func TestReportOutputs(t *testing.T) {
 	}
 }
 
+func TestReportComparesTheSpooledModeWithItsBaseline(t *testing.T) {
+	t.Parallel()
+	agg := ModeResult{Mode: "aggregated", AckedPerSec: 40000, CPUSecondsPerMillion: 5}
+	spooled := ModeResult{Mode: "spooled", AckedPerSec: 30000, CPUSecondsPerMillion: 8,
+		Spool: &SpoolResult{DurableP99Ms: 2.5, SyncPolicy: "fsync every 2ms or 8192 records"}}
+	r := &Report{Settings: Settings{Endpoint: "test", Shards: 4}, Modes: []ModeResult{agg, spooled}}
+	r.Finish()
+	if r.SpooledRatio != 0.75 || r.SpooledCPURatio != 1.6 || r.Ratio != 0 {
+		t.Fatalf("spooled ratio %v, CPU ratio %v, single ratio %v; want 0.75, 1.6, none", r.SpooledRatio, r.SpooledCPURatio, r.Ratio)
+	}
+	var buf bytes.Buffer
+	if err := r.WriteTable(&buf); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	// The spool rows are shown although the first mode has none: a dash
+	// for it, the value for the spooled mode.
+	var p99 string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "Put-to-durable p99 ms") {
+			p99 = strings.Join(strings.Fields(line), " ")
+		}
+	}
+	if p99 != "spool: Put-to-durable p99 ms - 2.50" {
+		t.Errorf("p99 row %q:\n%s", p99, out)
+	}
+	if !strings.Contains(out, "spooled / aggregated: 0.75x acknowledged trades/s, 1.60x CPU per trade") {
+		t.Errorf("no ratio line:\n%s", out)
+	}
+}
+
 func TestRunThroughTheProducer(t *testing.T) {
 	t.Parallel()
 	client := NewCountingClient(4)
