@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
@@ -276,5 +278,118 @@ func TestShardLayout(t *testing.T) {
 	}
 	if end := unsafe.Offsetof(s.aggOld) + unsafe.Sizeof(s.aggOld); end > 64 {
 		t.Errorf("the fields a Put reads end at byte %d, past the first cache line", end)
+	}
+}
+
+func TestFutureLayout(t *testing.T) {
+	t.Parallel()
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("the layout is tuned for 64-bit platforms")
+	}
+	var f Future
+	// The allocator's 192-byte size class is three whole cache lines, so
+	// that every Future starts on a line boundary (the next class down is
+	// 176 bytes).
+	if n := unsafe.Sizeof(f); n <= 176 || n > 192 {
+		t.Errorf("Future is %d bytes, want 177 to 192: the 192-byte size class of three whole cache lines", n)
+	}
+	if end := unsafe.Offsetof(f.p) + unsafe.Sizeof(f.p); end > 64 {
+		t.Errorf("the fields completing a delivered record touches end at byte %d, past the first cache line", end)
+	}
+}
+
+// TestACompletedFutureHoldsNoData: once a record has its result, its
+// Future no longer references the record's data (a failure's RecordError
+// carries it), whether it travelled plain or in an aggregate.
+func TestACompletedFutureHoldsNoData(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		agg     bool
+		keys, n int
+		fail    bool
+	}{
+		{"aggregated", true, 3, 30, false},
+		{"an aggregate of one, sent plain", true, 1, 1, false},
+		{"plain", false, 3, 10, false},
+		{"aggregated, failed", true, 3, 30, true},
+		{"plain, failed", false, 3, 10, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := newFakeClient(2)
+			if tc.fail {
+				c.script = func(_ context.Context, _ int, in *kinesis.PutRecordsInput) ([]string, error) {
+					codes := make([]string, len(in.Records))
+					for i := range codes {
+						codes[i] = "InvalidArgumentException"
+					}
+					return codes, nil
+				}
+			}
+			p := newProducer(t, c, func(o *Options) { o.AggregationEnabled = tc.agg })
+			recs := putAll(t, p, tc.n, tc.keys)
+			if err := p.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range recs {
+				res, err := r.f.Wait(context.Background())
+				var re *RecordError
+				switch {
+				case tc.fail && (!errors.As(err, &re) || string(re.Data) != r.data):
+					t.Fatalf("%s: %v, want a RecordError with the data", r.data, err)
+				case !tc.fail && err != nil:
+					t.Fatalf("%s: %v", r.data, err)
+				case !tc.fail && res.Aggregated != (tc.agg && tc.n > 1):
+					t.Fatalf("%s: aggregated %v", r.data, res.Aggregated)
+				}
+				if r.f.data != nil {
+					t.Errorf("%s: the completed Future still holds %q", r.data, r.f.data)
+				}
+			}
+		})
+	}
+}
+
+// TestDoneChannelsCloseOnceWhateverTheOrder calls Done from several
+// goroutines while the results come in: every channel closes (a double close
+// would panic), before or after the result, whoever made it.
+func TestDoneChannelsCloseOnceWhateverTheOrder(t *testing.T) {
+	t.Parallel()
+	p := newProducer(t, newFakeClient(2), func(o *Options) { o.Linger = time.Millisecond })
+	const n, waiters = 300, 3
+	futures := make([]*Future, n)
+	for i := range futures {
+		f, err := p.Put(context.Background(), fmt.Sprintf("key-%d", i%7), []byte("data"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		futures[i] = f
+	}
+	var wg sync.WaitGroup
+	for _, step := range []int{1, 7, 11}[:waiters] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range futures {
+				f := futures[(i*step)%n] // a different order per goroutine (steps prime to n)
+				select {
+				case <-f.Done():
+				case <-time.After(30 * time.Second):
+					t.Errorf("Done of record %d not closed", i)
+					return
+				}
+				if f.state.Load()&futureDone == 0 {
+					t.Errorf("Done of record %d closed before its result", i)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for i, f := range futures {
+		if _, err := f.Wait(context.Background()); err != nil {
+			t.Errorf("record %d: %v", i, err)
+		}
+		<-f.Done() // after the result: closed at once
 	}
 }

@@ -49,9 +49,13 @@ func (o *outbox) succeed(k *krec, shardID, seq string) {
 	for i, f := range k.recs {
 		f.sub = uint32(i)
 		f.k = k
-		f.data = nil
 		o.rel.add(f)
 		o.done = append(o.done, f)
+	}
+	// The records of an aggregate hold no data (dropCopies): only a plain
+	// record's is dropped, and the others' lines holding it stay untouched.
+	if !k.isAgg {
+		k.recs[0].data = nil
 	}
 	k.dropData()
 	k.recs, k.one, k.data = nil, [1]*Future{}, nil // futures keep k: drop what they do not need
@@ -91,6 +95,7 @@ func (o *outbox) fail(recs []*Future, hist *history, c errClass, sentinel error)
 			PartitionKey: f.pk, ExplicitHashKey: f.ehk, Data: f.data, ID: f.id,
 			sentinel: sentinel, cause: c.cause,
 		}
+		f.data = nil // the error holds it
 		o.done = append(o.done, f)
 	}
 }
