@@ -301,13 +301,21 @@ func (s *Spool) AppendAsync(ctx context.Context, recs []aggregation.Record) (n i
 			err = fmt.Errorf("%w: pid %q", ErrInvalidID, r.ID.PID)
 			break
 		}
-		assigned := false
-		if s.opts.AssignIDs && r.ID.IsZero() {
-			r.ID = aggregation.RecordID{PID: s.pid, Seq: s.nextSeq}
-			assigned = true
+		assigned := s.opts.AssignIDs && r.ID.IsZero()
+		var sz int64
+		for {
+			if assigned {
+				r.ID = aggregation.RecordID{PID: s.pid, Seq: s.nextSeq}
+			}
+			sz = int64(frameSize(r, s.pid))
+			if err = s.admitLocked(ctx, sz, &m, &blocked); err != nil || !assigned || r.ID.Seq == s.nextSeq {
+				break
+			}
+			// Another call took that sequence number while this one waited
+			// (admitLocked released mu): take the next free one, and admit
+			// its frame, which may be a byte longer.
 		}
-		sz := int64(frameSize(r, s.pid))
-		if err = s.admitLocked(ctx, sz, &m, &blocked); err != nil {
+		if err != nil {
 			if assigned {
 				r.ID = aggregation.RecordID{}
 			}

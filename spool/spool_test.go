@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -886,4 +887,77 @@ func TestMkdirDurable(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAppendersThatWaitedGetDistinctIDs: an append that waits (at MaxBytes
+// with Block, or while 16 MiB wait for their commit) releases the spool's
+// lock, and others append meanwhile; each record still gets a sequence
+// number of its own, or a consumer that drops duplicates by id would drop
+// distinct records.
+func TestAppendersThatWaitedGetDistinctIDs(t *testing.T) {
+	t.Parallel()
+	t.Run("blocked at MaxBytes", func(t *testing.T) {
+		t.Parallel()
+		s := openT(t, t.TempDir(), func(o *Options) { o.MaxBytes = 64 << 10; o.SegmentSize = 8 << 10; o.NoSync = true })
+		defer s.Close()
+		ctx := context.Background()
+		recs := make([]aggregation.Record, 4000)
+		for i := range recs {
+			recs[i] = rec(i)
+		}
+		fill, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		n, _ := s.AppendBatch(fill, recs) // up to the limit, then blocked until the timeout
+		cancel()
+		ids := make(chan aggregation.RecordID, 2)
+		for range 2 {
+			go func() {
+				id, err := s.Append(ctx, rec(1))
+				if err != nil {
+					t.Error(err)
+				}
+				ids <- id
+			}()
+		}
+		waitFor(t, func() bool { return s.Stats().Blocked == 3 }) // both wait at the limit
+		for range n {
+			s.Ack(nextT(t, s))
+		}
+		a, b := <-ids, <-ids
+		if a == b || a.Seq < uint64(n) || b.Seq < uint64(n) {
+			t.Fatalf("after %d records, the two blocked appends got ids %v and %v", n, a, b)
+		}
+	})
+	t.Run("waiting for a commit", func(t *testing.T) {
+		t.Parallel()
+		s := openT(t, t.TempDir(), func(o *Options) { o.NoSync = true })
+		defer s.Close()
+		var mu sync.Mutex
+		seen := map[aggregation.RecordID]int{}
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 12 {
+					recs := []aggregation.Record{{PartitionKey: "k", Data: make([]byte, 900<<10)}}
+					if _, _, err := s.AppendAsync(context.Background(), recs); err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					seen[recs[0].ID]++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if len(seen) != 96 {
+			for id, n := range seen {
+				if n > 1 {
+					t.Errorf("id %v given to %d records", id, n)
+				}
+			}
+			t.Fatalf("%d distinct ids for 96 records", len(seen))
+		}
+	})
 }
