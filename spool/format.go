@@ -181,7 +181,7 @@ func consumeBytes(p []byte) ([]byte, []byte, bool) {
 type scanResult struct {
 	frames  []frameRef  // good frames in file order
 	damaged []byteRange // bytes that are not part of a good frame
-	badHead bool        // the file does not start with segmentMagic
+	badHead bool        // the file does not start with segmentMagic: damaged[0] starts at 0
 }
 
 // frameRef locates one good frame.
@@ -201,15 +201,15 @@ type byteRange struct{ off, n int }
 // index does not is treated as damage (a stray match inside old bytes).
 func scanSegment(b []byte) scanResult {
 	var r scanResult
-	if len(b) < len(segmentMagic) || string(b[:len(segmentMagic)]) != segmentMagic {
-		r.badHead = true
-		if len(b) > 0 {
-			r.damaged = append(r.damaged, byteRange{0, len(b)})
-		}
-		return r
-	}
 	off := len(segmentMagic)
 	badStart := -1
+	if len(b) < off || string(b[:off]) != segmentMagic {
+		// A damaged header (a bad sector, a torn create) says nothing of
+		// the frames behind it: they are scanned as after any damage.
+		r.badHead = true
+		badStart = 0
+		off = min(off, len(b))
+	}
 	next := uint32(0) // least index the next good frame may have
 	for off < len(b) {
 		f, n, err := decodeFrame(b[off:])
@@ -228,7 +228,7 @@ func scanSegment(b []byte) scanResult {
 		}
 		off++
 	}
-	if badStart >= 0 {
+	if badStart >= 0 && badStart < len(b) {
 		r.damaged = append(r.damaged, byteRange{badStart, len(b) - badStart})
 	}
 	return r

@@ -541,6 +541,37 @@ func TestDamagedMiddleSegment(t *testing.T) {
 	}
 }
 
+// TestADamagedSegmentHeaderKeepsTheRecordsBehindIt: a bad byte in a
+// segment's 8-byte header (a bad sector at the start of the file) is
+// damage like any other: every record after it is replayed.
+func TestADamagedSegmentHeaderKeepsTheRecordsBehindIt(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := openT(t, dir)
+	ids := appendN(t, s, 0, 100)
+	s.crash()
+	seg := segFiles(t, dir)[0]
+	b := mustRead(t, seg)
+	b[0] ^= 0xff
+	if err := os.WriteFile(seg, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s = openT(t, dir)
+	defer s.Close()
+	if st := s.Stats(); st.Recovered != 100 || st.CorruptBytes != uint64(len(segmentMagic)) {
+		t.Fatalf("recovered %d of 100 records, %d corrupt bytes; want 100 and the %d header bytes", st.Recovered, st.CorruptBytes, len(segmentMagic))
+	}
+	for _, id := range ids {
+		if e := nextT(t, s); e.Record.ID != id {
+			t.Fatalf("got %+v, want %+v", e.Record.ID, id)
+		}
+	}
+	noNext(t, s)
+	if head := mustRead(t, seg)[:len(segmentMagic)]; string(head) != segmentMagic {
+		t.Errorf("the segment was rewritten with header %q", head)
+	}
+}
+
 func mustRead(t *testing.T, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
