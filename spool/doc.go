@@ -56,7 +56,9 @@
 // # Disk limit
 //
 // Options.MaxBytes (default 1 GiB) bounds the segment and acknowledgement
-// files. A segment is deleted once every record in it is resolved, so space
+// files: a record is admitted with room for its frame and for the 12-byte
+// acknowledgement entry it may need (acknowledgements in no order take an
+// entry per record). A segment is deleted once every record in it is resolved, so space
 // comes back in steps of Options.SegmentSize (default 16 MiB, at most a
 // quarter of MaxBytes). At the limit the spool does what Options.WhenFull
 // says: Block (the default) makes appends wait until space is freed or

@@ -46,7 +46,8 @@ type Options struct {
 	// the process but not of the machine. The default is false.
 	NoSync bool
 	// MaxBytes bounds the spool's files (segments and acknowledgements)
-	// on disk. The default is 1 GiB.
+	// on disk; each record on disk keeps 12 bytes of it for the
+	// acknowledgement entry it may need. The default is 1 GiB.
 	MaxBytes int64
 	// WhenFull is what Append does at MaxBytes. The default is Block.
 	WhenFull FullPolicy

@@ -155,6 +155,7 @@ func (s *Spool) recoverSegment(base uint64) (*segment, error) {
 	g.sealed.Store(true)
 	left := int64(g.total - g.acked)
 	s.pending += left
+	s.ackOwed += left
 	s.st.recovered.Add(uint64(left))
 	s.disk += g.bytes + g.ackBytes
 	return g, nil

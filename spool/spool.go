@@ -46,7 +46,12 @@ type Spool struct {
 	toDelete []*segment
 	spaceCh  chan struct{} // closed and replaced when space is freed
 	pending  int64         // records on disk not yet resolved
-	marks    []mark        // a committed batch's marks, for reuse
+	// ackOwed counts the records on disk whose acknowledgement is not
+	// written yet (resolved or not): each may still add an entry of
+	// ackEntrySize bytes to its segment's ack file, and admission keeps
+	// room for them under MaxBytes.
+	ackOwed int64
+	marks   []mark // a committed batch's marks, for reuse
 
 	deadSynced bool // owned by the committer: the dead-letter file's directory is fsynced
 
@@ -406,7 +411,7 @@ func (s *Spool) admitLocked(ctx context.Context, sz int64, m *mark, blocked *boo
 			}
 			continue
 		}
-		if s.disk+sz+int64(len(segmentMagic)) <= s.opts.MaxBytes {
+		if s.disk+ackEntrySize*(s.ackOwed+1)+sz+int64(len(segmentMagic)) <= s.opts.MaxBytes {
 			return nil
 		}
 		if a := s.active; a != nil && a.total > 0 && a.acked == a.total {
@@ -491,6 +496,7 @@ func (s *Spool) appendLocked(r *aggregation.Record, sz int64) *batch {
 	s.disk += sz
 	s.nextBase++
 	s.pending++
+	s.ackOwed++
 	b.bytes += int(sz)
 	b.recs++
 	s.st.appended.Add(1)
@@ -577,6 +583,7 @@ func (s *Spool) commit() {
 	s.pend.marks, s.marks = s.marks, nil
 	acks, dead, dels := s.acks, s.dead, s.toDelete
 	s.acks, s.dead, s.toDelete = nil, nil, nil
+	owedDone := int64(len(acks)) // written below, or needing no writing
 	err := s.failed
 	// Acknowledgements of segments about to be deleted need no writing.
 	kept := acks[:0]
@@ -635,12 +642,16 @@ func (s *Spool) commit() {
 			s.commitLat.observe(durable.Sub(m.start), m.n)
 		}
 	}
+	var written int64
 	for g, n := range ackBytes {
 		g.ackBytes += n
-		s.disk += n
+		written += n
 	}
-	if freed > 0 {
-		s.disk -= freed
+	s.disk += written - freed
+	s.ackOwed -= owedDone
+	// Space comes back when segments go, and when acknowledgements took
+	// less than the room kept for them (ranges of several records).
+	if freed > 0 || ackEntrySize*owedDone > written {
 		close(s.spaceCh)
 		s.spaceCh = make(chan struct{})
 	}

@@ -242,9 +242,11 @@ func TestDiskLimit(t *testing.T) {
 			if !errors.Is(err, want) || n == 0 || n == len(recs) {
 				t.Fatalf("AppendBatch: %d of %d, %v; want %v at the limit", n, len(recs), err, want)
 			}
+			// Full when the files and the room kept for the records'
+			// acknowledgements reach the limit.
 			st := s.Stats()
-			if st.DiskBytes > 64<<10 || st.DiskBytes < 48<<10 {
-				t.Fatalf("full at %d bytes on disk, limit %d", st.DiskBytes, 64<<10)
+			if kept := st.DiskBytes + ackEntrySize*int64(n); kept > 64<<10 || kept < 63<<10 {
+				t.Fatalf("full at %d bytes on disk and %d kept for acknowledgements, limit %d", st.DiskBytes, ackEntrySize*n, 64<<10)
 			}
 			if c.policy == Refuse && st.Refused != 1 || c.policy == Block && st.Blocked != 1 {
 				t.Fatalf("stats %+v", st)
@@ -991,4 +993,41 @@ func TestAppendersThatWaitedGetDistinctIDs(t *testing.T) {
 			t.Fatalf("%d distinct ids for 96 records", len(seen))
 		}
 	})
+}
+
+// TestAcknowledgementsStayWithinMaxBytes: acknowledgements that come in no
+// order (results from many shards) write an entry per record; the room for
+// them is kept when records are admitted, so that the spool's files never
+// pass MaxBytes.
+func TestAcknowledgementsStayWithinMaxBytes(t *testing.T) {
+	t.Parallel()
+	const maxBytes = 64 << 10
+	dir := t.TempDir()
+	s := openT(t, dir, func(o *Options) { o.MaxBytes = maxBytes; o.SegmentSize = 16 << 10; o.NoSync = true })
+	recs := make([]aggregation.Record, 4000)
+	for i := range recs {
+		recs[i] = rec(i)
+	}
+	fill, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	n, _ := s.AppendBatch(fill, recs) // up to the limit
+	cancel()
+	for i := range n {
+		e := nextT(t, s)
+		if i%2 == 0 {
+			s.Ack(e) // every other one: one entry each
+		}
+	}
+	if err := s.Close(); err != nil { // writes every acknowledgement
+		t.Fatal(err)
+	}
+	var total int64
+	for _, ext := range []string{segExt, ackExt} {
+		m, _ := filepath.Glob(filepath.Join(dir, "*"+ext))
+		for _, f := range m {
+			total += fileSize(t, f)
+		}
+	}
+	if total > maxBytes || n < 100 {
+		t.Fatalf("%d bytes of segments and acknowledgements for %d records, MaxBytes %d", total, n, maxBytes)
+	}
 }

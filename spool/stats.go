@@ -32,6 +32,11 @@ type Stats struct {
 	// DiskBytes is the size of the segment and acknowledgement files,
 	// records waiting for their commit included.
 	DiskBytes int64
+	// UsedBytes is what counts against Options.MaxBytes: DiskBytes and
+	// the 12 bytes kept for each acknowledgement entry the records on disk
+	// may still need. The spool is full when a record does not fit in
+	// MaxBytes - UsedBytes.
+	UsedBytes int64
 	// Segments is the number of segment files.
 	Segments int
 	// Pending is the number of records on disk not yet resolved.
@@ -49,7 +54,7 @@ type counters struct {
 // with everything else.
 func (s *Spool) Stats() Stats {
 	s.mu.Lock()
-	disk, segs, pending := s.disk, len(s.segs)+len(s.toDelete), s.pending
+	disk, owed, segs, pending := s.disk, s.ackOwed, len(s.segs)+len(s.toDelete), s.pending
 	s.mu.Unlock()
 	c := &s.st
 	return Stats{
@@ -65,6 +70,7 @@ func (s *Spool) Stats() Stats {
 		CorruptBytes: c.corrupt.Load(),
 		Fsyncs:       c.fsyncs.Load(),
 		DiskBytes:    disk,
+		UsedBytes:    disk + ackEntrySize*owed,
 		Segments:     segs,
 		Pending:      pending,
 	}

@@ -233,8 +233,8 @@ func (r Readiness) Check() error {
 	}
 	if r.Spool != nil {
 		ss := r.Spool.Stats()
-		if r.SpoolMaxBytes > 0 && ss.DiskBytes >= r.SpoolMaxBytes-SpoolFullMargin {
-			return fmt.Errorf("the spool is full (%d of %d bytes, %d trades waiting): Kinesis is not keeping up", ss.DiskBytes, r.SpoolMaxBytes, ss.Pending)
+		if r.SpoolMaxBytes > 0 && ss.UsedBytes >= r.SpoolMaxBytes-SpoolFullMargin {
+			return fmt.Errorf("the spool is full (%d of %d bytes, %d trades waiting): Kinesis is not keeping up", ss.UsedBytes, r.SpoolMaxBytes, ss.Pending)
 		}
 		return nil
 	}
