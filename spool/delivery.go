@@ -266,22 +266,26 @@ func (s *Spool) intern(b []byte) string {
 }
 
 // Ack resolves e as delivered: it is removed from the spool (its segment is
-// deleted once every record in it is resolved). It does not block.
+// deleted once every record in it is resolved). After Close it does nothing
+// (the next Open hands e out again) and is not counted. It does not block.
 func (s *Spool) Ack(e *Entry) {
 	if !e.resolved.CompareAndSwap(false, true) {
 		return
 	}
 	s.mu.Lock()
-	s.resolveLocked(e)
+	resolved := s.resolveLocked(e)
 	s.mu.Unlock()
-	s.st.acked.Add(1)
+	if resolved {
+		s.st.acked.Add(1)
+	}
 }
 
 // DeadLetter resolves e as failed for good: a DeadLetterRecord line is
 // written to the dead-letter file (fsynced before the record leaves the
 // spool) and the record is removed. The line is written with the next
 // commit, within Options.SyncInterval. attempts is the number of sending
-// attempts of this delivery. It does not block.
+// attempts of this delivery. After Close it returns ErrClosed and e stays
+// in the spool, for the next Open. It does not block.
 func (s *Spool) DeadLetter(e *Entry, code, message string, attempts int) error {
 	if !e.resolved.CompareAndSwap(false, true) {
 		return nil
@@ -303,6 +307,11 @@ func (s *Spool) DeadLetter(e *Entry, code, message string, attempts int) error {
 		return err
 	}
 	s.mu.Lock()
+	if s.closed { // no line can be written now: the next Open hands e out again
+		s.mu.Unlock()
+		e.resolved.Store(false)
+		return ErrClosed
+	}
 	s.dead = append(append(s.dead, line...), '\n')
 	s.resolveLocked(e)
 	s.mu.Unlock()
@@ -324,9 +333,11 @@ func (s *Spool) Return(e *Entry) {
 	s.wake()
 }
 
-func (s *Spool) resolveLocked(e *Entry) {
+// resolveLocked removes e from the spool; after Close it does nothing and
+// returns false: the next Open hands e out again.
+func (s *Spool) resolveLocked(e *Entry) bool {
 	if s.closed {
-		return // after Close: the record is handed out again by the next Open
+		return false
 	}
 	g := e.seg
 	g.acked++
@@ -339,4 +350,5 @@ func (s *Spool) resolveLocked(e *Entry) {
 		s.rollLocked() // near the limit: let the resolved segment go
 	}
 	s.maybeDeleteLocked(g)
+	return true
 }

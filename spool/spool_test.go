@@ -1031,3 +1031,38 @@ func TestAcknowledgementsStayWithinMaxBytes(t *testing.T) {
 		t.Fatalf("%d bytes of segments and acknowledgements for %d records, MaxBytes %d", total, n, maxBytes)
 	}
 }
+
+// TestResolvingAfterCloseLeavesTheRecordForTheNextOpen: once the spool is
+// closed nothing more reaches its files, so an Ack or a DeadLetter then is
+// not counted, DeadLetter says so, and the next Open hands the record out.
+func TestResolvingAfterCloseLeavesTheRecordForTheNextOpen(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := openT(t, dir)
+	ids := appendN(t, s, 0, 2)
+	a, b := nextT(t, s), nextT(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s.Ack(a)
+	if err := s.DeadLetter(b, "Code", "message", 1); !errors.Is(err, ErrClosed) {
+		t.Errorf("DeadLetter after Close = %v, want ErrClosed", err)
+	}
+	if st := s.Stats(); st.Acknowledged != 0 || st.DeadLettered != 0 {
+		t.Errorf("stats %+v: nothing was resolved", st)
+	}
+	s = openT(t, dir)
+	defer s.Close()
+	for _, id := range ids {
+		if e := nextT(t, s); e.Record.ID != id {
+			t.Fatalf("got %+v, want %+v", e.Record.ID, id)
+		}
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, "*dead*")); len(m) > 0 {
+		for _, f := range m {
+			if fileSize(t, f) > 0 {
+				t.Errorf("dead-letter file %s written after Close", f)
+			}
+		}
+	}
+}
