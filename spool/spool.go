@@ -641,6 +641,12 @@ func (s *Spool) commit() {
 		for _, m := range b.marks { // a failed commit's records are not counted
 			s.commitLat.observe(durable.Sub(m.start), m.n)
 		}
+	} else {
+		// Their appends fail with b.err: the records are not the spool's
+		// to deliver (Next never hands them out), so not pending either.
+		// Bytes that reached the disk may still be recovered by the next
+		// Open.
+		s.pending -= int64(b.recs)
 	}
 	var written int64
 	for g, n := range ackBytes {

@@ -1066,3 +1066,25 @@ func TestResolvingAfterCloseLeavesTheRecordForTheNextOpen(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordsOfAFailedCommitAreNotPending: when a commit fails (here the
+// directory is gone, as with a lost volume), the appends fail, and the
+// records are not counted as waiting in the spool.
+func TestRecordsOfAFailedCommitAreNotPending(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := openT(t, dir)
+	defer s.Close()
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendBatch(context.Background(), []aggregation.Record{rec(0), rec(1), rec(2)}); err == nil {
+		t.Fatal("the append succeeded in a removed directory")
+	}
+	if st := s.Stats(); st.Appended != 3 || st.Durable != 0 || st.Pending != 0 {
+		t.Errorf("stats %+v: want 3 appended, none durable, none pending", st)
+	}
+	if _, err := s.Append(context.Background(), rec(3)); err == nil {
+		t.Error("a failed spool took another record")
+	}
+}

@@ -39,7 +39,8 @@ type Stats struct {
 	UsedBytes int64
 	// Segments is the number of segment files.
 	Segments int
-	// Pending is the number of records on disk not yet resolved.
+	// Pending is the number of records on disk not yet resolved (records
+	// whose commit failed are not counted).
 	Pending int64
 }
 

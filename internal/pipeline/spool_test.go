@@ -413,6 +413,32 @@ func TestAShutdownBeforeTheSinkStartedLeavesEveryTradeInTheSpool(t *testing.T) {
 	}
 }
 
+// TestASpoolThatCannotWriteRefusesTheTradesAndKeepsTheCountsBalanced: a
+// commit that fails (the spool's directory is gone, as with a lost volume;
+// a full disk or an I/O error take the same path) refuses its trades, and
+// they are not also counted as waiting in the spool.
+func TestASpoolThatCannotWriteRefusesTheTradesAndKeepsTheCountsBalanced(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	sp := openSpool(t, dir)
+	defer sp.Close()
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	p := New(&fakeSink{async: true}, Options{ShutdownTimeout: 300 * time.Millisecond, ResolveGrace: 200 * time.Millisecond,
+		Spool: &Spool{Spool: sp, MaxBytes: 1 << 30}})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	sum, _ := p.Run(ctx, &fakeSource{batches: [][]finnhub.Trade{trades("AAPL", 60)}})
+	c := sum.Counters
+	if c.Received != 60 || c.Refused != 60 || c.Accepted != 0 || c.Spooled != 0 {
+		t.Errorf("counters %+v: want 60 received and refused, none accepted or spooled", c)
+	}
+	if c.Recovered+c.Accepted != c.Delivered+c.Failed+c.Spooled {
+		t.Errorf("counters %+v: recovered+accepted != delivered+failed+spooled", c)
+	}
+}
+
 func TestSpoolStartRetryDelaysDefaultAndCap(t *testing.T) {
 	t.Parallel()
 	const ms = time.Millisecond
