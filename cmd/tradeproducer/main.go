@@ -101,11 +101,19 @@ func run(args []string, stderr io.Writer) int {
 	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
 
+	// A signal during start-up ends the run with 0, whatever step it
+	// interrupts: nothing was accepted yet.
 	awsCfg, err := pipeline.LoadAWSConfig(ctx, cfg.Region)
 	if err != nil {
+		if ctx.Err() != nil {
+			return cli.ExitOK
+		}
 		return fatal(stderr, err)
 	}
 	if err := pipeline.CheckCredentials(ctx, awsCfg); err != nil {
+		if ctx.Err() != nil {
+			return cli.ExitOK // not "no credentials": the lookup was cut short
+		}
 		return fatal(stderr, err)
 	}
 	// The producer retries failed entries itself; the SDK makes one attempt.
@@ -167,6 +175,9 @@ func run(args []string, stderr io.Writer) int {
 	} else {
 		sp, err = openSpool(ctx, cfg, log)
 		if err != nil {
+			if ctx.Err() != nil {
+				return cli.ExitOK // signalled while recovering: the spool stays as it was
+			}
 			return fatal(stderr, err)
 		}
 		defer func() {
@@ -275,6 +286,8 @@ func openSpool(ctx context.Context, cfg pipeline.Config, log *logrus.Logger) (*s
 		o.Logger = log
 	})
 	switch {
+	case err != nil && ctx.Err() != nil:
+		return nil, err // signalled while recovering, not a misconfiguration
 	case errors.Is(err, spool.ErrLocked):
 		return nil, &pipeline.ConfigError{Sentence: fmt.Sprintf("The spool directory %s is in use by another process: stop it, or give this one its own -spool-dir.", cfg.SpoolDir)}
 	case err != nil:
