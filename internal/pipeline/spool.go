@@ -161,15 +161,15 @@ func (s *spoolStage) counters() Counters {
 func (s *spoolStage) handle(ctx context.Context, trades []finnhub.Trade) error {
 	p := s.p
 	now := p.opts.Now()
-	if max := p.opts.MaxTrades; max > 0 {
+	max := p.opts.MaxTrades
+	if max > 0 {
+		// Held across the append: taken counts the trades appended, so
+		// that MaxTrades counts accepted trades as without a spool, not
+		// the refused ones too.
 		s.takenMu.Lock()
+		defer s.takenMu.Unlock()
 		left := max - min(max, s.taken)
-		if uint64(len(trades)) >= left {
-			trades = trades[:left]
-			p.stop()
-		}
-		s.taken += uint64(len(trades))
-		s.takenMu.Unlock()
+		trades = trades[:min(uint64(len(trades)), left)]
 	}
 	recs := make([]aggregation.Record, 0, len(trades))
 	for _, tr := range trades {
@@ -183,11 +183,19 @@ func (s *spoolStage) handle(ctx context.Context, trades []finnhub.Trade) error {
 		recs = append(recs, aggregation.Record{PartitionKey: tr.Symbol, Data: data})
 	}
 	if len(recs) == 0 {
+		if max > 0 && s.taken >= max { // under takenMu
+			p.stop()
+		}
 		return ctx.Err()
 	}
 	n, c, err := s.sp.AppendAsync(ctx, recs)
 	if n > 0 {
 		s.commits <- pendingCommit{c: c, n: n}
+	}
+	if max > 0 { // under takenMu
+		if s.taken += uint64(n); s.taken >= max {
+			p.stop()
+		}
 	}
 	if err != nil {
 		p.refused.Add(uint64(len(recs) - n))

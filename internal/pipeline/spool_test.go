@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 	"sync"
@@ -436,6 +437,28 @@ func TestASpoolThatCannotWriteRefusesTheTradesAndKeepsTheCountsBalanced(t *testi
 	}
 	if c.Recovered+c.Accepted != c.Delivered+c.Failed+c.Spooled {
 		t.Errorf("counters %+v: recovered+accepted != delivered+failed+spooled", c)
+	}
+}
+
+// TestMaxTradesCountsTheTradesTheSpoolAccepted: with a spool, MaxTrades
+// stops reading after that many accepted trades, as without one; trades
+// refused (here: a price JSON cannot hold) do not count.
+func TestMaxTradesCountsTheTradesTheSpoolAccepted(t *testing.T) {
+	t.Parallel()
+	sp := openSpool(t, t.TempDir())
+	defer sp.Close()
+	bad := trades("AAPL", 5)
+	for i := range bad {
+		bad[i].Price = math.NaN()
+	}
+	first := append(bad, trades("MSFT", 30)...)
+	p := New(&fakeSink{async: true}, Options{MaxTrades: 20, ShutdownTimeout: time.Second, Spool: &Spool{Spool: sp, MaxBytes: 1 << 30}})
+	sum, err := p.Run(context.Background(), &fakeSource{batches: [][]finnhub.Trade{first, trades("IBM", 30), trades("IBM", 30)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := sum.Counters; c.Accepted != 20 || c.Refused != 5 || c.Received != 25 || c.Delivered != 20 {
+		t.Errorf("counters %+v: want 20 accepted and delivered, the 5 refused besides", c)
 	}
 }
 
