@@ -240,7 +240,7 @@ func (s *spoolStage) run(ctx, readCtx context.Context, src Source, start time.Ti
 	fwdCtx, stopForwarding := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopForwarding()
 	fwdDone := make(chan struct{})
-	var fwdErr error
+	var fwdErr error // the forwarding goroutine's: read only once fwdDone is closed
 	go func() {
 		defer close(fwdDone)
 		if fwd.Load() == nil {
@@ -313,20 +313,21 @@ func (s *spoolStage) run(ctx, readCtx context.Context, src Source, start time.Ti
 	// promise: the records without a result then stay in the spool.
 	grace := time.NewTimer(p.opts.ResolveGrace)
 	defer grace.Stop()
+	var runErr error
 	select {
 	case <-fwdDone:
+		runErr = fwdErr
 	case <-grace.C:
 		inFlight := 0
 		if f := fwd.Load(); f != nil {
 			inFlight = f.Stats().InFlight
 		}
 		p.log.WithField("in_flight", inFlight).Error("results missing after the shutdown; the trades stay in the spool")
-		fwdErr = nil
 	}
 	sum := Summary{Counters: p.Counters(), Duration: time.Since(start), Producer: p.SinkStats(), Spool: s.status(), ShutdownErr: shutdownErr}
 	p.log.WithField("shutdown_duration", time.Since(stoppedReading).Round(time.Millisecond).String()).Debug("shut down")
-	if srcErr == nil && fwdErr != nil && fwdCtx.Err() == nil {
-		srcErr = fmt.Errorf("spool: %w", fwdErr)
+	if srcErr == nil && runErr != nil { // the forwarder stopped by itself (Run returns nil when stopped)
+		srcErr = fmt.Errorf("spool: %w", runErr)
 	}
 	return sum, srcErr
 }

@@ -462,6 +462,25 @@ func TestMaxTradesCountsTheTradesTheSpoolAccepted(t *testing.T) {
 	}
 }
 
+// TestAForwarderThatStopsByItselfFailsTheRun: the producer closed under
+// the pipeline (every put refused with ErrClosed): the forwarder stops,
+// reading stops, the trades stay in the spool, and Run says why.
+func TestAForwarderThatStopsByItselfFailsTheRun(t *testing.T) {
+	t.Parallel()
+	sp := openSpool(t, t.TempDir())
+	defer sp.Close()
+	sink := &fakeSink{refuse: func(int) error { return producer.ErrClosed }}
+	p := New(sink, Options{ShutdownTimeout: 200 * time.Millisecond, Spool: &Spool{Spool: sp, MaxBytes: 1 << 30}})
+	src := &fakeSource{batches: [][]finnhub.Trade{trades("AAPL", 10)}} // then reads until stopped
+	sum, err := p.Run(context.Background(), src)
+	if !errors.Is(err, spool.ErrProducerClosed) {
+		t.Fatalf("Run = %v, want the forwarder's spool.ErrProducerClosed", err)
+	}
+	if c := sum.Counters; c.Accepted != 10 || c.Spooled != 10 || c.Delivered != 0 {
+		t.Errorf("counters %+v: want the 10 trades left in the spool", c)
+	}
+}
+
 func TestSpoolStartRetryDelaysDefaultAndCap(t *testing.T) {
 	t.Parallel()
 	const ms = time.Millisecond
