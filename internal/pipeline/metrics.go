@@ -218,8 +218,11 @@ func (r Readiness) Check() error {
 	}
 	if fs := r.Feed.Stats(); !fs.Connected {
 		since := "never connected"
-		if !fs.LastMessageAt.IsZero() {
+		switch {
+		case !fs.LastMessageAt.IsZero():
 			since = "last message " + time.Since(fs.LastMessageAt).Round(time.Second).String() + " ago"
+		case fs.Connects > 0:
+			since = "no message yet"
 		}
 		return fmt.Errorf("the feed is not connected (%s, %d failed connection attempts)", since, fs.DialFailures)
 	}

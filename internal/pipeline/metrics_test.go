@@ -107,6 +107,7 @@ func TestReadinessNamesTheReason(t *testing.T) {
 	}{
 		{name: "connected with room in the buffer is ready", r: Readiness{Running: context.Background(), Feed: up, Producer: fakeProducerStats{BufferedRecords: 9}, MaxBufferedRecords: 10, MaxBufferedBytes: 100}},
 		{name: "a feed that is down is not ready", r: Readiness{Feed: fakeFeed{finnhub.Stats{DialFailures: 7}}, Producer: fakeProducerStats{}}, want: "the feed is not connected (never connected, 7 failed"},
+		{name: "a feed that connected and dropped before any message is not ready", r: Readiness{Feed: fakeFeed{finnhub.Stats{Connects: 1, DialFailures: 2}}, Producer: fakeProducerStats{}}, want: "the feed is not connected (no message yet, 2 failed"},
 		{name: "a full buffer of records is not ready", r: Readiness{Feed: up, Producer: fakeProducerStats{BufferedRecords: 10}, MaxBufferedRecords: 10}, want: "buffer is full (10 records)"},
 		{name: "a full buffer of bytes is not ready", r: Readiness{Feed: up, Producer: fakeProducerStats{BufferedBytes: 100}, MaxBufferedBytes: 100}, want: "buffer is full (100 bytes)"},
 		{name: "shutting down is not ready", r: Readiness{Running: stopped, Feed: up, Producer: fakeProducerStats{}}, want: "shutting down"},
