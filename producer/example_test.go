@@ -10,7 +10,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -123,6 +125,42 @@ func ExampleProducer_PutAsync() {
 	fmt.Println(stored)
 	// Output:
 	// [AAPL on shardId-000000000001 MSFT on shardId-000000000001 NVDA on shardId-000000000000]
+}
+
+// ExampleProducer_Enqueue counts each record accepted or refused at once,
+// as a pipeline's counters need: a refusal (here a full buffer, with
+// FailWhenFull) is Enqueue's error, and the callback sees only results.
+func ExampleProducer_Enqueue() {
+	ctx := context.Background()
+	client := kinesistest.NewClient(kinesistest.ClientOptions{Stream: "trades"})
+	p, err := producer.New(ctx, client, "trades", func(o *producer.Options) {
+		o.MaxBufferedRecords = 2
+		o.FailWhenFull = true
+		o.Linger = time.Hour // nothing leaves before Close
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	var accepted, refused, delivered atomic.Int64
+	for i := range 3 {
+		rec := aggregation.Record{PartitionKey: "AAPL", Data: []byte(strconv.Itoa(i))}
+		err := p.Enqueue(ctx, rec, func(_ producer.Result, err error) {
+			if err == nil {
+				delivered.Add(1)
+			}
+		})
+		if err != nil {
+			refused.Add(1) // errors.Is(err, producer.ErrBufferFull)
+			continue
+		}
+		accepted.Add(1)
+	}
+	if err := p.Close(); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("accepted", accepted.Load(), "refused", refused.Load(), "delivered", delivered.Load())
+	// Output:
+	// accepted 2 refused 1 delivered 2
 }
 
 // ExampleOptions_onFailure sees every failed record in one place, whether it

@@ -112,3 +112,57 @@ func TestMaybeStoredTellsWhetherAnAttemptMayHaveStoredTheRecord(t *testing.T) {
 		})
 	}
 }
+
+// TestEnqueueReturnsARefusalAndCallsDoneOnlyForResults: Enqueue gives an
+// immediate refusal back as its error and never calls done for it; an
+// accepted record's result reaches done exactly once.
+func TestEnqueueReturnsARefusalAndCallsDoneOnlyForResults(t *testing.T) {
+	t.Parallel()
+	p := newProducer(t, newFakeClient(2), func(o *Options) {
+		o.MaxBufferedRecords = 1
+		o.FailWhenFull = true
+		o.Linger = time.Hour
+	})
+	ctx := context.Background()
+	var calls sync.WaitGroup
+	var mu sync.Mutex
+	var results []error
+	done := func(_ Result, err error) {
+		mu.Lock()
+		results = append(results, err)
+		mu.Unlock()
+		calls.Done()
+	}
+	refused := func(_ Result, err error) { t.Errorf("done called for a refused record: %v", err) }
+	calls.Add(1)
+	if err := p.Enqueue(ctx, aggregation.Record{PartitionKey: "k", Data: []byte("first")}, done); err != nil {
+		t.Fatalf("Enqueue into an empty buffer: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		r    aggregation.Record
+		want error
+	}{
+		{"a full buffer", aggregation.Record{PartitionKey: "k", Data: []byte("second")}, ErrBufferFull},
+		{"an invalid partition key", aggregation.Record{PartitionKey: "", Data: []byte("x")}, aggregation.ErrInvalidPartitionKey},
+	} {
+		if err := p.Enqueue(ctx, tc.r, refused); !errors.Is(err, tc.want) {
+			t.Errorf("%s: Enqueue = %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	calls.Wait()
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Enqueue(ctx, aggregation.Record{PartitionKey: "k", Data: []byte("late")}, refused); !errors.Is(err, ErrClosed) {
+		t.Errorf("Enqueue after Close = %v, want ErrClosed", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(results) != 1 || results[0] != nil {
+		t.Errorf("results %v, want one success", results)
+	}
+}

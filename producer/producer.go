@@ -251,6 +251,20 @@ func (p *Producer) PutAsync(ctx context.Context, r aggregation.Record, done func
 	}
 }
 
+// Enqueue is PutAsync returning an immediate refusal (the errors Put
+// returns) instead of passing it to done: when it returns nil, done is
+// called exactly once with the record's Result or *RecordError, on one of
+// the producer's goroutines, possibly before Enqueue returns; when it
+// returns an error, done is never called. A caller can so count a record
+// accepted or refused at once, and its callback sees only results.
+func (p *Producer) Enqueue(ctx context.Context, r aggregation.Record, done func(Result, error)) error {
+	if done == nil {
+		panic("producer: Enqueue with a nil callback")
+	}
+	_, err := p.put(ctx, r, done)
+	return err
+}
+
 func (p *Producer) put(ctx context.Context, r aggregation.Record, done func(Result, error)) (*Future, error) {
 	if p.closed.Load() {
 		return nil, ErrClosed

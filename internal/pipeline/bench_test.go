@@ -15,8 +15,11 @@ import (
 type nopSink struct{}
 
 func (nopSink) PutAsync(context.Context, aggregation.Record, func(producer.Result, error)) {}
-func (nopSink) Shutdown(context.Context) error                                             { return nil }
-func (nopSink) Stats() producer.Stats                                                      { return producer.Stats{} }
+func (nopSink) Enqueue(context.Context, aggregation.Record, func(producer.Result, error)) error {
+	return nil
+}
+func (nopSink) Shutdown(context.Context) error { return nil }
+func (nopSink) Stats() producer.Stats          { return producer.Stats{} }
 
 // BenchmarkHandle measures Handle on trades as the feed delivers them:
 // parsed from a Finnhub message, so that each carries its raw JSON.

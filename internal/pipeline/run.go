@@ -31,6 +31,10 @@ type Sink interface {
 	// done with a bare error (not a *producer.RecordError) before PutAsync
 	// returns; every other result may come from any goroutine.
 	PutAsync(ctx context.Context, r aggregation.Record, done func(producer.Result, error))
+	// Enqueue is PutAsync returning an immediate refusal instead of passing
+	// it to done (see producer.Producer.Enqueue): done then gets only
+	// results, from any goroutine.
+	Enqueue(ctx context.Context, r aggregation.Record, done func(producer.Result, error)) error
 	// Shutdown sends everything buffered and waits for the results; when
 	// ctx ends first, the records left fail (see producer.Producer.Shutdown).
 	// PutAsync refuses records once Shutdown has begun.
@@ -214,10 +218,15 @@ func (p *Pipeline) Handle(ctx context.Context, trades []finnhub.Trade) error {
 			p.logLimited("trade refused: cannot encode", tr.Symbol, err)
 			continue
 		}
-		// Counted before the put, so that a result never comes before its
-		// acceptance; an immediate refusal takes it back (result).
-		p.accepted.Add(1)
-		sink.PutAsync(ctx, aggregation.Record{PartitionKey: tr.Symbol, Data: data}, p.onResult)
+		// Counted once the sink took it, never taken back (accepted is a
+		// Prometheus counter): its result may be counted a moment before
+		// (Counters.Pending allows for that).
+		if err := sink.Enqueue(ctx, aggregation.Record{PartitionKey: tr.Symbol, Data: data}, p.onResult); err != nil {
+			p.logLimited("trade refused by the producer", "", err)
+			p.refused.Add(1)
+		} else {
+			p.accepted.Add(1)
+		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -240,10 +249,9 @@ func (p *Pipeline) result(res producer.Result, err error) {
 	case errors.As(err, &re):
 		p.logFailure(re)
 		p.failed.Add(1)
-	default: // an immediate refusal, on Handle's goroutine
-		p.logLimited("trade refused by the producer", "", err)
-		p.refused.Add(1)
-		p.accepted.Add(^uint64(0))
+	default: // a sink that gives a result without a *producer.RecordError
+		p.logLimited("trade failed", "", err)
+		p.failed.Add(1)
 	}
 }
 
@@ -299,8 +307,9 @@ func (p *Pipeline) Counters() Counters {
 	if p.spool != nil {
 		return p.spool.counters()
 	}
-	// Read the results before the acceptances so that Pending never
-	// underflows.
+	// Read the results before the acceptances: a result counted a moment
+	// before its acceptance is the only way Delivered+Failed can pass
+	// Accepted (Pending allows for it).
 	c := Counters{
 		Delivered:  p.delivered.Load(),
 		Failed:     p.failed.Load(),

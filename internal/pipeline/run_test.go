@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -65,25 +66,24 @@ type fakeSink struct {
 	shutdown int
 }
 
-func (s *fakeSink) PutAsync(ctx context.Context, r aggregation.Record, done func(producer.Result, error)) {
+// Enqueue takes a record as the producer does: an immediate refusal is
+// returned, a result comes through done.
+func (s *fakeSink) Enqueue(ctx context.Context, r aggregation.Record, done func(producer.Result, error)) error {
 	if s.block {
 		<-ctx.Done()
-		done(producer.Result{}, ctx.Err())
-		return
+		return ctx.Err()
 	}
 	s.mu.Lock()
 	if s.shutdown > 0 { // as the producer: refused once Shutdown has begun
 		s.mu.Unlock()
-		done(producer.Result{}, producer.ErrClosed)
-		return
+		return producer.ErrClosed
 	}
 	i := len(s.puts)
 	s.puts = append(s.puts, putCall{r.PartitionKey, append([]byte(nil), r.Data...), r.ID})
 	if s.refuse != nil {
 		if err := s.refuse(i); err != nil {
 			s.mu.Unlock()
-			done(producer.Result{}, err)
-			return
+			return err
 		}
 	}
 	var err error
@@ -94,10 +94,18 @@ func (s *fakeSink) PutAsync(ctx context.Context, r aggregation.Record, done func
 	if s.async {
 		s.mu.Unlock()
 		go res()
-		return
+		return nil
 	}
 	s.pending = append(s.pending, res)
 	s.mu.Unlock()
+	return nil
+}
+
+// PutAsync is Enqueue with the refusal passed to done, as the producer's.
+func (s *fakeSink) PutAsync(ctx context.Context, r aggregation.Record, done func(producer.Result, error)) {
+	if err := s.Enqueue(ctx, r, done); err != nil {
+		done(producer.Result{}, err)
+	}
 }
 
 func (s *fakeSink) Shutdown(ctx context.Context) error {
@@ -128,6 +136,36 @@ func trades(symbol string, n int) []finnhub.Trade {
 		out[i] = finnhub.Trade{Symbol: symbol, Price: 100 + float64(i), Time: int64(1000 + i), Volume: 5, Conditions: []string{"1"}}
 	}
 	return out
+}
+
+// TestARefusedTradeIsNeverCountedAccepted: the accepted count is a
+// Prometheus counter, so it must never go down; a trade the producer
+// refuses at once is counted refused, and never accepted, not even while
+// the refusal is under way (a scrape then would see the counter drop, a
+// counter reset to Prometheus).
+func TestARefusedTradeIsNeverCountedAccepted(t *testing.T) {
+	t.Parallel()
+	var p *Pipeline
+	var duringRefusal []uint64
+	sink := &fakeSink{refuse: func(i int) error {
+		duringRefusal = append(duringRefusal, p.Counters().Accepted) // on Handle's goroutine
+		if i%2 == 1 {
+			return producer.ErrBufferFull
+		}
+		return nil
+	}}
+	p = New(sink, Options{})
+	if err := p.Handle(context.Background(), trades("AAPL", 6)); err != nil {
+		t.Fatal(err)
+	}
+	// Puts 0, 2 and 4 are accepted, 1, 3 and 5 refused: while put i is
+	// decided, the puts before it that were accepted count, and no more.
+	if want := []uint64{0, 1, 1, 2, 2, 3}; !slices.Equal(duringRefusal, want) {
+		t.Errorf("accepted while each put was decided: %v, want %v", duringRefusal, want)
+	}
+	if c := p.Counters(); c.Accepted != 3 || c.Refused != 3 || c.Received != 6 {
+		t.Errorf("counters %+v: want 3 accepted, 3 refused", c)
+	}
 }
 
 func TestRunAccountsForEveryTrade(t *testing.T) {
