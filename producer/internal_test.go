@@ -50,6 +50,24 @@ func TestLimiter(t *testing.T) {
 			t.Errorf("passed %d bytes at once, want about 512 KiB", bytes)
 		}
 	})
+	t.Run("at the lowest RateLimit a throttled shard still sends once its bucket refills", func(t *testing.T) {
+		l := newLimiter(1, 0, t0) // 10 records/s at factor 1
+		now := t0
+		for range 30 { // down to the floor: below one record per bucket
+			now = now.Add(rateCutInterval)
+			l.throttled(now)
+		}
+		if l.factor != rateFloor {
+			t.Fatalf("factor %v, want the floor %v", l.factor, rateFloor)
+		}
+		at := l.when(now, 100)
+		if wait := at.Sub(now); wait <= 0 || wait > 3*time.Second {
+			t.Fatalf("next record in %v, want within the 2 s of one record at the floor", wait)
+		}
+		if !l.take(at, 100) {
+			t.Error("the record cannot go at the time when says")
+		}
+	})
 	t.Run("a record larger than the bucket passes when the bucket is full", func(t *testing.T) {
 		l := newLimiter(10, 0, t0) // 104857 bytes per second
 		if !l.take(t0, 1<<20) {

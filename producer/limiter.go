@@ -59,7 +59,11 @@ func (l *limiter) refill(now time.Time) {
 	}
 	l.last = now
 	l.tokB = min(l.tokB+dt*l.ceilB*l.factor, l.capB*l.factor)
-	l.tokR = min(l.tokR+dt*l.ceilR*l.factor, l.ceilR*l.factor*bucketSeconds)
+	// The record bucket holds one record at least, whatever the factor:
+	// at a low RateLimit, a throttled shard's bucket would otherwise stay
+	// below the one token a record needs, and the shard never send again
+	// (only a success raises the factor).
+	l.tokR = min(l.tokR+dt*l.ceilR*l.factor, max(1, l.ceilR*l.factor*bucketSeconds))
 }
 
 // take spends the tokens of one Kinesis record of size bytes if there are
