@@ -65,8 +65,13 @@ func classify(err error) errClass {
 	hasStatus := errors.As(err, &status)
 	var api smithy.APIError
 	var inv *invalidResponseError
+	var de *smithy.DeserializationError
 	switch {
 	case errors.As(err, &inv):
+		c.code, c.retryable, c.maybeStored = "InvalidResponse", true, true
+	case errors.As(err, &de) || hasStatus && status.HTTPStatusCode() >= 200 && status.HTTPStatusCode() < 300:
+		// A response that could not be read (a body cut short, not the
+		// service's JSON): the service may have processed the call.
 		c.code, c.retryable, c.maybeStored = "InvalidResponse", true, true
 	case isRequestError(err):
 		c.code = "InvalidRequest" // refused by the SDK before sending: sending again cannot help

@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"reflect"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"unsafe"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
@@ -165,6 +167,7 @@ func TestClassify(t *testing.T) {
 		{"a timed-out call is retried", op(context.DeadlineExceeded), "RequestTimeout", true, false, false, true},
 		{"a request the SDK refuses fails", op(fmt.Errorf("validate: %w", &smithy.SerializationError{Err: errors.New("bad")})), "InvalidRequest", false, false, false, false},
 		{"an invalid response is retried", &invalidResponseError{msg: "2 results for 3 records"}, "InvalidResponse", true, false, false, true},
+		{"a 200 whose body cannot be read is retried, and may have stored", op(respErr(200, &smithy.DeserializationError{Err: errors.New("unexpected EOF")})), "InvalidResponse", true, false, false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -187,6 +190,29 @@ func TestClassify(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestAResponseCutShortIsRetriedAndMayHaveStored: the service answers 200
+// and the body ends in the middle of its JSON (the connection was cut):
+// through the real SDK client, the call counts as maybe stored and is
+// retried, not failed as refused.
+func TestAResponseCutShortIsRetriedAndMayHaveStored(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		_, _ = w.Write([]byte(`{"FailedRecordCount":0,"Records":[{"SequenceNumber":"1","Shard`))
+	}))
+	defer srv.Close()
+	c := kinesis.New(kinesis.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
+		Credentials: credentials.NewStaticCredentialsProvider("AKIATEST", "secret", "")}, ClientOptions())
+	_, err := c.PutRecords(context.Background(), &kinesis.PutRecordsInput{StreamName: aws.String("s"),
+		Records: []types.PutRecordsRequestEntry{{Data: []byte("x"), PartitionKey: aws.String("k")}}})
+	if err == nil {
+		t.Fatal("a body cut short was read as a response")
+	}
+	if cl := classify(err); cl.code != "InvalidResponse" || !cl.retryable || !cl.maybeStored {
+		t.Errorf("classify(%v) = %+v, want a retried InvalidResponse that may have stored", err, cl)
+	}
 }
 
 func TestBackoffHasFullJitterUnderACap(t *testing.T) {
