@@ -88,15 +88,28 @@ func (p *Producer) collect(now time.Time, out *outbox) *call {
 
 // startCall hands c to a sender of the pool. With a shared pool the
 // senders may all be busy with other producers' calls: it waits, unless
-// the producer stops.
+// the producer stops or aborts. The call is registered from now on, so
+// that an abort also fails a call that waits in the pool's queue behind
+// another producer's (Shutdown's ctx is this producer's alone).
 func (p *Producer) startCall(c *call) {
 	p.inflightCalls.Add(1)
 	c.inflightAtStart = p.window.start(c.bytes)
+	p.callsMu.Lock()
+	p.calls[c] = struct{}{}
+	p.callsMu.Unlock()
 	select {
 	case p.pool.work <- c:
+		return
 	case <-p.stop:
-		p.inflightCalls.Add(-1)
-		p.window.done(c.bytes)
+	case <-p.abortCh:
+	}
+	p.inflightCalls.Add(-1)
+	p.window.done(c.bytes)
+	p.callsMu.Lock()
+	mine := c.state.CompareAndSwap(callInFlight, callAbandoned) // else abortAll failed it
+	delete(p.calls, c)
+	p.callsMu.Unlock()
+	if mine {
 		out := p.newOutbox()
 		p.failClosed(&out, c.krecs)
 		p.deliver(&out)
@@ -134,6 +147,10 @@ func (p *Producer) abortAll() {
 	p.callsMu.Unlock()
 	now := time.Now()
 	for _, cl := range abandoned {
+		if cl.start.IsZero() { // still in the pool's queue: never sent
+			p.failClosed(&out, cl.krecs)
+			continue
+		}
 		for _, k := range cl.krecs {
 			if k.buf != nil {
 				k.buf.abandoned.Store(true) // the client may still read it

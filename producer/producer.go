@@ -72,12 +72,13 @@ type Producer struct {
 
 	inflightCalls atomic.Int64
 	callsMu       sync.Mutex         // guards calls
-	calls         map[*call]struct{} // calls in flight, which an abort abandons
+	calls         map[*call]struct{} // calls handed to the pool (queued or in flight), which an abort abandons
 	refreshCh     chan struct{}      // asks for a shard map refresh; capacity 1
 
 	puts      atomic.Uint64 // user records accepted
 	closed    atomic.Bool
 	aborting  atomic.Bool   // a Shutdown's context ended: fail what is left
+	abortCh   chan struct{} // closed when aborting is set
 	stop      chan struct{} // closed to stop the goroutines
 	stopped   chan struct{} // closed when Close has finished
 	reqCtx    context.Context
@@ -123,6 +124,7 @@ func New(ctx context.Context, client Client, stream string, optFns ...func(*Opti
 		base:      time.Now(),
 		refreshCh: make(chan struct{}, 1),
 		stop:      make(chan struct{}),
+		abortCh:   make(chan struct{}),
 		stopped:   make(chan struct{}),
 		calls:     make(map[*call]struct{}),
 	}
@@ -431,6 +433,7 @@ func (p *Producer) abort(err error) {
 	if !first || p.aborting.Swap(true) {
 		return
 	}
+	close(p.abortCh)
 	held, _ := p.budget.held()
 	p.log.log(slog.LevelWarn, "producer: shutdown deadline: failing undelivered records", "records", held, "error", err)
 	p.reqCancel()

@@ -23,17 +23,23 @@ type sendScratch struct {
 // send encodes the Kinesis records of c, makes the PutRecords call and
 // applies its outcome.
 func (p *Producer) send(c *call, w *sendScratch, out *outbox) {
-	// Register the call so that an abort can abandon it; after the abort
-	// has begun no call starts.
+	// startCall registered the call, so that an abort can abandon it; an
+	// abort that did while it waited in the queue has failed its records.
+	// After the abort has begun no call starts.
 	p.callsMu.Lock()
+	if c.state.Load() != callInFlight {
+		p.callsMu.Unlock()
+		return
+	}
 	if p.aborting.Load() {
+		c.state.Store(callAbandoned)
+		delete(p.calls, c)
 		p.callsMu.Unlock()
 		p.failClosed(out, c.krecs)
 		p.deliver(out)
 		return
 	}
-	c.start = time.Now()
-	p.calls[c] = struct{}{}
+	c.start = time.Now() // in flight from now on
 	p.callsMu.Unlock()
 
 	w.dsts, w.aggs = p.pool.enc.encodeCall(c, p.env.putAgg, w.dsts, w.aggs)

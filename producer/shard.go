@@ -371,11 +371,11 @@ type call struct {
 	// started, this call included.
 	inflightAtStart int64
 	state           atomic.Uint32 // callInFlight, callHandled, callAbandoned
-	start           time.Time     // when it was sent; guarded by Producer.callsMu
+	start           time.Time     // when it was sent, zero while it waits in the pool's queue; guarded by Producer.callsMu
 }
 
 const (
-	callInFlight uint32 = iota
+	callInFlight uint32 = iota // queued in the pool or in flight
 	callHandled
 	callAbandoned
 )
