@@ -50,7 +50,8 @@ func aggregateBody(data []byte) ([]byte, bool) {
 // package doc, in ID; tags that do not follow those rules leave the records
 // they govern without an id and never make Deaggregate fail.
 //
-// The returned records' Data fields alias data; records with the same key
+// The returned records' Data fields alias data, each capped at its own bytes
+// (an append copies); records with the same key
 // share one string. Deaggregate never panics.
 func Deaggregate(data []byte, partitionKey, explicitHashKey string) ([]UserRecord, error) {
 	body, ok := aggregateBody(data)
@@ -143,6 +144,9 @@ func decodeRecord(msg []byte, pks, ehks []string) (UserRecord, error) {
 			hasEHK = true
 		case num == fieldData && typ == protowire.BytesType:
 			r.Data, n = protowire.ConsumeBytes(b)
+			// Capped: an append to one record's Data must copy, not write
+			// over the next record or the MD5 trailer in the caller's bytes.
+			r.Data = r.Data[:len(r.Data):len(r.Data)]
 			hasData = true
 		case num == fieldTags && typ == protowire.BytesType:
 			var msg []byte

@@ -302,6 +302,23 @@ func TestDeaggregateSharesKeysAndAliasesData(t *testing.T) {
 	if !bytes.Contains(enc, []byte{0x1a, 0x01, 0x09}) {
 		t.Fatal("Data does not alias the input")
 	}
+	// But no further than its own bytes: an append copies, and leaves the
+	// next record and the MD5 trailer as they are, so that the same bytes
+	// deaggregate again.
+	enc = a.AppendEncoded(nil)
+	if got, err = Deaggregate(enc, "a", ""); err != nil {
+		t.Fatal(err)
+	}
+	for i := range got {
+		if c := cap(got[i].Data); c != len(got[i].Data) {
+			t.Errorf("record %d: Data has capacity %d for %d bytes, reaching past it into the input", i, c, len(got[i].Data))
+		}
+		_ = append(got[i].Data, "appended by a consumer"...)
+	}
+	again, err := Deaggregate(enc, "a", "")
+	if err != nil || len(again) != 3 || !again[0].Aggregated || again[1].Data[0] != 1 {
+		t.Errorf("the input after appends to each Data: %d records, %v", len(again), err)
+	}
 }
 
 func TestDeaggregateErrorNamesTheRecord(t *testing.T) {
