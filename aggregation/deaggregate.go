@@ -51,8 +51,8 @@ func aggregateBody(data []byte) ([]byte, bool) {
 // they govern without an id and never make Deaggregate fail.
 //
 // The returned records' Data fields alias data, each capped at its own bytes
-// (an append copies); records with the same key
-// share one string. Deaggregate never panics.
+// (an append copies); records with the same key share one string.
+// Deaggregate never panics.
 func Deaggregate(data []byte, partitionKey, explicitHashKey string) ([]UserRecord, error) {
 	body, ok := aggregateBody(data)
 	if !ok {
