@@ -136,7 +136,7 @@ func ExampleProducer_Enqueue() {
 	p, err := producer.New(ctx, client, "trades", func(o *producer.Options) {
 		o.MaxBufferedRecords = 2
 		o.FailWhenFull = true
-		o.Linger = time.Hour // nothing leaves before Close
+		o.Linger, o.RecordTTL = time.Hour, 2*time.Hour // nothing leaves before Close
 	})
 	if err != nil {
 		log.Fatal(err)

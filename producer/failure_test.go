@@ -121,7 +121,7 @@ func TestEnqueueReturnsARefusalAndCallsDoneOnlyForResults(t *testing.T) {
 	p := newProducer(t, newFakeClient(2), func(o *Options) {
 		o.MaxBufferedRecords = 1
 		o.FailWhenFull = true
-		o.Linger = time.Hour
+		o.Linger, o.RecordTTL = time.Hour, 2*time.Hour
 	})
 	ctx := context.Background()
 	var calls sync.WaitGroup

@@ -70,7 +70,7 @@ type Options struct {
 	Linger time.Duration
 	// RecordTTL bounds the time from Put until a record is delivered; a
 	// record that cannot be delivered in time fails with ErrRecordExpired and
-	// every attempt. The default is 30s.
+	// every attempt. It must be longer than Linger. The default is 30s.
 	RecordTTL time.Duration
 	// MaxConnections bounds the PutRecords calls in flight. The default is 24.
 	MaxConnections int
@@ -212,6 +212,10 @@ func (o *Options) validate() error {
 		return fmt.Errorf("producer: Linger %v is negative", o.Linger)
 	case o.RecordTTL <= 0:
 		return fmt.Errorf("producer: RecordTTL %v must be positive", o.RecordTTL)
+	case o.Linger >= o.RecordTTL:
+		// A record lingering past its TTL would be sent after it: the TTL
+		// bounds the whole time to delivery, the linger included.
+		return fmt.Errorf("producer: Linger %v must be shorter than RecordTTL %v", o.Linger, o.RecordTTL)
 	case o.MaxConnections <= 0:
 		return fmt.Errorf("producer: MaxConnections %d must be positive", o.MaxConnections)
 	case o.RequestTimeout <= 0:

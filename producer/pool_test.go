@@ -25,7 +25,7 @@ func TestProducersOfAPoolShareItsBufferAndSenders(t *testing.T) {
 		p, err := New(ctx, c, fmt.Sprintf("stream-%d", i), fast, func(o *Options) {
 			o.Pool = pool
 			o.FailWhenFull = true
-			o.Linger = 1 << 40 // nothing goes before Flush
+			o.Linger, o.RecordTTL = time.Hour, 2*time.Hour // nothing goes before Flush
 		})
 		if err != nil {
 			t.Fatal(err)

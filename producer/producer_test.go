@@ -225,7 +225,7 @@ func TestDelivery(t *testing.T) {
 
 func TestSingleRecordAggregateGoesPlain(t *testing.T) {
 	c := newFakeClient(2)
-	p := newProducer(t, c, func(o *Options) { o.Linger = time.Hour })
+	p := newProducer(t, c, func(o *Options) { o.Linger, o.RecordTTL = time.Hour, 2*time.Hour })
 	ehk := "170141183460469231731687303715884105728" // 2^127: second shard
 	f1, err := p.Put(context.Background(), "alone", []byte("one"))
 	if err != nil {
@@ -277,7 +277,7 @@ func TestSingleRecordAggregateGoesPlain(t *testing.T) {
 
 func TestRecordLargerThanAnAggregateGoesAlone(t *testing.T) {
 	c := newFakeClient(1)
-	p := newProducer(t, c, func(o *Options) { o.Linger = time.Hour })
+	p := newProducer(t, c, func(o *Options) { o.Linger, o.RecordTTL = time.Hour, 2*time.Hour })
 	var recs []sent
 	for i, size := range []int{10, 60000, 10, 10} {
 		data := fmt.Sprintf("k/%06d", i) + strings.Repeat("x", size)
@@ -345,6 +345,8 @@ func TestNewValidates(t *testing.T) {
 		{"no connections", func(o *Options) { o.MaxConnections = 0 }},
 		{"a zero TTL", func(o *Options) { o.RecordTTL = 0 }},
 		{"a negative linger", func(o *Options) { o.Linger = -1 }},
+		{"a linger as long as the TTL", func(o *Options) { o.Linger, o.RecordTTL = time.Second, time.Second }},
+		{"a linger past the TTL", func(o *Options) { o.Linger, o.RecordTTL = 600*time.Millisecond, 100*time.Millisecond }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+" is refused", func(t *testing.T) {
@@ -392,7 +394,7 @@ func TestOnlyFailedEntriesAreRetried(t *testing.T) {
 				mu.Unlock()
 				return fail(ctx, n, in)
 			}
-			p := newProducer(t, c, func(o *Options) { o.AggregationEnabled = false; o.Linger = time.Hour })
+			p := newProducer(t, c, func(o *Options) { o.AggregationEnabled = false; o.Linger, o.RecordTTL = time.Hour, 2*time.Hour })
 			recs := putAll(t, p, 3, 3)
 			if err := p.Flush(context.Background()); err != nil {
 				t.Fatal(err)
@@ -678,7 +680,7 @@ func TestWrongShardRefreshesAndReroutes(t *testing.T) {
 	for _, ordered := range []bool{false, true} {
 		t.Run(fmt.Sprintf("ordered %v", ordered), func(t *testing.T) {
 			c := newFakeClient(2)
-			p := newProducer(t, c, func(o *Options) { o.Ordered = ordered; o.Linger = time.Hour })
+			p := newProducer(t, c, func(o *Options) { o.Ordered = ordered; o.Linger, o.RecordTTL = time.Hour, 2*time.Hour })
 			before := putAll(t, p, 500, 40)
 			if err := p.Flush(context.Background()); err != nil {
 				t.Fatal(err)
@@ -808,7 +810,7 @@ func TestBackpressure(t *testing.T) {
 func TestFlush(t *testing.T) {
 	t.Run("Flush sends at once and waits for every result", func(t *testing.T) {
 		c := newFakeClient(3)
-		p := newProducer(t, c, func(o *Options) { o.Linger = time.Hour })
+		p := newProducer(t, c, func(o *Options) { o.Linger, o.RecordTTL = time.Hour, 2*time.Hour })
 		recs := putAll(t, p, 700, 9)
 		if err := p.Flush(context.Background()); err != nil {
 			t.Fatal(err)
@@ -849,7 +851,7 @@ func TestClose(t *testing.T) {
 	t.Run("Put after Close returns ErrClosed and Close is idempotent", func(t *testing.T) {
 		defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 		c := newFakeClient(2)
-		p, err := New(context.Background(), c, "s", fast, func(o *Options) { o.Linger = time.Hour })
+		p, err := New(context.Background(), c, "s", fast, func(o *Options) { o.Linger, o.RecordTTL = time.Hour, 2*time.Hour })
 		if err != nil {
 			t.Fatal(err)
 		}

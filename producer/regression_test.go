@@ -185,7 +185,7 @@ func (c clientFunc) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput,
 
 func TestFlushDoesNotForceRecordsPutWhileItWaits(t *testing.T) {
 	c := newStubbornClient()
-	p, err := New(context.Background(), c, "s", fast, func(o *Options) { o.Linger = time.Hour })
+	p, err := New(context.Background(), c, "s", fast, func(o *Options) { o.Linger, o.RecordTTL = time.Hour, 2*time.Hour })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +224,7 @@ func TestFlushDoesNotForceRecordsPutWhileItWaits(t *testing.T) {
 
 func TestPutAsyncAllocatesOnlyItsRecord(t *testing.T) {
 	c := newCountingClient(1)
-	p := newProducer(t, c, func(o *Options) { o.Linger = time.Hour })
+	p := newProducer(t, c, func(o *Options) { o.Linger, o.RecordTTL = time.Hour, 2*time.Hour })
 	ctx := context.Background()
 	data := []byte("0123456789")
 	done := func(Result, error) {}
@@ -257,7 +257,7 @@ func TestPutAsyncAllocatesOnlyItsRecord(t *testing.T) {
 // shards to find that range.
 func TestAnAggregateStoredOnAShardClosedAgainIsNotSentTwice(t *testing.T) {
 	c := newFakeClient(1)
-	p := newProducer(t, c, func(o *Options) { o.Linger = time.Hour })
+	p := newProducer(t, c, func(o *Options) { o.Linger, o.RecordTTL = time.Hour, 2*time.Hour })
 	half := mustHash("170141183460469231731687303715884105728")   // 2^127
 	quarter := mustHash("85070591730234615865843651857942052864") // 2^126
 	c.split(0, half, 1)                                           // shard 0 closes: 1 = [0, 2^127), 2 = [2^127, max]
@@ -307,7 +307,7 @@ func TestAnAggregateStoredOnAShardClosedAgainIsNotSentTwice(t *testing.T) {
 func TestAWrongShardResultDuringARefreshWaitsForTheNext(t *testing.T) {
 	c := newFakeClient(1)
 	p := newProducer(t, c, func(o *Options) {
-		o.Linger = time.Hour
+		o.Linger, o.RecordTTL = time.Hour, 2*time.Hour
 		o.AggregationMaxCount = 2 // A and B: two aggregates of two records
 		o.CollectionMaxCount = 1  // in two calls
 	})

@@ -243,6 +243,9 @@ func ParseConfig(args []string, env Environment, out io.Writer) (Config, error) 
 		p.RecordTTL = SpoolRecordTTL
 		set["record-ttl"] = true
 	}
+	if p.Linger >= p.RecordTTL {
+		return Config{}, fmt.Errorf("-linger %v must be shorter than -record-ttl %v: a trade would wait past its time to live (see tradeproducer -h)", p.Linger, p.RecordTTL)
+	}
 
 	var dotenv DotEnv
 	if set["env-file"] {

@@ -105,6 +105,12 @@ func TestParseConfig(t *testing.T) {
 			wantErr: "-spool-when-full",
 		},
 		{
+			name:    "a linger as long as the TTL is refused",
+			args:    []string{"-linger", "30s"},
+			env:     map[string]string{EnvAPIKey: key},
+			wantErr: "-linger 30s must be shorter than -record-ttl 30s",
+		},
+		{
 			name:    "a spool limit below 64 KiB is refused",
 			args:    []string{"-spool-max-bytes", "1000"},
 			env:     map[string]string{EnvAPIKey: key},
