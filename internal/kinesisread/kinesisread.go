@@ -121,8 +121,12 @@ func parentsFirst(sorted []types.Shard) []types.Shard {
 	return out
 }
 
-// ReadShard reads one shard from its trim horizon until it has caught up.
+// ReadShard reads one shard from its trim horizon until it has caught up:
+// an empty page at the tip, or a page at the tip whose last record arrived
+// after the read began, so that a shard still being written to ends too
+// (what arrives after the read began may be missing).
 func ReadShard(ctx context.Context, client API, stream, shardID string) ([]types.Record, error) {
+	began := time.Now()
 	it, err := client.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{
 		StreamName:        aws.String(stream),
 		ShardId:           aws.String(shardID),
@@ -146,8 +150,13 @@ func ReadShard(ctx context.Context, client API, stream, shardID string) ([]types
 			return nil, fmt.Errorf("get records from %s: %w", shardID, err)
 		}
 		records = append(records, out.Records...)
-		if len(out.Records) == 0 && (out.MillisBehindLatest == nil || *out.MillisBehindLatest == 0) {
-			break
+		if atTip := out.MillisBehindLatest == nil || *out.MillisBehindLatest == 0; atTip {
+			if len(out.Records) == 0 {
+				break
+			}
+			if at := out.Records[len(out.Records)-1].ApproximateArrivalTimestamp; at != nil && !at.Before(began) {
+				break
+			}
 		}
 		iter = out.NextShardIterator
 	}
