@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -265,5 +266,27 @@ func TestTheSpooledModeDeliversEveryTradeAndReportsWhatDurabilityCosts(t *testin
 	// The run's spool folder is removed.
 	if left, err := os.ReadDir(spoolDir); err != nil || len(left) != 0 {
 		t.Errorf("spool folder left: %v, %v", left, err)
+	}
+}
+
+// TestAFailedReadBackFailsTheRunOnlyWhereRecordsAreStored: against an
+// endpoint that stores records (kinesis-mock, LocalStack, AWS), a
+// read-back that fails leaves the run unchecked, which fails it; a URL may
+// be a limit endpoint that stores nothing, where the failure is reported.
+func TestAFailedReadBackFailsTheRunOnlyWhereRecordsAreStored(t *testing.T) {
+	t.Parallel()
+	readErr := errors.New("GetRecords: 500")
+	for _, tc := range []struct {
+		endpoint string
+		fails    bool
+	}{{endpointAWS, true}, {endpointLocalStack, true}, {"http://127.0.0.1:1", false}} {
+		tgt, err := openTarget(context.Background(), options{endpoint: tc.endpoint})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tgt.readBackFailure(readErr); (err != nil) != tc.fails || err != nil && !errors.Is(err, readErr) {
+			t.Errorf("%s: readBackFailure = %v, want the run failed: %v", tc.endpoint, err, tc.fails)
+		}
+		tgt.close()
 	}
 }

@@ -38,9 +38,11 @@ type target struct {
 	name  string     // for the report
 	cfg   aws.Config // region, credentials, endpoint
 	close func()
-	// readable is set when the endpoint stores records and serves
-	// GetRecords, so that a stream can be read back.
-	readable bool
+	// readable is set when the endpoint may store records and serve
+	// GetRecords, so that a stream can be read back; stores when it surely
+	// does (kinesis-mock, LocalStack, AWS), so that a read-back that fails
+	// fails the run instead of leaving it unchecked.
+	readable, stores bool
 	// stats reads the endpoint's own counters of a stream; nil when the
 	// endpoint cannot tell.
 	stats func(stream string) *loadgen.EndpointCounters
@@ -91,7 +93,7 @@ func openTarget(ctx context.Context, o options) (*target, error) {
 			return nil, fmt.Errorf("start kinesis-mock: %w", err)
 		}
 		cfg := s.Config()
-		return &target{name: "kinesis-mock", cfg: cfg, close: func() { _ = s.Close() }, readable: true}, nil
+		return &target{name: "kinesis-mock", cfg: cfg, close: func() { _ = s.Close() }, readable: true, stores: true}, nil
 	case endpointAWS:
 		cfg, err := pipeline.LoadAWSConfig(ctx, o.region)
 		if err != nil {
@@ -101,7 +103,7 @@ func openTarget(ctx context.Context, o options) (*target, error) {
 		if cfg.BaseEndpoint != nil {
 			name = *cfg.BaseEndpoint
 		}
-		return &target{name: name, cfg: cfg, close: func() {}, readable: true}, nil
+		return &target{name: name, cfg: cfg, close: func() {}, readable: true, stores: true}, nil
 	default:
 		cfg, err := pipeline.LoadAWSConfig(ctx, o.region)
 		if err != nil || !hasCredentials(ctx, cfg) {
@@ -115,7 +117,7 @@ func openTarget(ctx context.Context, o options) (*target, error) {
 		cfg.BaseEndpoint = aws.String(ep)
 		// A URL may be a standalone limit endpoint, which stores nothing:
 		// reading back then fails and is reported, not fatal.
-		return &target{name: name, cfg: cfg, close: func() {}, readable: true}, nil
+		return &target{name: name, cfg: cfg, close: func() {}, readable: true, stores: ep == localStackURL}, nil
 	}
 }
 
@@ -211,12 +213,25 @@ func runMode(ctx context.Context, o options, tgt *target, mode string, progress 
 		rb, rerr := readBack(ctx, tgt.client(4), stream, rec)
 		if rerr != nil {
 			res.Errors = append(res.Errors, fmt.Sprintf("read back: %v", rerr))
+			if err := tgt.readBackFailure(rerr); err != nil {
+				return &res, err
+			}
 			fmt.Fprintf(stderr, "loadtest: %s: could not read the stream back: %v\n", mode, rerr)
 		} else {
 			res.ReadBack = &rb
 		}
 	}
 	return &res, err
+}
+
+// readBackFailure is what a read-back that failed with err means for the
+// run: its error when the endpoint surely stores records (the run is then
+// unchecked, not accounted for), else nil: the failure is only reported.
+func (t *target) readBackFailure(err error) error {
+	if t.stores {
+		return fmt.Errorf("could not read the stream back: %w", err)
+	}
+	return nil
 }
 
 // readBack reads the whole stream and compares it with the trades rec saw
