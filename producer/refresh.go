@@ -262,6 +262,12 @@ func (p *Producer) expireWrongPending(now time.Time) {
 			continue
 		}
 		p.release(w)
+		// It is stored, on a shard not judged yet: a reader may well
+		// keep it.
+		if w.k.hist == nil {
+			w.k.hist = &history{}
+		}
+		w.k.hist.maybeStored = true
 		out.fail(w.k.dissolve(p.env.putAgg), nil, c, ErrRecordExpired)
 	}
 	clear(p.wrongPending[len(kept):])
@@ -290,15 +296,17 @@ func (p *Producer) refresh() error {
 	// the next refresh. An aggregate that landed on a shard which is
 	// already closed again can be judged only by that shard's range: list
 	// the closed shards too, outside the lock (on failure such an
-	// aggregate is sent again).
+	// aggregate waits for the next refresh, which the refresher retries
+	// with backoff: sending it again could store it twice).
 	p.mapMu.Lock()
 	wrong, stale := p.wrongPending, p.staleShards
 	p.wrongPending, p.staleShards = nil, nil
 	unknown := p.unknownLanding(wrong, infos)
 	p.mapMu.Unlock()
 	var closed map[string]shardInfo
+	var closedErr error
 	if unknown {
-		if closed, err = p.listAllShards(p.reqCtx); err != nil {
+		if closed, closedErr = p.listAllShards(p.reqCtx); closedErr != nil {
 			closed = nil
 		}
 	}
@@ -320,6 +328,21 @@ func (p *Producer) refresh() error {
 		return nil
 	}
 	old := p.smap.Load()
+	if closedErr != nil {
+		// The aggregates whose landing shard is in neither map cannot be
+		// judged: they wait, ahead of those that came in meanwhile, their
+		// shards stale (reopen) or held (retired below), for the next
+		// refresh.
+		var later []*wrongShard
+		wrong = slices.DeleteFunc(wrong, func(w *wrongShard) bool {
+			if landingKnown(w, old, infos, nil) {
+				return false
+			}
+			later = append(later, w)
+			return true
+		})
+		p.wrongPending = append(later, p.wrongPending...)
+	}
 
 	if sameShards(old, infos) {
 		// The map was right after all (another refresh fixed it): send
@@ -340,7 +363,7 @@ func (p *Producer) refresh() error {
 		if p.opts.Ordered {
 			p.openHeldLocked()
 		}
-		return nil
+		return closedErr
 	}
 
 	m := newShardMap(len(infos))
@@ -404,7 +427,7 @@ func (p *Producer) refresh() error {
 		}
 	}
 	out.logf(slog.LevelInfo, "producer: shard map changed", "shards", len(m.shards), "was", len(old.shards), "retired", retired, "rerouted", len(first)+len(moved))
-	return nil
+	return closedErr
 }
 
 // reopen makes stale shards that are still in the map active again, but

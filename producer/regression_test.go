@@ -402,3 +402,124 @@ func TestAWrongShardResultDuringARefreshWaitsForTheNext(t *testing.T) {
 		t.Fatalf("%d user records stored for %d put: an aggregate whole where it landed was sent again", stored, len(futures))
 	}
 }
+
+// flakyAllShards fails the first ListShards call that lists every shard
+// (no AT_LATEST filter): the listing of closed shards a refresh makes when
+// a wrong-shard aggregate landed on a shard in neither map.
+type flakyAllShards struct {
+	*fakeClient
+	failed atomic.Int32
+	always bool // fail every such listing
+}
+
+func (c *flakyAllShards) ListShards(ctx context.Context, in *kinesis.ListShardsInput, o ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error) {
+	if in.NextToken == nil && (in.ShardFilter == nil || in.ShardFilter.Type != types.ShardFilterTypeAtLatest) && (c.failed.Add(1) == 1 || c.always) {
+		return nil, errors.New("simulated ListShards failure")
+	}
+	return c.fakeClient.ListShards(ctx, in, o...)
+}
+
+// TestAWrongShardAggregateWaitsWhenTheClosedShardListingFails: an
+// aggregate lands on a shard that was split again before the refresh, so
+// that only the listing of closed shards tells its range, and that listing
+// fails once. The aggregate waits for the next refresh, which finds it
+// whole where it landed; sending it again would store it twice.
+func TestAWrongShardAggregateWaitsWhenTheClosedShardListingFails(t *testing.T) {
+	for _, ordered := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ordered=%v", ordered), func(t *testing.T) { wrongShardAggregateWhenClosedListingFails(t, ordered) })
+	}
+}
+
+func wrongShardAggregateWhenClosedListingFails(t *testing.T, ordered bool) {
+	c := &flakyAllShards{fakeClient: newFakeClient(1)}
+	p := newProducer(t, c, func(o *Options) { o.Linger, o.RecordTTL, o.Ordered = time.Hour, 2*time.Hour, ordered })
+	half := mustHash("170141183460469231731687303715884105728")   // 2^127
+	quarter := mustHash("85070591730234615865843651857942052864") // 2^126
+	c.split(0, half, 1)                                           // 0 closes: 1 = [0, 2^127), 2 = [2^127, max]
+	c.split(0, quarter, 3)                                        // 1 closes too: 3 = [0, 2^126), 4 = [2^126, 2^127)
+	landed := c.shardByID("shardId-000000000001")
+	c.mu.Lock()
+	var once atomic.Bool
+	c.route = func(aggregation.HashKey) *fakeShard {
+		if once.CompareAndSwap(false, true) {
+			return landed // the first entry is stored on 1, as before its split
+		}
+		return nil
+	}
+	c.mu.Unlock()
+
+	var futures []*Future
+	for i := 0; len(futures) < 20; i++ {
+		key := fmt.Sprintf("key-%d", i)
+		if aggregation.PartitionKeyHash(key).Cmp(half) >= 0 {
+			continue // only keys of shard 1's range
+		}
+		f, err := p.Put(context.Background(), key, []byte(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		futures = append(futures, f)
+	}
+	if err := p.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range futures {
+		res, err := f.Wait(context.Background())
+		if err != nil || res.ShardID != landed.id {
+			t.Errorf("result on %s/%s, %v; want stored on %s", res.ShardID, res.SequenceNumber, err, landed.id)
+		}
+	}
+	stored := 0
+	for id, urs := range c.stored() {
+		t.Logf("%s: %d user records", id, len(urs))
+		stored += len(urs)
+	}
+	if stored != len(futures) {
+		t.Fatalf("%d user records stored for %d put: sent again though the aggregate was whole where it landed (%s), because the closed-shard listing failed once", stored, len(futures), landed.id)
+	}
+}
+
+// TestAWrongShardAggregateThatExpiresUnjudgedMayBeStored: the closed-shard
+// listing keeps failing, so the aggregate waits until its records expire;
+// they fail with ErrRecordExpired and MaybeStored, since the aggregate is
+// stored where it landed and a reader may keep it.
+func TestAWrongShardAggregateThatExpiresUnjudgedMayBeStored(t *testing.T) {
+	t.Parallel()
+	c := &flakyAllShards{fakeClient: newFakeClient(1), always: true}
+	p := newProducer(t, c, func(o *Options) {
+		o.Linger, o.RecordTTL = 10*time.Millisecond, 300*time.Millisecond
+		o.RefreshBaseDelay, o.RefreshMaxDelay = 20*time.Millisecond, 50*time.Millisecond
+	})
+	half := mustHash("170141183460469231731687303715884105728")
+	c.split(0, half, 1)
+	c.split(0, mustHash("85070591730234615865843651857942052864"), 3)
+	landed := c.shardByID("shardId-000000000001")
+	c.mu.Lock()
+	var once atomic.Bool
+	c.route = func(aggregation.HashKey) *fakeShard {
+		if once.CompareAndSwap(false, true) {
+			return landed
+		}
+		return nil
+	}
+	c.mu.Unlock()
+	var futures []*Future
+	for i := 0; len(futures) < 5; i++ {
+		key := fmt.Sprintf("key-%d", i)
+		if aggregation.PartitionKeyHash(key).Cmp(half) >= 0 {
+			continue
+		}
+		f, err := p.Put(context.Background(), key, []byte(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		futures = append(futures, f)
+	}
+	for _, f := range futures {
+		_, err := f.Wait(context.Background())
+		var re *RecordError
+		if !errors.Is(err, ErrRecordExpired) || !errors.As(err, &re) || !re.MaybeStored {
+			t.Errorf("%v, want ErrRecordExpired with MaybeStored", err)
+		}
+	}
+}
