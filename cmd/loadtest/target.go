@@ -244,7 +244,7 @@ func readBack(ctx context.Context, client *kinesis.Client, stream string, rec *l
 	if err != nil {
 		return loadgen.ReadBack{}, err
 	}
-	return loadgen.CheckReadBack(shards, rec.AckedSeqs(), time.Since(start)), nil
+	return loadgen.CheckReadBack(shards, rec.AckedSeqs(), rec.Start(), time.Since(start)), nil
 }
 
 // prepareStream returns the stream a run named name writes: with -create a

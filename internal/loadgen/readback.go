@@ -44,6 +44,12 @@ func (s *SeqSet) Has(seq int64) bool {
 // Len returns the number of elements.
 func (s *SeqSet) Len() int64 { return s.n }
 
+// earlierMargin is how much earlier than a run's start a record may arrive
+// and still be the run's: the service's clock may be behind this one. Runs
+// on one stream are further apart (a run's drain and read-back alone take
+// longer).
+const earlierMargin = time.Second
+
 // ReadBack is what reading the stream back after a run found, for numbered
 // trades (see Generator.Number).
 type ReadBack struct {
@@ -65,18 +71,34 @@ type ReadBack struct {
 	// Foreign counts user records that are not numbered trades, or whose
 	// aggregate could not be decoded.
 	Foreign int64 `json:"foreign"`
+	// Earlier counts user records stored before the run began (an earlier
+	// run on the same stream, which numbers its trades alike): not counted
+	// as this run's.
+	Earlier int64 `json:"earlier,omitempty"`
 	// Seconds is how long reading took.
 	Seconds float64 `json:"seconds"`
 }
 
 // CheckReadBack compares the shards read back from a stream with the set of
-// acknowledged trades.
-func CheckReadBack(shards []kinesisread.Shard, acked *SeqSet, took time.Duration) ReadBack {
+// acknowledged trades of a run that began at began: the Kinesis records
+// stored before it (by their arrival time, less earlierMargin for the
+// difference between this clock and the service's) belong to earlier runs
+// on the same stream, whose trades are numbered alike, and are left out.
+// A zero began leaves none out.
+func CheckReadBack(shards []kinesisread.Shard, acked *SeqSet, began time.Time, took time.Duration) ReadBack {
 	rb := ReadBack{Seconds: took.Seconds()}
 	var seen SeqSet
+	cut := began.Add(-earlierMargin)
 	for _, sh := range shards {
 		lo, hi, rangeOK := kinesisread.HashKeyRange(sh.Shard)
 		for _, kr := range sh.Records {
+			if at := kr.ApproximateArrivalTimestamp; !began.IsZero() && at != nil && at.Before(cut) {
+				users, err := aggregation.Deaggregate(kr.Data, aws.ToString(kr.PartitionKey), "")
+				if err == nil {
+					rb.Earlier += int64(len(users))
+				}
+				continue
+			}
 			rb.KinesisRecords++
 			users, err := aggregation.Deaggregate(kr.Data, aws.ToString(kr.PartitionKey), "")
 			if err != nil {

@@ -68,9 +68,38 @@ func TestCheckReadBackCountsLostDuplicatedAndMisroutedTrades(t *testing.T) {
 	for _, i := range []int64{0, 1, 2, 3, 4} { // trade 4 is lost
 		acked.Add(i)
 	}
-	got := CheckReadBack(shards, &acked, time.Second)
+	got := CheckReadBack(shards, &acked, time.Time{}, time.Second)
 	want := ReadBack{KinesisRecords: 6, UserRecords: 7, Distinct: 5, Duplicated: 1, Lost: 1, Misrouted: 1, Unacknowledged: 1, Foreign: 1, Seconds: 1}
 	if got != want {
 		t.Errorf("got  %+v\nwant %+v", got, want)
+	}
+}
+
+// TestCheckReadBackLeavesOutAnEarlierRunOnTheSameStream: two runs write
+// one stream (-create=false), numbering their trades alike; the second
+// loses trade 1. The first run's copy of it must not hide the loss.
+func TestCheckReadBackLeavesOutAnEarlierRunOnTheSameStream(t *testing.T) {
+	t.Parallel()
+	g1, g2 := NewGenerator(DefaultSymbols(1), 0, 1).Number(), NewGenerator(DefaultSymbols(1), 0, 1).Number()
+	began := time.Now()
+	earlier, during := began.Add(-time.Minute), began.Add(time.Second)
+	var recs []types.Record
+	for range 3 { // the earlier run stored trades 0, 1, 2
+		_, d := g1.Next(earlier)
+		recs = append(recs, types.Record{PartitionKey: aws.String("k"), Data: d, ApproximateArrivalTimestamp: &earlier})
+	}
+	for i := range 3 { // this run stored 0 and 2 of its own
+		_, d := g2.Next(during)
+		if i != 1 {
+			recs = append(recs, types.Record{PartitionKey: aws.String("k"), Data: d, ApproximateArrivalTimestamp: &during})
+		}
+	}
+	var acked SeqSet
+	for i := range int64(3) {
+		acked.Add(i)
+	}
+	got := CheckReadBack([]kinesisread.Shard{{Records: recs}}, &acked, began, time.Second)
+	if got.Lost != 1 || got.Duplicated != 0 || got.Distinct != 2 || got.Earlier != 3 {
+		t.Errorf("%+v: want trade 1 lost, the earlier run's 3 records left out", got)
 	}
 }

@@ -293,6 +293,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 		row("read back: duplicated", rb(func(b *ReadBack) int64 { return b.Duplicated }))
 		row("read back: misrouted", rb(func(b *ReadBack) int64 { return b.Misrouted }))
 		row("read back: stored, not acked", rb(func(b *ReadBack) int64 { return b.Unacknowledged }))
+		if r.anyMode(func(m *ModeResult) bool { return m.ReadBack != nil && m.ReadBack.Earlier > 0 }) {
+			row("read back: earlier runs' (left out)", rb(func(b *ReadBack) int64 { return b.Earlier }))
+		}
 	}
 	row("latency p50 ms", func(m *ModeResult) string { return fmt.Sprintf("%.1f", m.LatencyP50Ms) })
 	row("latency p99 ms", func(m *ModeResult) string { return fmt.Sprintf("%.1f", m.LatencyP99Ms) })
