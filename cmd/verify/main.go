@@ -58,8 +58,10 @@ func main() {
 const description = `verify reads a Kinesis stream of trades written by tradeproducer back from the
 trim horizon, deaggregates its records and reports per symbol: trades, distinct
 trades, duplicates, out-of-order trades and misrouted trades (read from a shard
-whose hash key range does not hold their hash key). AWS settings come from the
-SDK's default chain (AWS_ENDPOINT_URL, AWS_PROFILE, ...).
+whose hash key range does not hold their hash key). It reads as the KCL does:
+an aggregate holding a misrouted trade is dropped whole, and its other trades
+are counted apart (dropped-with-aggregate), not as read. AWS settings come from
+the SDK's default chain (AWS_ENDPOINT_URL, AWS_PROFILE, ...).
 
 With -create N it instead creates the stream with N shards, waits until it is
 active and exits; an existing stream must have N open shards.

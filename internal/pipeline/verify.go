@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -44,6 +45,10 @@ type SymbolReport struct {
 	// Misrouted counts trades whose hash key lies outside the hash key range
 	// of the shard they were read from.
 	Misrouted int `json:"misrouted"`
+	// DroppedWithAggregate counts trades of the shard's range in an
+	// aggregate that also holds a misrouted one: a KCL reader drops the
+	// whole aggregate, so they are not counted as read (not in Trades).
+	DroppedWithAggregate int `json:"dropped_with_aggregate,omitempty"`
 }
 
 // VerifyReport is the result of Verify.
@@ -129,6 +134,27 @@ func Verify(shards []kinesisread.Shard) VerifyReport {
 			if len(users) > 0 && users[0].Aggregated {
 				rep.AggregatedRecords++
 			}
+			// A KCL reader drops an aggregate whole when one of its user
+			// records lies outside the shard's range: its trades are not
+			// read, only counted.
+			if rangeOK && len(users) > 0 && users[0].Aggregated && slices.ContainsFunc(users, func(u aggregation.UserRecord) bool {
+				return !inShardRange(u, lo, hi)
+			}) {
+				for _, u := range users {
+					rep.UserRecords++
+					tr, err := ParseTradeRecord(u.Data)
+					if err != nil {
+						rep.Unparseable++
+						continue
+					}
+					if inShardRange(u, lo, hi) {
+						get(tr.Symbol).DroppedWithAggregate++
+					} else {
+						get(tr.Symbol).Misrouted++
+					}
+				}
+				continue
+			}
 			for _, u := range users {
 				rep.UserRecords++
 				if !u.ID.IsZero() {
@@ -178,11 +204,8 @@ func Verify(shards []kinesisread.Shard) VerifyReport {
 				} else {
 					lastTime[tr.Symbol] = tr.Time
 				}
-				if rangeOK {
-					hk, err := u.Record.HashKey()
-					if err != nil || hk.Cmp(lo) < 0 || hk.Cmp(hi) > 0 {
-						sr.Misrouted++
-					}
+				if rangeOK && !inShardRange(u, lo, hi) {
+					sr.Misrouted++
 				}
 			}
 		}
@@ -198,6 +221,7 @@ func Verify(shards []kinesisread.Shard) VerifyReport {
 		rep.Total.DuplicatesLetThrough += sr.DuplicatesLetThrough
 		rep.Total.RemovedNotDuplicate += sr.RemovedNotDuplicate
 		rep.Total.OutOfOrder += sr.OutOfOrder
+		rep.Total.DroppedWithAggregate += sr.DroppedWithAggregate
 		rep.Total.Misrouted += sr.Misrouted
 	}
 	sort.Slice(rep.Symbols, func(i, j int) bool { return rep.Symbols[i].Symbol < rep.Symbols[j].Symbol })
@@ -222,6 +246,9 @@ func (r VerifyReport) CheckExpect(n int, strict bool) error {
 	if r.Total.Misrouted > 0 {
 		problems = append(problems, fmt.Sprintf("%d misrouted trades", r.Total.Misrouted))
 	}
+	if r.Total.DroppedWithAggregate > 0 {
+		problems = append(problems, fmt.Sprintf("%d trades in aggregates a KCL reader drops for a misrouted trade", r.Total.DroppedWithAggregate))
+	}
 	if r.Corrupt > 0 {
 		problems = append(problems, fmt.Sprintf("%d corrupt aggregated records", r.Corrupt))
 	}
@@ -243,13 +270,19 @@ func (r VerifyReport) CheckExpect(n int, strict bool) error {
 	return nil
 }
 
+// inShardRange reports whether u's hash key lies in [lo, hi].
+func inShardRange(u aggregation.UserRecord, lo, hi aggregation.HashKey) bool {
+	hk, err := u.Record.HashKey()
+	return err == nil && hk.Cmp(lo) >= 0 && hk.Cmp(hi) <= 0
+}
+
 // WriteTable writes the report as a readable table.
 func (r VerifyReport) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "symbol\ttrades\tdistinct\tduplicates\tremoved-by-id\tleft-without-id\tleft-with-id\tout-of-order\tmisrouted\t")
+	fmt.Fprintln(tw, "symbol\ttrades\tdistinct\tduplicates\tremoved-by-id\tleft-without-id\tleft-with-id\tout-of-order\tmisrouted\tdropped-with-aggregate\t")
 	for _, sr := range append(append([]SymbolReport(nil), r.Symbols...), r.Total) {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", sr.Symbol, sr.Trades, sr.Distinct, sr.Duplicates,
-			sr.RemovedByID, sr.DuplicatesWithoutID, sr.DuplicatesLetThrough, sr.OutOfOrder, sr.Misrouted)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", sr.Symbol, sr.Trades, sr.Distinct, sr.Duplicates,
+			sr.RemovedByID, sr.DuplicatesWithoutID, sr.DuplicatesLetThrough, sr.OutOfOrder, sr.Misrouted, sr.DroppedWithAggregate)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

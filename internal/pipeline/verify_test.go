@@ -135,7 +135,9 @@ func TestVerify(t *testing.T) {
 			fill: func(sh []kinesisread.Shard) {
 				a, b, c := withID(rec(s0, 1), 10), withID(rec(s0, 2), 11), withID(rec(s0, 3), 12)
 				sh[0].Records = []types.Record{at(aggregate(t, a, b), 1), at(aggregate(t, b, c), 2), at(aggregate(t, a), 3)}
-				sh[1].Records = []types.Record{at(aggregate(t, c, a), 1)} // a child shard read after its parent
+				// A shard merged from both, read after its parents.
+				sh[1].Shard.HashKeyRange = &types.HashKeyRange{StartingHashKey: aws.String("0"), EndingHashKey: aws.String("340282366920938463463374607431768211455")}
+				sh[1].Records = []types.Record{at(aggregate(t, c, a), 1)}
 			},
 			want: map[string]SymbolReport{s0: {Symbol: s0, Trades: 7, Distinct: 3, Duplicates: 4, RemovedByID: 4}},
 		},
@@ -166,13 +168,15 @@ func TestVerify(t *testing.T) {
 			want: map[string]SymbolReport{s1: {Symbol: s1, Trades: 4, Distinct: 4, OutOfOrder: 2}},
 		},
 		{
+			// A KCL reader drops the aggregate whole (its s1 trade with it)
+			// and delivers the plain record.
 			name: "trades on a shard that does not own their hash key are misrouted",
 			fill: func(sh []kinesisread.Shard) {
 				sh[1].Records = []types.Record{aggregate(t, rec(s0, 1), rec(s1, 1)), plain(tradeJSON(t, s0, 2, 1.5), s0)}
 			},
 			want: map[string]SymbolReport{
-				s0: {Symbol: s0, Trades: 2, Distinct: 2, Misrouted: 2},
-				s1: {Symbol: s1, Trades: 1, Distinct: 1},
+				s0: {Symbol: s0, Trades: 1, Distinct: 1, Misrouted: 2},
+				s1: {Symbol: s1, DroppedWithAggregate: 1},
 			},
 		},
 		{
@@ -274,8 +278,8 @@ func TestReportOutput(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(b.String(), "\n")
-	if len(lines) < 4 || strings.Join(strings.Fields(lines[0]), " ") != "symbol trades distinct duplicates removed-by-id left-without-id left-with-id out-of-order misrouted" ||
-		strings.Join(strings.Fields(lines[1]), " ") != "AAPL 5 4 1 1 0 0 0 0" || strings.Join(strings.Fields(lines[2]), " ") != "TOTAL 5 4 1 1 0 0 0 0" {
+	if len(lines) < 4 || strings.Join(strings.Fields(lines[0]), " ") != "symbol trades distinct duplicates removed-by-id left-without-id left-with-id out-of-order misrouted dropped-with-aggregate" ||
+		strings.Join(strings.Fields(lines[1]), " ") != "AAPL 5 4 1 1 0 0 0 0 0" || strings.Join(strings.Fields(lines[2]), " ") != "TOTAL 5 4 1 1 0 0 0 0 0" {
 		t.Errorf("table:\n%s", b.String())
 	}
 	if !strings.Contains(b.String(), "record ids: 5 of 5 user records; duplicates removed by id: 1;") {
@@ -291,5 +295,39 @@ func TestReportOutput(t *testing.T) {
 	var back VerifyReport
 	if err := json.Unmarshal(b.Bytes(), &back); err != nil || back.Total.Duplicates != 1 || back.Symbols[0].Symbol != "AAPL" {
 		t.Errorf("JSON round trip: %v %+v", err, back)
+	}
+}
+
+// splitStream is a parent shard (the whole range, closed) split into two
+// children of a half each.
+func splitStream() []kinesisread.Shard {
+	two := twoShards()
+	p := types.Shard{ShardId: aws.String("shardId-000000000000"), HashKeyRange: &types.HashKeyRange{
+		StartingHashKey: aws.String("0"), EndingHashKey: aws.String("340282366920938463463374607431768211455")}}
+	c0, c1 := two[0].Shard, two[1].Shard
+	c0.ShardId, c1.ShardId = aws.String("shardId-000000000001"), aws.String("shardId-000000000002")
+	c0.ParentShardId, c1.ParentShardId = p.ShardId, p.ShardId
+	return []kinesisread.Shard{{Shard: p}, {Shard: c0}, {Shard: c1}}
+}
+
+// TestVerifyDropsAnAggregateWholeAsTheKCLDoes: r2 is stored on the parent,
+// then a retry from a stale shard map puts r1 and r2 in one aggregate that
+// lands on child C1, where r2 does not belong. A KCL reader drops that
+// aggregate whole, so it never gets r1: verify must not count it read.
+func TestVerifyDropsAnAggregateWholeAsTheKCLDoes(t *testing.T) {
+	t.Parallel()
+	s0, s1 := symbolsOnShards()
+	r1 := withID(aggregation.Record{PartitionKey: s1, Data: tradeJSON(t, s1, 1, 1.5)}, 1)
+	r2 := withID(aggregation.Record{PartitionKey: s0, Data: tradeJSON(t, s0, 2, 1.5)}, 2)
+	sh := splitStream()
+	sh[0].Records = []types.Record{at(aggregate(t, r2), 1)}
+	sh[2].Records = []types.Record{at(aggregate(t, r1, r2), 1)}
+	rep := Verify(sh)
+	if rep.Total.Distinct != 1 || rep.Total.Misrouted != 1 || rep.Total.DroppedWithAggregate != 1 {
+		t.Errorf("distinct %d, misrouted %d, dropped with the aggregate %d; want 1, 1, 1",
+			rep.Total.Distinct, rep.Total.Misrouted, rep.Total.DroppedWithAggregate)
+	}
+	if err := rep.CheckExpect(2, false); err == nil {
+		t.Error("CheckExpect(2) passed, but a KCL reader gets only one of the two trades")
 	}
 }
