@@ -40,7 +40,8 @@ type SymbolReport struct {
 	// wrong id. Always 0 for a producer that keeps the id contract.
 	RemovedNotDuplicate int `json:"removed_not_duplicate"`
 	// OutOfOrder counts trades kept after dedupe that were read after a
-	// trade of the same symbol with a later trade time, on the same shard.
+	// trade of the same symbol with a later trade time, on the same shard or
+	// on a parent read before it.
 	OutOfOrder int `json:"out_of_order"`
 	// Misrouted counts trades whose hash key lies outside the hash key range
 	// of the shard they were read from.
@@ -100,9 +101,10 @@ const verifyWindow = 1 << 22
 // parses it as a TradeRecord and counts, per symbol: trades, duplicates
 // (same s, t, p, v and c; the ingestion timestamp is ignored), the
 // duplicates dedupe removed by id, the duplicates it kept (without an id, or
-// let through with one), out-of-order trades among those kept (within a
-// shard, a trade time lower than an earlier trade's of the same symbol), and
-// misrouted trades (hash key outside the shard's range).
+// let through with one), out-of-order trades among those kept (a trade time
+// lower than an earlier trade's of the same symbol, in the order a KCL
+// reader sees them: a shard's records in order, parents before children),
+// and misrouted trades (hash key outside the shard's range).
 func Verify(shards []kinesisread.Shard) VerifyReport {
 	rep := VerifyReport{Shards: len(shards)}
 	bySymbol := map[string]*SymbolReport{}
@@ -117,12 +119,14 @@ func Verify(shards []kinesisread.Shard) VerifyReport {
 		}
 		return sr
 	}
+	// Across shards: a symbol's trades move from a parent to a child,
+	// which is read after it.
+	lastTime := map[string]int64{}
 	for _, sh := range shards {
 		lo, hi, rangeOK := kinesisread.HashKeyRange(sh.Shard)
 		if !rangeOK {
 			rep.BadShardRange++
 		}
-		lastTime := map[string]int64{}
 		shardID := aws.ToString(sh.Shard.ShardId)
 		for _, kr := range sh.Records {
 			rep.KinesisRecords++

@@ -331,3 +331,18 @@ func TestVerifyDropsAnAggregateWholeAsTheKCLDoes(t *testing.T) {
 		t.Error("CheckExpect(2) passed, but a KCL reader gets only one of the two trades")
 	}
 }
+
+// TestVerifyFindsTradesOutOfOrderAcrossASplit: trade t=1 is throttled, t=2
+// is stored on the parent, the shard splits and t=1 is stored on the child:
+// every reader, reading the parent first, sees t=2 before t=1.
+func TestVerifyFindsTradesOutOfOrderAcrossASplit(t *testing.T) {
+	t.Parallel()
+	s0, _ := symbolsOnShards()
+	sh := splitStream()
+	sh[0].Records = []types.Record{at(plain(tradeJSON(t, s0, 2, 1.5), s0), 1)}
+	sh[1].Records = []types.Record{at(plain(tradeJSON(t, s0, 1, 1.5), s0), 1)}
+	rep := Verify(sh)
+	if rep.Total.OutOfOrder != 1 || rep.CheckExpect(2, true) == nil {
+		t.Errorf("out of order %d, strict check %v: want the child's t=1 out of order", rep.Total.OutOfOrder, rep.CheckExpect(2, true))
+	}
+}
