@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"go.uber.org/goleak"
 )
 
@@ -127,20 +126,6 @@ func BenchmarkManyStreams(b *testing.B) {
 	}
 }
 
-// stuckClient is a fakeClient whose PutRecords blocks, whatever its context
-// says, until release is closed; started receives a value at each call.
-type stuckClient struct {
-	*fakeClient
-	started chan struct{}
-	release chan struct{}
-}
-
-func (h *stuckClient) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, o ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
-	h.started <- struct{}{}
-	<-h.release
-	return h.fakeClient.PutRecords(ctx, in, o...)
-}
-
 // TestShutdownOfOneProducerOfAPoolDoesNotWaitForAnother: the pool's only
 // sender is stuck in producer A's call (a client that ignores its
 // context), and producer B's call waits behind it in the pool's queue.
@@ -153,7 +138,7 @@ func TestShutdownOfOneProducerOfAPoolDoesNotWaitForAnother(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	stuck := &stuckClient{fakeClient: newFakeClient(1), started: make(chan struct{}, 1), release: make(chan struct{})}
+	stuck := newStubbornClient()
 	a, err := New(ctx, stuck, "a", fast, func(o *Options) { o.Pool = pool })
 	if err != nil {
 		t.Fatal(err)
@@ -165,23 +150,12 @@ func TestShutdownOfOneProducerOfAPoolDoesNotWaitForAnother(t *testing.T) {
 	if _, err := a.Put(ctx, "k", []byte("a")); err != nil {
 		t.Fatal(err)
 	}
-	<-stuck.started // the only sender is in A's call
+	<-stuck.entered // the only sender is in A's call
 	fb, err := b.Put(ctx, "k", []byte("b"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- b.Shutdown(sctx) }()
-	select {
-	case err := <-done:
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("B.Shutdown = %v, want its context's deadline", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("B.Shutdown did not return 10 s after its 100 ms context ended: it waits for A's call")
-	}
+	shutdownBy(t, b, 100*time.Millisecond) // not waiting for A's call
 	var re *RecordError
 	if _, err := fb.Wait(ctx); !errors.Is(err, ErrClosed) || !errors.As(err, &re) || re.MaybeStored {
 		t.Errorf("B's record: %v, want ErrClosed, not maybe stored (never sent)", err)

@@ -36,6 +36,25 @@ func (c *stubbornClient) PutRecords(ctx context.Context, in *kinesis.PutRecordsI
 	return c.fakeClient.PutRecords(context.Background(), in, o...)
 }
 
+// shutdownBy calls p.Shutdown with a context of the given timeout: it must
+// return that context's error, within seconds at most, whatever the calls
+// in flight do.
+func shutdownBy(t *testing.T, p *Producer, timeout time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Shutdown(ctx) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Shutdown = %v, want its context's error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("Shutdown did not return 10 s after its %v context ended", timeout)
+	}
+}
+
 func TestShutdownReturnsAlthoughTheClientIgnoresItsContext(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	c := newStubbornClient()
@@ -48,18 +67,7 @@ func TestShutdownReturnsAlthoughTheClientIgnoresItsContext(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-c.entered
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- p.Shutdown(ctx) }()
-	select {
-	case err := <-done:
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("Shutdown = %v, want its context's error", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Shutdown waits for a client that ignores its context")
-	}
+	shutdownBy(t, p, 50*time.Millisecond)
 	_, err = f.Wait(context.Background())
 	var re *RecordError
 	if !errors.Is(err, ErrClosed) || !errors.As(err, &re) {
@@ -248,6 +256,53 @@ func TestPutAsyncAllocatesOnlyItsRecord(t *testing.T) {
 	}
 }
 
+// landOnAShardClosedAgain splits c's only shard in halves, then the lower
+// half, shard 1, again, and stores entries on shard 1 as if it were still
+// open (only the first entry with once): a landing whose range neither
+// shard map knows, only the stream's closed shards. It returns shard 1.
+func landOnAShardClosedAgain(c *fakeClient, once bool) *fakeShard {
+	c.split(0, mustHash("170141183460469231731687303715884105728"), 1) // 0 closes: 1 = [0, 2^127), 2 = [2^127, max]
+	c.split(0, mustHash("85070591730234615865843651857942052864"), 3)  // 1 closes too: 3 = [0, 2^126), 4 = [2^126, 2^127)
+	landed := c.shardByID("shardId-000000000001")
+	var done atomic.Bool
+	c.mu.Lock()
+	c.route = func(aggregation.HashKey) *fakeShard {
+		if once && !done.CompareAndSwap(false, true) {
+			return nil
+		}
+		return landed
+	}
+	c.mu.Unlock()
+	return landed
+}
+
+// putInRange puts n records whose keys hash into shard s's range.
+func putInRange(t *testing.T, p *Producer, s *fakeShard, n int) []*Future {
+	t.Helper()
+	var futures []*Future
+	for i := 0; len(futures) < n; i++ {
+		key := fmt.Sprintf("key-%d", i)
+		if h := aggregation.PartitionKeyHash(key); h.Cmp(s.start) < 0 || h.Cmp(s.end) > 0 {
+			continue
+		}
+		f, err := p.Put(context.Background(), key, []byte(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		futures = append(futures, f)
+	}
+	return futures
+}
+
+// storedCount returns the user records c stored.
+func storedCount(c *fakeClient) int {
+	n := 0
+	for _, urs := range c.stored() {
+		n += len(urs)
+	}
+	return n
+}
+
 // TestAnAggregateStoredOnAShardClosedAgainIsNotSentTwice: an aggregate
 // lands on a shard the map does not know (a child of a split), and that
 // shard is split again before the refresh lists the stream, so the new map
@@ -258,27 +313,8 @@ func TestPutAsyncAllocatesOnlyItsRecord(t *testing.T) {
 func TestAnAggregateStoredOnAShardClosedAgainIsNotSentTwice(t *testing.T) {
 	c := newFakeClient(1)
 	p := newProducer(t, c, func(o *Options) { o.Linger, o.RecordTTL = time.Hour, 2*time.Hour })
-	half := mustHash("170141183460469231731687303715884105728")   // 2^127
-	quarter := mustHash("85070591730234615865843651857942052864") // 2^126
-	c.split(0, half, 1)                                           // shard 0 closes: 1 = [0, 2^127), 2 = [2^127, max]
-	c.split(0, quarter, 3)                                        // shard 1 closes too: 3 = [0, 2^126), 4 = [2^126, 2^127)
-	landed := c.shardByID("shardId-000000000001")
-	c.mu.Lock()
-	c.route = func(aggregation.HashKey) *fakeShard { return landed } // stored on 1, as before its split
-	c.mu.Unlock()
-
-	var futures []*Future
-	for i := 0; len(futures) < 20; i++ {
-		key := fmt.Sprintf("key-%d", i)
-		if aggregation.PartitionKeyHash(key).Cmp(half) >= 0 {
-			continue // only keys of shard 1's range
-		}
-		f, err := p.Put(context.Background(), key, []byte(key))
-		if err != nil {
-			t.Fatal(err)
-		}
-		futures = append(futures, f)
-	}
+	landed := landOnAShardClosedAgain(c, false)
+	futures := putInRange(t, p, landed, 20)
 	if err := p.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -288,11 +324,7 @@ func TestAnAggregateStoredOnAShardClosedAgainIsNotSentTwice(t *testing.T) {
 			t.Fatalf("result %+v, %v; want stored in an aggregate on %s", res, err, landed.id)
 		}
 	}
-	stored := 0
-	for _, urs := range c.stored() {
-		stored += len(urs)
-	}
-	if stored != len(futures) {
+	if stored := storedCount(c); stored != len(futures) {
 		t.Fatalf("%d user records stored for %d put: sent again though the aggregate was whole where it landed", stored, len(futures))
 	}
 	if st := p.Stats(); st.WrongShard == 0 {
@@ -433,33 +465,8 @@ func TestAWrongShardAggregateWaitsWhenTheClosedShardListingFails(t *testing.T) {
 func wrongShardAggregateWhenClosedListingFails(t *testing.T, ordered bool) {
 	c := &flakyAllShards{fakeClient: newFakeClient(1)}
 	p := newProducer(t, c, func(o *Options) { o.Linger, o.RecordTTL, o.Ordered = time.Hour, 2*time.Hour, ordered })
-	half := mustHash("170141183460469231731687303715884105728")   // 2^127
-	quarter := mustHash("85070591730234615865843651857942052864") // 2^126
-	c.split(0, half, 1)                                           // 0 closes: 1 = [0, 2^127), 2 = [2^127, max]
-	c.split(0, quarter, 3)                                        // 1 closes too: 3 = [0, 2^126), 4 = [2^126, 2^127)
-	landed := c.shardByID("shardId-000000000001")
-	c.mu.Lock()
-	var once atomic.Bool
-	c.route = func(aggregation.HashKey) *fakeShard {
-		if once.CompareAndSwap(false, true) {
-			return landed // the first entry is stored on 1, as before its split
-		}
-		return nil
-	}
-	c.mu.Unlock()
-
-	var futures []*Future
-	for i := 0; len(futures) < 20; i++ {
-		key := fmt.Sprintf("key-%d", i)
-		if aggregation.PartitionKeyHash(key).Cmp(half) >= 0 {
-			continue // only keys of shard 1's range
-		}
-		f, err := p.Put(context.Background(), key, []byte(key))
-		if err != nil {
-			t.Fatal(err)
-		}
-		futures = append(futures, f)
-	}
+	landed := landOnAShardClosedAgain(c.fakeClient, true)
+	futures := putInRange(t, p, landed, 20)
 	if err := p.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -469,12 +476,7 @@ func wrongShardAggregateWhenClosedListingFails(t *testing.T, ordered bool) {
 			t.Errorf("result on %s/%s, %v; want stored on %s", res.ShardID, res.SequenceNumber, err, landed.id)
 		}
 	}
-	stored := 0
-	for id, urs := range c.stored() {
-		t.Logf("%s: %d user records", id, len(urs))
-		stored += len(urs)
-	}
-	if stored != len(futures) {
+	if stored := storedCount(c.fakeClient); stored != len(futures) {
 		t.Fatalf("%d user records stored for %d put: sent again though the aggregate was whole where it landed (%s), because the closed-shard listing failed once", stored, len(futures), landed.id)
 	}
 }
@@ -490,32 +492,8 @@ func TestAWrongShardAggregateThatExpiresUnjudgedMayBeStored(t *testing.T) {
 		o.Linger, o.RecordTTL = 10*time.Millisecond, 300*time.Millisecond
 		o.RefreshBaseDelay, o.RefreshMaxDelay = 20*time.Millisecond, 50*time.Millisecond
 	})
-	half := mustHash("170141183460469231731687303715884105728")
-	c.split(0, half, 1)
-	c.split(0, mustHash("85070591730234615865843651857942052864"), 3)
-	landed := c.shardByID("shardId-000000000001")
-	c.mu.Lock()
-	var once atomic.Bool
-	c.route = func(aggregation.HashKey) *fakeShard {
-		if once.CompareAndSwap(false, true) {
-			return landed
-		}
-		return nil
-	}
-	c.mu.Unlock()
-	var futures []*Future
-	for i := 0; len(futures) < 5; i++ {
-		key := fmt.Sprintf("key-%d", i)
-		if aggregation.PartitionKeyHash(key).Cmp(half) >= 0 {
-			continue
-		}
-		f, err := p.Put(context.Background(), key, []byte(key))
-		if err != nil {
-			t.Fatal(err)
-		}
-		futures = append(futures, f)
-	}
-	for _, f := range futures {
+	landed := landOnAShardClosedAgain(c.fakeClient, true)
+	for _, f := range putInRange(t, p, landed, 5) {
 		_, err := f.Wait(context.Background())
 		var re *RecordError
 		if !errors.Is(err, ErrRecordExpired) || !errors.As(err, &re) || !re.MaybeStored {
