@@ -346,7 +346,7 @@ func (s *Spool) resolveLocked(e *Entry) bool {
 		s.signal(s.kick)
 	}
 	s.acks = append(s.acks, ackRef{g, e.index})
-	if g == s.active && g.acked == g.total && s.disk+s.opts.SegmentSize > s.opts.MaxBytes {
+	if g == s.active && g.acked == g.total && s.usedLocked()+s.opts.SegmentSize > s.opts.MaxBytes {
 		s.rollLocked() // near the limit: let the resolved segment go
 	}
 	s.maybeDeleteLocked(g)

@@ -387,7 +387,12 @@ func (c *Commit) Wait(ctx context.Context) error {
 	}
 }
 
-// admitLocked waits until a frame of sz bytes may be appended.
+// usedLocked returns what counts against MaxBytes: the files, and the
+// acknowledgement entries the records on disk may still add to them.
+func (s *Spool) usedLocked() int64 { return s.disk + ackEntrySize*s.ackOwed }
+
+// admitLocked waits until a frame of sz bytes (and its acknowledgement
+// entry) may be appended.
 func (s *Spool) admitLocked(ctx context.Context, sz int64, m *mark, blocked *bool) error {
 	for {
 		switch {
@@ -411,7 +416,7 @@ func (s *Spool) admitLocked(ctx context.Context, sz int64, m *mark, blocked *boo
 			}
 			continue
 		}
-		if s.disk+ackEntrySize*(s.ackOwed+1)+sz+int64(len(segmentMagic)) <= s.opts.MaxBytes {
+		if s.usedLocked()+ackEntrySize+sz+int64(len(segmentMagic)) <= s.opts.MaxBytes {
 			return nil
 		}
 		if a := s.active; a != nil && a.total > 0 && a.acked == a.total {

@@ -55,7 +55,7 @@ type counters struct {
 // with everything else.
 func (s *Spool) Stats() Stats {
 	s.mu.Lock()
-	disk, owed, segs, pending := s.disk, s.ackOwed, len(s.segs)+len(s.toDelete), s.pending
+	disk, used, segs, pending := s.disk, s.usedLocked(), len(s.segs)+len(s.toDelete), s.pending
 	s.mu.Unlock()
 	c := &s.st
 	return Stats{
@@ -71,7 +71,7 @@ func (s *Spool) Stats() Stats {
 		CorruptBytes: c.corrupt.Load(),
 		Fsyncs:       c.fsyncs.Load(),
 		DiskBytes:    disk,
-		UsedBytes:    disk + ackEntrySize*owed,
+		UsedBytes:    used,
 		Segments:     segs,
 		Pending:      pending,
 	}
