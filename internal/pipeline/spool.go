@@ -167,7 +167,12 @@ func (s *spoolStage) handle(ctx context.Context, trades []finnhub.Trade) error {
 		// that MaxTrades counts accepted trades as without a spool, not
 		// the refused ones too.
 		s.takenMu.Lock()
-		defer s.takenMu.Unlock()
+		defer func() {
+			if s.taken >= max {
+				p.stop()
+			}
+			s.takenMu.Unlock()
+		}()
 		left := max - min(max, s.taken)
 		trades = trades[:min(uint64(len(trades)), left)]
 	}
@@ -183,9 +188,6 @@ func (s *spoolStage) handle(ctx context.Context, trades []finnhub.Trade) error {
 		recs = append(recs, aggregation.Record{PartitionKey: tr.Symbol, Data: data})
 	}
 	if len(recs) == 0 {
-		if max > 0 && s.taken >= max { // under takenMu
-			p.stop()
-		}
 		return ctx.Err()
 	}
 	n, c, err := s.sp.AppendAsync(ctx, recs)
@@ -193,9 +195,7 @@ func (s *spoolStage) handle(ctx context.Context, trades []finnhub.Trade) error {
 		s.commits <- pendingCommit{c: c, n: n}
 	}
 	if max > 0 { // under takenMu
-		if s.taken += uint64(n); s.taken >= max {
-			p.stop()
-		}
+		s.taken += uint64(n)
 	}
 	if err != nil {
 		p.refused.Add(uint64(len(recs) - n))
