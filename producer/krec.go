@@ -93,11 +93,18 @@ func dropCopies(recs []*Future) int64 {
 // attempted adds attempt a to k's history; maybeStored tells that a may
 // have stored k although it did not succeed.
 func (k *krec) attempted(a Attempt, maybeStored bool) {
+	k.ownHistory().add(a)
+	if maybeStored {
+		k.hist.maybeStored = true
+	}
+}
+
+// ownHistory returns k's history, made when k has none yet.
+func (k *krec) ownHistory() *history {
 	if k.hist == nil {
 		k.hist = &history{}
 	}
-	k.hist.add(a)
-	k.hist.maybeStored = k.hist.maybeStored || maybeStored
+	return k.hist
 }
 
 // dissolve ends k and returns its user records, each with its data (aliasing

@@ -248,7 +248,7 @@ func (p *Producer) PutAsync(ctx context.Context, r aggregation.Record, done func
 	if done == nil {
 		panic("producer: PutAsync with a nil callback")
 	}
-	if _, err := p.put(ctx, r, done); err != nil {
+	if err := p.Enqueue(ctx, r, done); err != nil {
 		done(Result{}, err)
 	}
 }

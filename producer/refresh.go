@@ -264,10 +264,7 @@ func (p *Producer) expireWrongPending(now time.Time) {
 		p.release(w)
 		// It is stored, on a shard not judged yet: a reader may well
 		// keep it.
-		if w.k.hist == nil {
-			w.k.hist = &history{}
-		}
-		w.k.hist.maybeStored = true
+		w.k.ownHistory().maybeStored = true
 		out.fail(w.k.dissolve(p.env.putAgg), nil, c, ErrRecordExpired)
 	}
 	clear(p.wrongPending[len(kept):])
