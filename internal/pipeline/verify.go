@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -138,28 +137,32 @@ func Verify(shards []kinesisread.Shard) VerifyReport {
 			if len(users) > 0 && users[0].Aggregated {
 				rep.AggregatedRecords++
 			}
-			// A KCL reader drops an aggregate whole when one of its user
-			// records lies outside the shard's range: its trades are not
-			// read, only counted.
-			if rangeOK && len(users) > 0 && users[0].Aggregated && slices.ContainsFunc(users, func(u aggregation.UserRecord) bool {
-				return !inShardRange(u, lo, hi)
-			}) {
-				for _, u := range users {
+			// Each user record's routing, hashed once: a KCL reader drops
+			// an aggregate whole when one of its user records lies outside
+			// the shard's range, so its trades are not read, only counted.
+			misrouted := make([]bool, len(users))
+			someMisrouted := false
+			for i, u := range users {
+				misrouted[i] = rangeOK && !inShardRange(u, lo, hi)
+				someMisrouted = someMisrouted || misrouted[i]
+			}
+			if someMisrouted && users[0].Aggregated {
+				for i, u := range users {
 					rep.UserRecords++
 					tr, err := ParseTradeRecord(u.Data)
 					if err != nil {
 						rep.Unparseable++
 						continue
 					}
-					if inShardRange(u, lo, hi) {
-						get(tr.Symbol).DroppedWithAggregate++
-					} else {
+					if misrouted[i] {
 						get(tr.Symbol).Misrouted++
+					} else {
+						get(tr.Symbol).DroppedWithAggregate++
 					}
 				}
 				continue
 			}
-			for _, u := range users {
+			for i, u := range users {
 				rep.UserRecords++
 				if !u.ID.IsZero() {
 					rep.WithID++
@@ -208,7 +211,7 @@ func Verify(shards []kinesisread.Shard) VerifyReport {
 				} else {
 					lastTime[tr.Symbol] = tr.Time
 				}
-				if rangeOK && !inShardRange(u, lo, hi) {
+				if misrouted[i] {
 					sr.Misrouted++
 				}
 			}
