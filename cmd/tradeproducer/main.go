@@ -68,6 +68,16 @@ func fatal(stderr io.Writer, err error) int {
 	return cli.ExitUsage
 }
 
+// startFailed is the exit of a start-up step that failed: 0 when a signal
+// (the end of ctx) cut it short, whatever the step (nothing was accepted
+// yet), else the misconfiguration's one line and cli.ExitUsage.
+func startFailed(ctx context.Context, stderr io.Writer, err error) int {
+	if ctx.Err() != nil {
+		return cli.ExitOK
+	}
+	return fatal(stderr, err)
+}
+
 func run(args []string, stderr io.Writer) int {
 	exeDir := ""
 	if exe, err := os.Executable(); err == nil {
@@ -101,20 +111,12 @@ func run(args []string, stderr io.Writer) int {
 	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
 
-	// A signal during start-up ends the run with 0, whatever step it
-	// interrupts: nothing was accepted yet.
 	awsCfg, err := pipeline.LoadAWSConfig(ctx, cfg.Region)
 	if err != nil {
-		if ctx.Err() != nil {
-			return cli.ExitOK
-		}
-		return fatal(stderr, err)
+		return startFailed(ctx, stderr, err)
 	}
 	if err := pipeline.CheckCredentials(ctx, awsCfg); err != nil {
-		if ctx.Err() != nil {
-			return cli.ExitOK // not "no credentials": the lookup was cut short
-		}
-		return fatal(stderr, err)
+		return startFailed(ctx, stderr, err) // not "no credentials" after a signal
 	}
 	// The producer retries failed entries itself; the SDK makes one attempt.
 	client := kinesis.NewFromConfig(awsCfg, producer.ClientOptions())
@@ -166,19 +168,13 @@ func run(args []string, stderr io.Writer) int {
 	if cfg.SpoolDir == "" {
 		prod, err := startProducer(ctx)
 		if err != nil {
-			if ctx.Err() != nil {
-				return cli.ExitOK // signalled during start-up
-			}
-			return fatal(stderr, err)
+			return startFailed(ctx, stderr, err)
 		}
 		sink = pipeline.ProducerSink(prod)
 	} else {
 		sp, err = openSpool(ctx, cfg, log)
 		if err != nil {
-			if ctx.Err() != nil {
-				return cli.ExitOK // signalled while recovering: the spool stays as it was
-			}
-			return fatal(stderr, err)
+			return startFailed(ctx, stderr, err) // a signal while recovering leaves the spool as it was
 		}
 		defer func() {
 			if err := sp.Close(); err != nil {

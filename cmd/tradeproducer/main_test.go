@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/kplgo/kpl/aggregation"
+	"github.com/kplgo/kpl/internal/cli"
 	"github.com/kplgo/kpl/internal/pipeline"
 	"github.com/kplgo/kpl/spool"
 )
@@ -46,5 +48,18 @@ func TestASignalDuringSpoolRecoveryIsNoMisconfiguration(t *testing.T) {
 	defer sp.Close()
 	if n := sp.Stats().Recovered; n != 1 {
 		t.Errorf("recovered %d records, want 1", n)
+	}
+}
+
+func TestAStartUpStepCutShortByASignalExitsZero(t *testing.T) {
+	var stderr strings.Builder
+	ctx, cancel := context.WithCancel(context.Background())
+	if code := startFailed(ctx, &stderr, errors.New("no credentials")); code != cli.ExitUsage || !strings.Contains(stderr.String(), "no credentials") {
+		t.Errorf("without a signal: exit %d, stderr %q; want the usage exit and the error", code, stderr.String())
+	}
+	cancel()
+	stderr.Reset()
+	if code := startFailed(ctx, &stderr, context.Canceled); code != cli.ExitOK || stderr.Len() != 0 {
+		t.Errorf("after a signal: exit %d, stderr %q; want 0 and nothing", code, stderr.String())
 	}
 }
