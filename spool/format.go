@@ -180,8 +180,7 @@ func consumeBytes(p []byte) ([]byte, []byte, bool) {
 // scanResult is what scanSegment found in a segment's bytes.
 type scanResult struct {
 	frames  []frameRef  // good frames in file order
-	damaged []byteRange // bytes that are not part of a good frame
-	badHead bool        // the file does not start with segmentMagic: damaged[0] starts at 0
+	damaged []byteRange // bytes that are not part of a good frame (a bad header included)
 }
 
 // frameRef locates one good frame.
@@ -206,7 +205,6 @@ func scanSegment(b []byte) scanResult {
 	if len(b) < off || string(b[:off]) != segmentMagic {
 		// A damaged header (a bad sector, a torn create) says nothing of
 		// the frames behind it: they are scanned as after any damage.
-		r.badHead = true
 		badStart = 0
 		off = min(off, len(b))
 	}

@@ -240,7 +240,7 @@ func FuzzSegmentReader(f *testing.F) {
 func checkScan(t *testing.T, b []byte) scanResult {
 	res := scanSegment(b)
 	covered := len(segmentMagic)
-	if res.badHead {
+	if len(b) < len(segmentMagic) || string(b[:len(segmentMagic)]) != segmentMagic {
 		// The header is damage, and the frames after it are kept.
 		if len(b) > 0 && (len(res.damaged) == 0 || res.damaged[0].off != 0 || res.damaged[0].n < min(len(b), len(segmentMagic))) {
 			t.Fatalf("a bad header not counted as damage from byte 0: %+v", res)
