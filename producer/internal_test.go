@@ -371,7 +371,9 @@ func TestACompletedFutureHoldsNoData(t *testing.T) {
 					return codes, nil
 				}
 			}
-			p := newProducer(t, c, func(o *Options) { o.AggregationEnabled = tc.agg })
+			// Everything waits for the Flush: a shard's records share one
+			// aggregate however slowly they are put.
+			p := newProducer(t, c, func(o *Options) { o.AggregationEnabled, o.Linger, o.RecordTTL = tc.agg, time.Hour, 2*time.Hour })
 			recs := putAll(t, p, tc.n, tc.keys)
 			if err := p.Flush(context.Background()); err != nil {
 				t.Fatal(err)
