@@ -177,7 +177,7 @@ func (a *Aggregator) Add(r Record) error {
 		}
 	}
 	// Size the record as growth does, inline: this is the hot path.
-	pkIdx, pkHash, pkFound := a.pks.lookup(r.PartitionKey)
+	pkIdx, pkMiss, pkFound := a.pks.lookup(r.PartitionKey)
 	n := len(r.Data)
 	inner := 2*tagSize + sizeVarint(uint64(pkIdx)) + sizeVarint(uint64(n)) + n + idSize
 	added := 0
@@ -189,12 +189,12 @@ func (a *Aggregator) Add(r Record) error {
 	}
 	var (
 		ehkIdx   int
-		ehkHash  uint64
+		ehkMiss  keyMiss
 		ehkFound = true
 	)
 	hasEHK := r.ExplicitHashKey != ""
 	if hasEHK {
-		ehkIdx, ehkHash, ehkFound = a.ehks.lookup(r.ExplicitHashKey)
+		ehkIdx, ehkMiss, ehkFound = a.ehks.lookup(r.ExplicitHashKey)
 		if !ehkFound {
 			if a.ehks.full() {
 				return ErrAggregateFull
@@ -209,12 +209,12 @@ func (a *Aggregator) Add(r Record) error {
 	}
 
 	if !pkFound {
-		a.pks.insert(r.PartitionKey, pkHash)
+		a.pks.insert(r.PartitionKey, pkMiss)
 		a.pkTable = append(a.pkTable, tagPartitionKeyTable)
 		a.pkTable = protowire.AppendString(a.pkTable, r.PartitionKey)
 	}
 	if hasEHK && !ehkFound {
-		a.ehks.insert(r.ExplicitHashKey, ehkHash)
+		a.ehks.insert(r.ExplicitHashKey, ehkMiss)
 		a.ehkTable = append(a.ehkTable, tagExplicitHashKeyTable)
 		a.ehkTable = protowire.AppendString(a.ehkTable, r.ExplicitHashKey)
 	}

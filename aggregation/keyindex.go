@@ -19,7 +19,8 @@ import (
 // records do.
 type keyIndex struct {
 	seed maphash.Seed
-	// slots has a length of 0 or a power of two, and is at most 3/4 full.
+	// slots has a length of 0 or a power of two, and is at most 1/maxLoad
+	// full.
 	slots []keySlot
 	n     int // number of keys
 }
@@ -47,42 +48,55 @@ const (
 // slotTag returns the tag bits of hash h, placed as in keySlot.v.
 func slotTag(h uint64) uint32 { return uint32(h>>(64-(32-slotIdxBits))) << slotIdxBits }
 
-// lookup returns the index of key and true, or the index key would get and
-// false. When ok is false, h is key's hash for insert (0 if the index is
-// empty: insert hashes the first key itself).
-func (k *keyIndex) lookup(key string) (idx int, h uint64, ok bool) {
+// keyMiss is what lookup learned of a key it did not find, for insert: the
+// key's hash and the free slot that ended the probe (-1 when the index was
+// empty and lookup did not hash the key), so that an insert probes no
+// second time.
+type keyMiss struct {
+	h    uint64
+	slot int
+}
+
+// lookup returns the index of key and true, or the index key would get,
+// false, and what insert needs to add it.
+func (k *keyIndex) lookup(key string) (idx int, miss keyMiss, ok bool) {
 	if k.n == 0 {
-		return 0, 0, false
+		return 0, keyMiss{slot: -1}, false
 	}
-	h = maphash.String(k.seed, key)
+	h := maphash.String(k.seed, key)
 	mask := uint64(len(k.slots) - 1)
 	tag := slotTag(h)
 	for i := h & mask; ; i = (i + 1) & mask {
 		s := &k.slots[i]
 		if s.v == 0 {
-			return k.n, h, false
+			return k.n, keyMiss{h: h, slot: int(i)}, false
 		}
 		if s.v&^slotIdxMask == tag && int(s.n) == len(key) && unsafe.String(s.p, s.n) == key {
-			return int(s.v&slotIdxMask) - 1, h, true
+			return int(s.v&slotIdxMask) - 1, keyMiss{}, true
 		}
 	}
 }
 
-// insert adds key, which lookup did not find, with the hash lookup returned,
+// insert adds key, which lookup did not find, with what lookup returned,
 // and returns its index.
-func (k *keyIndex) insert(key string, h uint64) int {
-	if len(k.slots) == 0 {
+func (k *keyIndex) insert(key string, miss keyMiss) int {
+	h, slot := miss.h, miss.slot
+	if slot < 0 {
 		k.grow(1)
-	}
-	if k.n == 0 {
 		h = maphash.String(k.seed, key) // lookup skipped hashing
 	}
-	if 4*(k.n+1) > 3*len(k.slots) {
+	if maxLoad*(k.n+1) > len(k.slots) {
 		k.grow(k.n + 1)
+		slot = -1 // the slots moved
 	}
 	idx := k.n
 	k.n++
-	k.place(keySlot{p: unsafe.StringData(key), n: uint32(len(key)), v: slotTag(h) | uint32(idx+1)}, h)
+	s := keySlot{p: unsafe.StringData(key), n: uint32(len(key)), v: slotTag(h) | uint32(idx+1)}
+	if slot < 0 {
+		k.place(s, h)
+	} else {
+		k.slots[slot] = s
+	}
 	return idx
 }
 
@@ -97,11 +111,17 @@ func (k *keyIndex) place(s keySlot, h uint64) {
 	k.slots[i] = s
 }
 
-// grow makes the slots hold n keys or more, at most 3/4 full, doubling
-// them (16 at least) and rehashing every key when they do not.
+// maxLoad is the inverse of the largest share of slots in use: at most
+// half, so that a lookup of a key the index does not hold (every key, with
+// high-cardinality keys) ends after about two probes, not the eight of a
+// table 3/4 full.
+const maxLoad = 2
+
+// grow makes the slots hold n keys or more, at most 1/maxLoad full,
+// doubling them (16 at least) and rehashing every key when they do not.
 func (k *keyIndex) grow(n int) {
 	size := max(len(k.slots), 16)
-	for 4*n > 3*size {
+	for maxLoad*n > size {
 		size *= 2
 	}
 	if size == len(k.slots) {
