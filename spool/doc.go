@@ -82,8 +82,9 @@
 // of a killed process, a damaged sector, garbage) are appended to a file
 // <segment>.corrupt in the spool directory, counted in Stats.CorruptBytes,
 // and cut out of the segment; the good records before and after them are
-// replayed. A torn acknowledgement entry is cut off and counted too (its
-// records are then delivered again). Damage found while running (the files
+// replayed. A torn or damaged acknowledgement entry is dropped and counted
+// too (its records alone are then delivered again; the entries after a
+// damaged one still count). Damage found while running (the files
 // changed under the spool) stops Next with an error; reopening recovers.
 //
 // # On-disk format (version 1)

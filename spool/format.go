@@ -242,15 +242,19 @@ func appendAck(b []byte, a ackRange) []byte {
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b[start:], castagnoli))
 }
 
-// decodeAcks decodes an acknowledgement file. It stops at the first damaged
-// or torn entry and reports how many bytes it could not use.
+// decodeAcks decodes an acknowledgement file. Entries have a fixed size and
+// the file is only ever appended to, so a damaged entry (a bad sector, a
+// flipped bit) is skipped and the entries after it still count; a torn last
+// entry, shorter than the others, ends the file. It reports how many bytes
+// it could not use.
 func decodeAcks(b []byte) (acks []ackRange, bad int) {
 	for len(b) >= ackEntrySize {
-		if crc32.Checksum(b[:8], castagnoli) != binary.LittleEndian.Uint32(b[8:]) {
-			return acks, len(b)
+		if crc32.Checksum(b[:8], castagnoli) == binary.LittleEndian.Uint32(b[8:]) {
+			acks = append(acks, ackRange{binary.LittleEndian.Uint32(b), binary.LittleEndian.Uint32(b[4:])})
+		} else {
+			bad += ackEntrySize
 		}
-		acks = append(acks, ackRange{binary.LittleEndian.Uint32(b), binary.LittleEndian.Uint32(b[4:])})
 		b = b[ackEntrySize:]
 	}
-	return acks, len(b)
+	return acks, bad + len(b)
 }

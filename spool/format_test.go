@@ -181,7 +181,8 @@ func TestDecodeAcks(t *testing.T) {
 	}{
 		{"two entries", b, []ackRange{{0, 10}, {12, 1}}, 0},
 		{"a torn second entry", b[:len(b)-3], []ackRange{{0, 10}}, ackEntrySize - 3},
-		{"a damaged first entry", garble(b, 2), nil, len(b)},
+		{"a damaged first entry", garble(b, 2), []ackRange{{12, 1}}, ackEntrySize},
+		{"a damaged first entry and a torn last one", garble(b, 2)[:len(b)-3], nil, len(b) - 3},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -17,6 +17,25 @@ import (
 // committer already wrote stays (it is in the page cache of a real kill).
 func (s *Spool) crash() { _ = s.shutdown(true) }
 
+// waitAcksWritten waits until the acknowledgements given so far are in
+// their files.
+func waitAcksWritten(t testing.TB, s *Spool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s.mu.Lock()
+		n := len(s.acks)
+		s.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d acknowledgements not written after 5s", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func openT(t testing.TB, dir string, fns ...func(*Options)) *Spool {
 	t.Helper()
 	s, err := Open(context.Background(), dir, fns...)

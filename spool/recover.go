@@ -123,11 +123,20 @@ func (s *Spool) recoverSegment(base uint64) (*segment, error) {
 	}
 	ranges, badAck := decodeAcks(ab)
 	if badAck > 0 {
-		// A torn acknowledgement: cut it off so that new entries line up.
+		// Keep the good entries alone, so that new ones line up after
+		// them and the damage is not counted again at the next Open; the
+		// records of a damaged entry are delivered again.
 		s.st.corrupt.Add(uint64(badAck))
-		if err := os.Truncate(ackPath, int64(len(ab)-badAck)); err != nil {
+		s.log.Warnf("spool: %s: %d damaged bytes of acknowledgements dropped; %d entries kept",
+			filepath.Base(ackPath), badAck, len(ranges))
+		good := make([]byte, 0, len(ranges)*ackEntrySize)
+		for _, r := range ranges {
+			good = appendAck(good, r)
+		}
+		if err := writeFileDurable(s.dir, filepath.Base(ackPath), good); err != nil {
 			return nil, err
 		}
+		ab = good
 	}
 	for _, r := range ranges {
 		end := uint64(r.first) + uint64(r.count)
@@ -141,7 +150,7 @@ func (s *Spool) recoverSegment(base uint64) (*segment, error) {
 	g := &segment{
 		base: base, path: path, ackPath: ackPath, recovered: true, ackedBits: bits,
 		total: len(res.frames), next: maxIndex + 1, bytes: int64(len(b)),
-		ackBytes: int64(len(ab) - badAck), rolled: true,
+		ackBytes: int64(len(ab)), rolled: true,
 	}
 	for _, f := range res.frames {
 		if g.ackedBefore(f.index) {

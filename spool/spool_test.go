@@ -443,17 +443,7 @@ func TestCrashRecovery(t *testing.T) {
 					acked[e.Record.ID] = true
 				}
 			}
-			// Let the acknowledgements reach their files, then kill.
-			deadline := time.Now().Add(5 * time.Second)
-			for {
-				s.mu.Lock()
-				n := len(s.acks)
-				s.mu.Unlock()
-				if n == 0 || time.Now().After(deadline) {
-					break
-				}
-				time.Sleep(time.Millisecond)
-			}
+			waitAcksWritten(t, s)
 			s.crash()
 			c.damage(t, dir)
 
@@ -494,6 +484,70 @@ func TestCrashRecovery(t *testing.T) {
 				t.Fatalf("new seq %d reuses one up to %d", id.Seq, ids[len(ids)-1].Seq)
 			}
 		})
+	}
+}
+
+// TestADamagedAcknowledgementEntryCostsOnlyItsRecords damages the first
+// entry of an acknowledgement file that has others after it: only the
+// records of that entry are delivered again, and the damage is counted
+// once, not again at the next Open.
+func TestADamagedAcknowledgementEntryCostsOnlyItsRecords(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := openT(t, dir)
+	ids := appendN(t, s, 0, 40)
+	acked := map[aggregation.RecordID]bool{}
+	for i := range ids {
+		e := nextT(t, s)
+		if i%2 == 0 { // every other record: one entry each
+			s.Ack(e)
+			acked[e.Record.ID] = true
+		}
+	}
+	waitAcksWritten(t, s)
+	s.crash()
+
+	m, _ := filepath.Glob(filepath.Join(dir, "*"+ackExt))
+	if len(m) != 1 {
+		t.Fatalf("ack files %v, want one", m)
+	}
+	b, err := os.ReadFile(m[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := decodeAcks(b)
+	if len(entries) < 2 {
+		t.Fatalf("%d ack entries, want several", len(entries))
+	}
+	first := entries[0]
+	b[3] ^= 0xFF
+	if err := os.WriteFile(m[0], b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	again := map[uint32]bool{}
+	for i := first.first; i < first.first+first.count; i++ {
+		again[i] = true
+	}
+
+	for open := range 2 {
+		s = openT(t, dir)
+		for i, id := range ids {
+			if acked[id] && !again[uint32(i)] {
+				continue
+			}
+			if e := nextT(t, s); e.Record.ID != id {
+				t.Fatalf("open %d: replayed %+v, want %+v", open, e.Record.ID, id)
+			}
+		}
+		noNext(t, s)
+		wantBad := uint64(0)
+		if open == 0 {
+			wantBad = ackEntrySize
+		}
+		if got := s.Stats().CorruptBytes; got != wantBad {
+			t.Fatalf("open %d: CorruptBytes %d, want %d", open, got, wantBad)
+		}
+		s.crash()
 	}
 }
 
