@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -101,6 +102,9 @@ type Forwarder struct {
 	deadLettered, refused          atomic.Uint64
 	// Set by resolve on an immediate refusal, read by Run after each put.
 	producerClosed, backoff atomic.Bool
+
+	abandonOnce sync.Once
+	abandoned   chan struct{} // closed by Abandon
 }
 
 // ForwarderStats is a snapshot of a Forwarder's counters.
@@ -135,7 +139,7 @@ func NewForwarder(s *Spool, p Putter, optFns ...func(*ForwarderOptions)) (*Forwa
 	case o.RetryDelay <= 0:
 		return nil, fmt.Errorf("spool: RetryDelay %v must be positive", o.RetryDelay)
 	}
-	f := &Forwarder{s: s, p: p, opts: o, log: o.Logger, sem: make(chan struct{}, o.MaxInFlight)}
+	f := &Forwarder{s: s, p: p, opts: o, log: o.Logger, sem: make(chan struct{}, o.MaxInFlight), abandoned: make(chan struct{})}
 	if f.log == nil {
 		f.log = nopLogger{}
 	}
@@ -143,18 +147,23 @@ func NewForwarder(s *Spool, p Putter, optFns ...func(*ForwarderOptions)) (*Forwa
 }
 
 // Run forwards records until ctx ends, then waits for the results of the
-// records in flight (and their OnResolve calls) and returns nil. Shut the producer down (Shutdown with a
-// bound) after ctx ends to make that wait short: records it fails with
-// ErrClosed stay in the spool. Run returns early with ErrClosed when the
-// spool closes, ErrProducerClosed when the producer does, or the spool's
-// error when it fails. Run may be called once.
+// records in flight (and their OnResolve calls) and returns nil. Shut the
+// producer down (Shutdown with a bound) after ctx ends to make that wait
+// short: records it fails with ErrClosed stay in the spool. Abandon ends
+// the wait of a producer that breaks that promise. Run returns early with
+// ErrClosed when the spool closes, ErrProducerClosed when the producer
+// does, or the spool's error when it fails. Run may be called once.
 func (f *Forwarder) Run(ctx context.Context) error {
 	if !f.running.CompareAndSwap(false, true) {
 		return errors.New("spool: Forwarder.Run called twice")
 	}
 	defer func() { // wait for every result: each frees its slot
 		for range cap(f.sem) {
-			f.sem <- struct{}{}
+			select {
+			case f.sem <- struct{}{}:
+			case <-f.abandoned:
+				return // the tokens taken are freed by the results to come
+			}
 		}
 		for range cap(f.sem) {
 			<-f.sem
@@ -164,6 +173,8 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		select {
 		case f.sem <- struct{}{}:
 		case <-ctx.Done():
+			return nil
+		case <-f.abandoned:
 			return nil
 		}
 		e, err := f.s.Next(ctx)
@@ -187,6 +198,16 @@ func (f *Forwarder) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// Abandon makes Run return at once, without waiting for the results of
+// the records in flight: for a producer that does not resolve them after
+// its Shutdown returned. Results that come later are still applied to the
+// spool (once it is closed, they are lost, and their records are sent
+// again after it is reopened). Abandon is safe to call at any time, more
+// than once.
+func (f *Forwarder) Abandon() {
+	f.abandonOnce.Do(func() { close(f.abandoned) })
 }
 
 // resolve settles one record by its result, tells OnResolve, and frees its

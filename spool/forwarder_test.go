@@ -541,3 +541,70 @@ func TestForwarderTellsOnResolveEveryResult(t *testing.T) {
 		t.Errorf("names: %s, %s", Returned, Resolution(9))
 	}
 }
+
+// holdingPutter keeps every record's result callback until release.
+type holdingPutter struct {
+	mu    sync.Mutex
+	dones []func(producer.Result, error)
+}
+
+func (p *holdingPutter) PutAsync(_ context.Context, _ aggregation.Record, done func(producer.Result, error)) {
+	p.mu.Lock()
+	p.dones = append(p.dones, done)
+	p.mu.Unlock()
+}
+
+func (p *holdingPutter) held() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.dones)
+}
+
+// release resolves every record held so far as delivered.
+func (p *holdingPutter) release() {
+	p.mu.Lock()
+	dones := p.dones
+	p.dones = nil
+	p.mu.Unlock()
+	for _, done := range dones {
+		done(producer.Result{ShardID: "shardId-0", SequenceNumber: "1"}, nil)
+	}
+}
+
+// TestAbandonEndsRunsWaitForResults: with a producer that never resolves
+// its records, Run waits after its ctx ended until Abandon; results that
+// come after still acknowledge their records.
+func TestAbandonEndsRunsWaitForResults(t *testing.T) {
+	t.Parallel()
+	s := openT(t, t.TempDir())
+	defer s.Close()
+	p := &holdingPutter{}
+	f, err := NewForwarder(s, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	appendN(t, s, 0, n)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	waitFor(t, func() bool { return p.held() == n })
+	cancel()
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned %v with %d results missing", err, n)
+	case <-time.After(50 * time.Millisecond):
+	}
+	f.Abandon()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Stats().InFlight; got != n {
+		t.Fatalf("InFlight %d after Abandon, want %d", got, n)
+	}
+	p.release()
+	f.Abandon() // again: no effect
+	if st := s.Stats(); st.Acknowledged != n {
+		t.Fatalf("%d acknowledged after the late results, want %d", st.Acknowledged, n)
+	}
+}

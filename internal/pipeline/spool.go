@@ -310,7 +310,8 @@ func (s *spoolStage) run(ctx, readCtx context.Context, src Source, start time.Ti
 	}
 	// Every result is in once Shutdown returned, and the forwarder returns;
 	// the grace period only guards against a sink that breaks that
-	// promise: the records without a result then stay in the spool.
+	// promise: the records without a result then stay in the spool, and
+	// the forwarder stops waiting for them.
 	grace := time.NewTimer(p.opts.ResolveGrace)
 	defer grace.Stop()
 	var runErr error
@@ -321,6 +322,8 @@ func (s *spoolStage) run(ctx, readCtx context.Context, src Source, start time.Ti
 		inFlight := 0
 		if f := fwd.Load(); f != nil {
 			inFlight = f.Stats().InFlight
+			f.Abandon()
+			<-fwdDone // Run returns at once
 		}
 		p.log.WithField("in_flight", inFlight).Error("results missing after the shutdown; the trades stay in the spool")
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -505,5 +506,29 @@ func TestSpoolStartRetryDelaysDefaultAndCap(t *testing.T) {
 					s.cfg.StartRetryDelay, s.cfg.StartMaxRetryDelay, tt.wantFirst, tt.wantCap)
 			}
 		})
+	}
+}
+
+// TestASinkThatNeverResolvesLeavesNoForwarderBehind: the sink's Shutdown
+// returns without resolving its records, against its contract; after the
+// grace period Run returns, the trades stay in the spool, and the
+// forwarder's goroutine has ended with it. Not parallel: the check reads
+// every goroutine's stack, and parallel tests of the package wait while a
+// sequential one runs.
+func TestASinkThatNeverResolvesLeavesNoForwarderBehind(t *testing.T) {
+	sp := openSpool(t, t.TempDir())
+	defer sp.Close()
+	p := New(&fakeSink{never: true}, Options{MaxTrades: 10, ShutdownTimeout: 200 * time.Millisecond, ResolveGrace: 20 * time.Millisecond,
+		Spool: &Spool{Spool: sp, MaxBytes: 1 << 30}})
+	sum, err := p.Run(context.Background(), &fakeSource{batches: [][]finnhub.Trade{trades("AAPL", 10)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := sum.Counters; c.Accepted != 10 || c.Spooled != 10 || c.Delivered != 0 {
+		t.Errorf("counters %+v: want 10 accepted and left in the spool", c)
+	}
+	buf := make([]byte, 1<<20)
+	if stacks := string(buf[:runtime.Stack(buf, true)]); strings.Contains(stacks, "spool.(*Forwarder).Run") {
+		t.Fatalf("a forwarder still runs after Run returned:\n%s", stacks)
 	}
 }
