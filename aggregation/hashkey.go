@@ -26,8 +26,19 @@ type HashKey struct{ Hi, Lo uint64 }
 // PartitionKeyHash returns the hash key the service derives from a partition
 // key: the MD5 digest of its UTF-8 bytes read as a big-endian unsigned 128-bit
 // integer.
+//
+// It does not allocate for a key of up to 256 bytes (every key of ASCII
+// characters the service takes): the conversion to bytes would allocate
+// for a key longer than 32, such as a UUID.
 func PartitionKeyHash(partitionKey string) HashKey {
-	sum := md5.Sum([]byte(partitionKey))
+	var sum [md5.Size]byte
+	switch n := len(partitionKey); {
+	case n <= 32, n > MaxPartitionKeyLength:
+		sum = md5.Sum([]byte(partitionKey)) // on the stack up to 32 bytes
+	default:
+		var buf [MaxPartitionKeyLength]byte
+		sum = md5.Sum(append(buf[:0], partitionKey...))
+	}
 	return HashKey{
 		Hi: binary.BigEndian.Uint64(sum[:8]),
 		Lo: binary.BigEndian.Uint64(sum[8:]),

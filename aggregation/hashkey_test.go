@@ -47,6 +47,24 @@ func TestPartitionKeyHash(t *testing.T) {
 	})
 }
 
+// TestPartitionKeyHashDoesNotAllocate: high-cardinality keys are hashed on
+// every record; a UUID (36 characters) and the longest ASCII key must cost
+// no allocation, as a 16-character one does not.
+func TestPartitionKeyHashDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	for _, pk := range []string{"0123456789abcdef", "123e4567-e89b-12d3-a456-426614174000", strings.Repeat("k", MaxPartitionKeyLength)} {
+		if n := testing.AllocsPerRun(100, func() { PartitionKeyHash(pk) }); n != 0 {
+			t.Errorf("PartitionKeyHash of a %d-byte key: %v allocations, want 0", len(pk), n)
+		}
+		sum := md5.Sum([]byte(pk))
+		if got, want := bigOf(PartitionKeyHash(pk)), new(big.Int).SetBytes(sum[:]); got.Cmp(want) != 0 {
+			t.Errorf("PartitionKeyHash of a %d-byte key: %v, want %v", len(pk), got, want)
+		}
+	}
+}
+
 func TestParseHashKey(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

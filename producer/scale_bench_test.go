@@ -194,13 +194,20 @@ func BenchmarkTrickle(b *testing.B) {
 // must not make high-cardinality keys slow (target: >= 0.7x the symbols'
 // rate in the same run). random16-vs-symbols puts rounds of each in turn
 // and reports the ratio; the other sub-benchmarks give each alone, with its
-// allocations.
+// allocations (uuid: random 36-character keys).
 func BenchmarkRandomKeys(b *testing.B) {
 	random := make([]string, 1<<16)
 	for i := range random {
 		var buf [8]byte
 		_, _ = rand.Read(buf[:])
 		random[i] = hex.EncodeToString(buf[:])
+	}
+	uuids := make([]string, 1<<16) // 36 characters: hashed without allocating too
+	for i := range uuids {
+		var buf [16]byte
+		_, _ = rand.Read(buf[:])
+		h := hex.EncodeToString(buf[:])
+		uuids[i] = h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 	}
 	symbols := make([]string, 50)
 	for i := range symbols {
@@ -217,7 +224,7 @@ func BenchmarkRandomKeys(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		keys []string
-	}{{"symbols", symbols}, {"random16", random}} {
+	}{{"symbols", symbols}, {"random16", random}, {"uuid", uuids}} {
 		b.Run(tc.name, func(b *testing.B) {
 			c := newCountingClient(4)
 			p, err := New(context.Background(), c, "bench", func(o *Options) { o.RateLimit = 0 })
