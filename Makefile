@@ -76,6 +76,7 @@ FUZZ_SHORT_EXECS ?= 30000x
 fuzz-short:
 	$(GO) test -run '^$$' -fuzz '^FuzzDeaggregate$$' -fuzztime $(FUZZ_SHORT_EXECS) -fuzzminimizetime 1000x ./aggregation
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMessage$$' -fuzztime $(FUZZ_SHORT_EXECS) -fuzzminimizetime 1000x ./finnhub
+	$(GO) test -run '^$$' -fuzz '^FuzzRedactURL$$' -fuzztime $(FUZZ_SHORT_EXECS) -fuzzminimizetime 1000x ./finnhub
 	$(GO) test -run '^$$' -fuzz '^FuzzDedupe$$' -fuzztime $(FUZZ_SHORT_EXECS) -fuzzminimizetime 1000x ./dedupe
 	$(GO) test -run '^$$' -fuzz '^FuzzEncodeTrade$$' -fuzztime $(FUZZ_SHORT_EXECS) -fuzzminimizetime 1000x ./internal/pipeline
 	$(GO) test -run '^$$' -fuzz '^FuzzSegmentReader$$' -fuzztime $(FUZZ_SHORT_EXECS) -fuzzminimizetime 1000x ./spool
@@ -84,6 +85,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDeaggregate$$' -fuzztime $(FUZZTIME) ./aggregation
 	$(GO) test -run '^$$' -fuzz '^FuzzAggregateRoundTrip$$' -fuzztime $(FUZZTIME) ./aggregation
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMessage$$' -fuzztime $(FUZZTIME) ./finnhub
+	$(GO) test -run '^$$' -fuzz '^FuzzRedactURL$$' -fuzztime $(FUZZTIME) ./finnhub
 	$(GO) test -run '^$$' -fuzz '^FuzzDedupe$$' -fuzztime $(FUZZTIME) ./dedupe
 	$(GO) test -run '^$$' -fuzz '^FuzzUnmarshalBinary$$' -fuzztime $(FUZZTIME) ./dedupe
 	$(GO) test -run '^$$' -fuzz '^FuzzEncodeTrade$$' -fuzztime $(FUZZTIME) ./internal/pipeline

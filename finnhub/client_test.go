@@ -276,18 +276,30 @@ func TestClientRefusesAnOversizedFrameAndReconnects(t *testing.T) {
 
 func TestClientLogsFinnhubErrorsAndKeepsGoing(t *testing.T) {
 	t.Parallel()
-	h := start(t, feedsim.Config{}, finnhub.ClientConfig{}, nil)
-	h.waitForTradesOnAllSymbols(nil)
-	h.sim.SendError("Subscribing to too many symbols")
-	waitFor(t, "a server error", func() bool { return h.client.Stats().ServerErrors == 1 })
-	before, _ := h.counts()
-	h.waitForTradesOnAllSymbols(before)
-	entries := h.logged(logrus.WarnLevel, "error message")
-	if len(entries) != 1 || entries[0].Data["msg"] != "Subscribing to too many symbols" {
-		t.Errorf("want one warning carrying the server's text, got %v", entries)
+	tests := []struct{ name, msg, want string }{
+		{"a plain error", "Subscribing to too many symbols", "Subscribing to too many symbols"},
+		// Lower-casing 'İ' lengthens it: a redaction that searched the
+		// lower-cased text cut the original at the wrong offsets and
+		// panicked, killing the client.
+		{"an error quoting a token after characters that change length in lower case", "Ungültig İİ token=SECRET", "Ungültig İİ token=REDACTED"},
 	}
-	if st := h.client.Stats(); st.Connects != 1 {
-		t.Errorf("an error message caused a reconnect: %+v", st)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := start(t, feedsim.Config{}, finnhub.ClientConfig{}, nil)
+			h.waitForTradesOnAllSymbols(nil)
+			h.sim.SendError(tt.msg)
+			waitFor(t, "a server error", func() bool { return h.client.Stats().ServerErrors == 1 })
+			before, _ := h.counts()
+			h.waitForTradesOnAllSymbols(before)
+			entries := h.logged(logrus.WarnLevel, "error message")
+			if len(entries) != 1 || entries[0].Data["msg"] != tt.want {
+				t.Errorf("want one warning carrying %q, got %v", tt.want, entries)
+			}
+			if st := h.client.Stats(); st.Connects != 1 {
+				t.Errorf("an error message caused a reconnect: %+v", st)
+			}
+		})
 	}
 }
 

@@ -54,7 +54,7 @@ func redactUserinfo(s string) string {
 // redactTokens replaces the value of every token parameter in raw.
 func redactTokens(raw string) string {
 	const key = "token="
-	lower := strings.ToLower(raw)
+	lower := asciiLower(raw)
 	if !strings.Contains(lower, key) {
 		return raw
 	}
@@ -78,6 +78,21 @@ func redactTokens(raw string) string {
 		}
 		i = end
 	}
+}
+
+// asciiLower returns s with its ASCII letters in lower case and every other
+// byte as it is, so that an offset into the result is the same offset into
+// s: strings.ToLower changes the length of some characters (U+0130 'İ'
+// grows from 2 bytes to 3, the Kelvin sign shrinks from 3 to 1), and an
+// offset found in its result could cut s anywhere, or past its end.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // endsTokenValue reports whether c cannot be part of a token value.

@@ -1,6 +1,7 @@
 package finnhub_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/kplgo/kpl/finnhub"
@@ -27,6 +28,10 @@ func TestRedactURL(t *testing.T) {
 		{"an at sign outside a URL is kept", "mail me@example.com", "mail me@example.com"},
 		{"redacted user information stays as it is", "ws://REDACTED@h", "ws://REDACTED@h"},
 		{"the empty string stays empty", "", ""},
+		// Characters whose lower case has another length in UTF-8.
+		{"a token after characters that grow in lower case is redacted", "İİİİ wss://h/?token=SECRETKEY", "İİİİ wss://h/?token=REDACTED"},
+		{"a token after characters that shrink in lower case is redacted", "\u212a\u212a\u212a\u212a wss://h/?token=SECRETKEY", "\u212a\u212a\u212a\u212a wss://h/?token=REDACTED"},
+		{"an empty token at the end after such characters stays empty", "ȺȺȺȺȺȺtoken=", "ȺȺȺȺȺȺtoken="},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -36,4 +41,19 @@ func TestRedactURL(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzRedactURL: any text is redacted without a panic, and a token appended
+// to it as a query parameter never survives.
+func FuzzRedactURL(f *testing.F) {
+	for _, s := range []string{"", "wss://ws.finnhub.io?a=b", "İİ token=", "\u212aToken=x", "ws://u:p@h/?TOKEN=1&token=2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		_ = finnhub.RedactURL(s)
+		const secret = "S3CR3TV4LU3"
+		if got := finnhub.RedactURL(s + " wss://h/?token=" + secret); strings.Contains(got, secret) {
+			t.Fatalf("the token survived: %q", got)
+		}
+	})
 }
