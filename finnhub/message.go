@@ -1,9 +1,11 @@
 package finnhub
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 )
 
 // Message types sent by the Finnhub trade websocket.
@@ -56,22 +58,44 @@ type Message struct {
 	Msg string `json:"msg,omitempty"`
 }
 
-// wireMessage is the decoding shape of a message: pointers tell an absent field
-// from a zero value.
-type wireMessage struct {
-	Type *string         `json:"type"`
-	Data json.RawMessage `json:"data"`
-	Msg  json.RawMessage `json:"msg"`
-}
-
-// wireTrade is the decoding shape of a trade; a nil pointer is an absent or
-// null field.
-type wireTrade struct {
-	S *string  `json:"s"`
-	P *float64 `json:"p"`
-	T *int64   `json:"t"`
-	V *float64 `json:"v"`
-	C []string `json:"c"`
+// decodeObject decodes the JSON object b member by member, calling member
+// with each member's exact name: it decodes the value it wants with
+// dec.Decode and reports whether it did; the others are checked and
+// skipped. It is used instead of decoding into a struct because
+// encoding/json matches struct fields regardless of case: "S" would stand
+// in for a missing "s", and a later "S" would replace the symbol that the
+// trade's raw JSON carries as "s".
+func decodeObject(b []byte, member func(name string, dec *json.Decoder) (bool, error)) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil {
+		return err
+	} else if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return errors.New("not a JSON object")
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		name, _ := tok.(string) // an object's keys are strings
+		used, err := member(name, dec)
+		if err != nil {
+			return fmt.Errorf("%q: %w", name, err)
+		}
+		if !used {
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return err
+			}
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("data after the JSON object")
+	}
+	return nil
 }
 
 // ParseMessage decodes one Finnhub websocket message. It is strict about what
@@ -83,23 +107,43 @@ type wireTrade struct {
 // Type it does not know. Every error wraps ErrMalformed. ParseMessage never
 // panics and is safe for concurrent use.
 func ParseMessage(b []byte) (Message, error) {
-	var w wireMessage
-	if err := json.Unmarshal(b, &w); err != nil {
+	// The syntax first, with encoding/json's own errors: decodeObject
+	// then reads a valid object.
+	var object struct{}
+	if err := json.Unmarshal(b, &object); err != nil {
 		return Message{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	if w.Type == nil {
+	var (
+		typ       *string
+		data, msg json.RawMessage
+	)
+	err := decodeObject(b, func(name string, dec *json.Decoder) (bool, error) {
+		switch name {
+		case "type":
+			return true, dec.Decode(&typ)
+		case "data":
+			return true, dec.Decode(&data)
+		case "msg":
+			return true, dec.Decode(&msg)
+		}
+		return false, nil
+	})
+	if err != nil {
+		return Message{}, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if typ == nil {
 		return Message{}, fmt.Errorf("%w: no \"type\" field", ErrMalformed)
 	}
-	m := Message{Type: *w.Type}
+	m := Message{Type: *typ}
 	switch m.Type {
 	case TypeError:
-		if len(w.Msg) > 0 {
-			var msg *string
-			if err := json.Unmarshal(w.Msg, &msg); err != nil {
+		if len(msg) > 0 {
+			var text *string
+			if err := json.Unmarshal(msg, &text); err != nil {
 				return Message{}, fmt.Errorf("%w: error message: \"msg\" is not a string: %w", ErrMalformed, err)
 			}
-			if msg != nil {
-				m.Msg = *msg
+			if text != nil {
+				m.Msg = *text
 			}
 		}
 		return m, nil
@@ -108,8 +152,8 @@ func ParseMessage(b []byte) (Message, error) {
 		return m, nil
 	}
 	var raws []json.RawMessage
-	if len(w.Data) > 0 {
-		if err := json.Unmarshal(w.Data, &raws); err != nil {
+	if len(data) > 0 {
+		if err := json.Unmarshal(data, &raws); err != nil {
 			return Message{}, fmt.Errorf("%w: trade data: %w", ErrMalformed, err)
 		}
 	}
@@ -118,11 +162,32 @@ func ParseMessage(b []byte) (Message, error) {
 	}
 	m.Data = make([]Trade, len(raws))
 	for i, raw := range raws {
-		var wt wireTrade
+		// A nil pointer is an absent or null field.
+		var wt struct {
+			S    *string
+			P, V *float64
+			T    *int64
+			C    []string
+		}
 		if len(raw) == 0 || raw[0] != '{' {
 			return Message{}, fmt.Errorf("%w: trade %d is not an object", ErrMalformed, i)
 		}
-		if err := json.Unmarshal(raw, &wt); err != nil {
+		err := decodeObject(raw, func(name string, dec *json.Decoder) (bool, error) {
+			switch name {
+			case "s":
+				return true, dec.Decode(&wt.S)
+			case "p":
+				return true, dec.Decode(&wt.P)
+			case "t":
+				return true, dec.Decode(&wt.T)
+			case "v":
+				return true, dec.Decode(&wt.V)
+			case "c":
+				return true, dec.Decode(&wt.C)
+			}
+			return false, nil
+		})
+		if err != nil {
 			return Message{}, fmt.Errorf("%w: trade %d: %w", ErrMalformed, i, err)
 		}
 		switch {

@@ -82,6 +82,14 @@ func TestParseMessage(t *testing.T) {
 		{name: "a string volume is malformed", in: `{"type":"trade","data":[{"s":"A","p":1,"t":1,"v":"x"}]}`, wantErr: "cannot unmarshal string"},
 		{name: "conditions that are not strings are malformed", in: `{"type":"trade","data":[{"s":"A","p":1,"t":1,"c":[1]}]}`, wantErr: "cannot unmarshal number"},
 		{name: "an error message with a non-string msg is malformed", in: `{"type":"error","msg":{"a":1}}`, wantErr: `"msg" is not a string`},
+		// Field names are matched exactly, as Finnhub spells them.
+		{name: "a trade whose fields are in upper case is malformed", in: `{"type":"trade","data":[{"S":"AAPL","P":1.5,"T":1}]}`, wantErr: `trade 0: missing "s"`},
+		{name: "a type field in upper case is no type", in: `{"TYPE":"trade","data":[]}`, wantErr: `no "type" field`},
+		{
+			name: "a field in upper case does not replace the symbol",
+			in:   `{"type":"trade","data":[{"s":"AAPL","p":1.5,"t":1,"S":"MSFT","P":2}]}`,
+			want: finnhub.Message{Type: "trade", Data: []finnhub.Trade{{Symbol: "AAPL", Price: 1.5, Time: 1}}},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -195,6 +203,16 @@ func FuzzParseMessage(f *testing.F) {
 		for i, tr := range m.Data {
 			if tr.Symbol == "" {
 				t.Fatalf("trade %d has an empty symbol", i)
+			}
+			// The symbol, the record's partition key, is the "s" that
+			// the raw trade written to the stream carries.
+			var raw map[string]json.RawMessage
+			if err := json.Unmarshal(tr.Raw, &raw); err != nil {
+				t.Fatalf("trade %d: raw %s: %v", i, tr.Raw, err)
+			}
+			var s string
+			if err := json.Unmarshal(raw["s"], &s); err != nil || s != tr.Symbol {
+				t.Fatalf("trade %d: symbol %q, but its raw JSON %s has s %s", i, tr.Symbol, tr.Raw, raw["s"])
 			}
 		}
 		// Round trip: marshal the trades back and parse again.
