@@ -102,7 +102,8 @@ func decodeObject(b []byte, member func(name string, dec *json.Decoder) (bool, e
 // it needs and lenient about the rest: a message must be a JSON object with a
 // string "type"; a trade message must have a "data" array whose trades each
 // have a non-empty string "s", a number "p" and an integer "t" ("v" must be a
-// number and "c" a list of strings or null when present). Unknown fields and
+// number and "c" a list of strings or null when present). Field names are
+// matched exactly, as Finnhub spells them: "S" is not "s". Unknown fields and
 // unknown message types are accepted: the caller decides what to do with a
 // Type it does not know. Every error wraps ErrMalformed. ParseMessage never
 // panics and is safe for concurrent use.
