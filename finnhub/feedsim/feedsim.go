@@ -19,6 +19,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -297,10 +298,19 @@ func (c *conn) close() {
 	})
 }
 
-// write writes one text message with the write timeout.
+// write writes one text message with the write timeout. Once Shutdown has
+// sent the close frame, every write fails; the writer then waits for the
+// client's answer (the read loop closes c) or for Close, because closing
+// the socket at once would answer anything the client sends meanwhile (a
+// ping) with a reset, and the kernel would drop the trades still on their
+// way, which Sent has counted.
 func (s *Server) write(c *conn, b []byte) error {
 	c.ws.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-	return c.ws.WriteMessage(websocket.TextMessage, b)
+	err := c.ws.WriteMessage(websocket.TextMessage, b)
+	if errors.Is(err, websocket.ErrCloseSent) {
+		<-c.closed
+	}
+	return err
 }
 
 // writeLoop is the only writer of data messages on c: trades, pings and

@@ -480,6 +480,71 @@ func TestShutdownSendsCloseFrameAfterTheTrades(t *testing.T) {
 	}
 }
 
+// TestShutdownToAClientThatIsBehindLosesNoTrade: a client with trades
+// still unread when Shutdown starts, which pings while it catches up (as
+// finnhub.Client does), reads every trade Sent counts, then the close
+// frame: the server keeps the socket open until the client answers the
+// close, instead of closing it at its next failed write and so answering
+// the ping with a reset that drops the trades in flight.
+func TestShutdownToAClientThatIsBehindLosesNoTrade(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		cfg  feedsim.Config
+	}{
+		{"while streaming", feedsim.Config{PingInterval: -1}},
+		{"after MaxTrades, with the ping ticker writing", feedsim.Config{MaxTrades: 20_000, PingInterval: 20 * time.Millisecond}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			sim, url := startSim(t, tt.cfg)
+			c := dial(t, url)
+			send(t, c, "subscribe", "AAPL")
+			// Unread trades pile up in the sockets' buffers.
+			deadline := time.Now().Add(bounded)
+			for sim.Sent() < 10_000 {
+				if time.Now().After(deadline) {
+					t.Fatalf("only %d trades sent", sim.Sent())
+				}
+				time.Sleep(time.Millisecond)
+			}
+			errc := make(chan error, 1)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), bounded)
+				defer cancel()
+				errc <- sim.Shutdown(ctx)
+			}()
+			time.Sleep(50 * time.Millisecond) // the close frame goes out; writes after it fail
+			got, msgs := 0, 0
+			for {
+				c.SetReadDeadline(time.Now().Add(bounded))
+				_, raw, err := c.ReadMessage()
+				if err != nil {
+					if !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+						t.Fatalf("read ended with %v after %d trades (Sent %d), want the normal close", err, got, sim.Sent())
+					}
+					break
+				}
+				if msgs++; msgs%500 == 0 {
+					_ = c.WriteControl(websocket.PingMessage, nil, time.Now().Add(time.Second))
+				}
+				m, err := finnhub.ParseMessage(raw)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got += len(m.Data)
+			}
+			if err := <-errc; err != nil {
+				t.Errorf("Shutdown: %v", err)
+			}
+			if int64(got) != sim.Sent() {
+				t.Errorf("read %d trades, Sent() = %d", got, sim.Sent())
+			}
+		})
+	}
+}
+
 func TestPlainHTTPGetsABadRequest(t *testing.T) {
 	t.Parallel()
 	sim := feedsim.New(feedsim.Config{})
