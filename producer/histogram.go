@@ -16,15 +16,46 @@ const (
 )
 
 // latencyHistogram is a live histogram of durations.
+//
+// Its sum is kept in whole microseconds (each value or batch rounded to the
+// nearest) in a uint64, which holds about 584,000 years of summed latency:
+// 29 years of 200,000 results a second at 100 ms each, 2.9 years of them at
+// 1 s. Nanoseconds in an int64 held 292 years, 5.4 days of that load.
 type latencyHistogram struct {
 	counts [histogramBuckets + 1]atomic.Uint64
-	sum    atomic.Int64 // nanoseconds
+	sum    atomic.Uint64 // microseconds
 }
 
 // observe records one duration.
 func (h *latencyHistogram) observe(d time.Duration) {
 	h.counts[bucketOf(d)].Add(1)
-	h.sum.Add(int64(d))
+	h.sum.Add(micros(d))
+}
+
+// micros returns d in whole microseconds, rounded to the nearest; 0 for a
+// negative d.
+func micros(d time.Duration) uint64 {
+	if d <= 0 {
+		return 0
+	}
+	us := uint64(d / time.Microsecond)
+	if d%time.Microsecond >= time.Microsecond/2 {
+		us++
+	}
+	return us
+}
+
+// maxSumMicros is the largest sum, in microseconds, that Histogram.Sum
+// holds.
+const maxSumMicros = math.MaxInt64 / uint64(time.Microsecond)
+
+// maxSum is where Histogram.Sum stops.
+const maxSum = time.Duration(maxSumMicros) * time.Microsecond
+
+// setSumMicros sets h.Sum and h.SumSeconds from a total of us microseconds.
+func (h *Histogram) setSumMicros(us uint64) {
+	h.Sum = time.Duration(min(us, maxSumMicros)) * time.Microsecond
+	h.SumSeconds = float64(us) / 1e6
 }
 
 // bucketOf returns the index of the first bucket whose bound holds d.
@@ -42,12 +73,12 @@ func bucketOf(d time.Duration) int {
 // histogram in one go.
 type latencyBatch struct {
 	counts [histogramBuckets + 1]uint64
-	sum    int64
+	sum    int64 // nanoseconds, rounded to microseconds by addTo
 }
 
 func (b *latencyBatch) add(d time.Duration) {
 	b.counts[bucketOf(d)]++
-	b.sum += int64(d)
+	b.sum += int64(max(d, 0))
 }
 
 // addTo adds the batch to h.
@@ -57,7 +88,7 @@ func (b *latencyBatch) addTo(h *latencyHistogram) {
 			h.counts[i].Add(n)
 		}
 	}
-	h.sum.Add(b.sum)
+	h.sum.Add(micros(time.Duration(b.sum)))
 }
 
 func (h *latencyHistogram) snapshot() Histogram {
@@ -72,7 +103,7 @@ func (h *latencyHistogram) snapshot() Histogram {
 		s.Counts[i] = n
 		s.Count += n
 	}
-	s.Sum = time.Duration(h.sum.Load())
+	s.setSumMicros(h.sum.Load())
 	return s
 }
 
@@ -87,8 +118,20 @@ type Histogram struct {
 	Counts []uint64
 	// Count is the number of values recorded.
 	Count uint64
-	// Sum is their total.
+	// Sum is their total, to the microsecond in the producer's and the
+	// spool's histograms. It stops at the largest Duration (about 292
+	// years of summed latency, 13 hours of 200,000 results a second at 1 s
+	// each) rather than wrap; SumSeconds goes on.
 	Sum time.Duration
+	// SumSeconds is the same total in seconds, to the microsecond while it
+	// is below 2^53 µs (285 years), within a relative 1e-16 above. It goes
+	// on where Sum stops and never decreases from one snapshot of a
+	// histogram to the next: the count under it wraps only after about
+	// 584,000 years of summed latency (29 years of 200,000 results a
+	// second at 100 ms each). It is what producer/metrics exports as the
+	// _sum. A Histogram made by hand may leave it 0; Sum then stands for
+	// the total.
+	SumSeconds float64
 }
 
 // Quantile returns an estimate of the q-quantile (0 < q <= 1): the upper
@@ -120,10 +163,15 @@ func (h Histogram) Quantile(q float64) time.Duration {
 	return h.Bounds[len(h.Bounds)-1]
 }
 
-// Mean returns the average value, 0 for an empty histogram.
+// Mean returns the average value, 0 for an empty histogram: Sum over
+// Count, or SumSeconds over Count once Sum has stopped at its largest
+// value.
 func (h Histogram) Mean() time.Duration {
 	if h.Count == 0 {
 		return 0
+	}
+	if h.Sum >= maxSum && h.SumSeconds > 0 {
+		return time.Duration(math.Round(h.SumSeconds / float64(h.Count) * 1e9))
 	}
 	return h.Sum / time.Duration(h.Count)
 }

@@ -2,6 +2,7 @@ package producer
 
 import (
 	"context"
+	"math"
 	"testing"
 	"time"
 )
@@ -69,5 +70,85 @@ func TestStatsCountEveryResultInTheLatencyHistogram(t *testing.T) {
 	}
 	if st.CallDuration.Count != st.PutRecordsCalls {
 		t.Errorf("call duration counts %d calls, want %d", st.CallDuration.Count, st.PutRecordsCalls)
+	}
+}
+
+// A week of 200,000 results a second: the sum of their latencies passes the
+// largest Duration (about 292 years) after 5.4 days at 100 ms and after 13
+// hours at 1 s. Sum stops there instead of wrapping; SumSeconds and Mean go
+// on.
+func TestHistogramSumNeverGoesBackwardsUnderAWeekOfLoad(t *testing.T) {
+	const perHour = 200_000 * 3600
+	for _, lat := range []time.Duration{100 * time.Millisecond, time.Second} {
+		t.Run(lat.String(), func(t *testing.T) {
+			var h latencyHistogram
+			var hour latencyBatch
+			hour.counts[bucketOf(lat)] = perHour
+			hour.sum = perHour * int64(lat)
+			var prev Histogram
+			for hr := 1; hr <= 24*7; hr++ {
+				hour.addTo(&h)
+				s := h.snapshot()
+				if s.Sum < prev.Sum || s.Sum <= 0 {
+					t.Fatalf("after %d h Sum went from %v to %v", hr, prev.Sum, s.Sum)
+				}
+				if s.SumSeconds <= prev.SumSeconds {
+					t.Fatalf("after %d h SumSeconds went from %g to %g", hr, prev.SumSeconds, s.SumSeconds)
+				}
+				if want := float64(hr) * perHour * lat.Seconds(); math.Abs(s.SumSeconds-want) > want*1e-12 {
+					t.Fatalf("after %d h SumSeconds = %g, want %g", hr, s.SumSeconds, want)
+				}
+				if m := s.Mean(); m != lat {
+					t.Fatalf("after %d h Mean = %v, want %v", hr, m, lat)
+				}
+				prev = s
+			}
+		})
+	}
+}
+
+// Sum and SumSeconds are to the microsecond: each value, and each batch's
+// total, is rounded to the nearest one.
+func TestHistogramSumIsToTheNearestMicrosecond(t *testing.T) {
+	tests := []struct {
+		name   string
+		values []time.Duration
+		batch  bool
+		want   time.Duration
+	}{
+		{"a value below half a microsecond counts nothing", []time.Duration{499}, false, 0},
+		{"a value of half a microsecond counts one", []time.Duration{500}, false, time.Microsecond},
+		{"values are rounded one by one", []time.Duration{1400, 1400, 1400}, false, 3 * time.Microsecond},
+		{"a batch is rounded once", []time.Duration{1400, 1400, 1400}, true, 4 * time.Microsecond},
+		{"a negative value counts nothing", []time.Duration{-time.Second, 2 * time.Microsecond}, false, 2 * time.Microsecond},
+		{"a negative value in a batch counts nothing", []time.Duration{-time.Second, 2 * time.Microsecond}, true, 2 * time.Microsecond},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var h latencyHistogram
+			var b latencyBatch
+			for _, d := range tc.values {
+				if tc.batch {
+					b.add(d)
+				} else {
+					h.observe(d)
+				}
+			}
+			b.addTo(&h)
+			s := h.snapshot()
+			if s.Sum != tc.want || s.SumSeconds != tc.want.Seconds() {
+				t.Errorf("Sum %v, SumSeconds %g, want %v", s.Sum, s.SumSeconds, tc.want)
+			}
+			if s.Count != uint64(len(tc.values)) {
+				t.Errorf("Count %d, want %d", s.Count, len(tc.values))
+			}
+		})
+	}
+}
+
+func TestHistogramMeanOfAHandMadeHistogramIsSumOverCount(t *testing.T) {
+	h := Histogram{Count: 4, Sum: 10 * time.Millisecond}
+	if m := h.Mean(); m != 2500*time.Microsecond {
+		t.Errorf("Mean = %v, want 2.5ms", m)
 	}
 }

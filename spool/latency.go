@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"math"
 	"math/bits"
 	"sync/atomic"
 	"time"
@@ -23,7 +24,7 @@ const (
 // committer), any number read.
 type latencyHistogram struct {
 	counts [latBuckets + 1]atomic.Uint64
-	sum    atomic.Int64 // nanoseconds
+	sum    atomic.Uint64 // microseconds, rounded: about 584,000 years of summed latency
 }
 
 // latIndex returns the bucket of v microseconds.
@@ -57,12 +58,18 @@ func latIndexOf(d time.Duration) int {
 	return latIndex(uint64((d+time.Microsecond-1)/time.Microsecond) - 1)
 }
 
-// observe records n values of d.
+// observe records n values of d. Their total is added in microseconds,
+// rounded to the nearest.
 func (h *latencyHistogram) observe(d time.Duration, n int) {
 	d = max(d, 0)
 	h.counts[latIndexOf(d)].Add(uint64(n))
-	h.sum.Add(int64(d) * int64(n))
+	us, frac := uint64(d/time.Microsecond), uint64(d%time.Microsecond)
+	h.sum.Add(us*uint64(n) + (frac*uint64(n)+uint64(time.Microsecond)/2)/uint64(time.Microsecond))
 }
+
+// maxSumMicros is the largest sum, in microseconds, that
+// producer.Histogram.Sum holds; it stops there (SumSeconds goes on).
+const maxSumMicros = math.MaxInt64 / uint64(time.Microsecond)
 
 // snapshot returns the histogram as a producer.Histogram.
 func (h *latencyHistogram) snapshot() producer.Histogram {
@@ -75,7 +82,9 @@ func (h *latencyHistogram) snapshot() producer.Histogram {
 		s.Counts[i] = c
 		s.Count += c
 	}
-	s.Sum = time.Duration(h.sum.Load())
+	us := h.sum.Load()
+	s.Sum = time.Duration(min(us, maxSumMicros)) * time.Microsecond
+	s.SumSeconds = float64(us) / 1e6
 	return s
 }
 

@@ -3,10 +3,12 @@ package spool
 import (
 	"context"
 	"errors"
+	"math"
 	"testing"
 	"time"
 
 	"github.com/kplgo/kpl/aggregation"
+	"github.com/kplgo/kpl/producer"
 )
 
 func TestLatencyBucketsHoldTheirValues(t *testing.T) {
@@ -147,5 +149,48 @@ func TestCommitLatencyCountsTheWaitAtTheDiskLimit(t *testing.T) {
 	h := s.CommitLatency()
 	if h.Count <= before || h.Quantile(1) < wait {
 		t.Errorf("after a wait of over %v at the limit: %d values (%d before), the longest %v", wait, h.Count, before, h.Quantile(1))
+	}
+}
+
+func TestCommitLatencySumIsToTheMicrosecondAndNeverGoesBackwards(t *testing.T) {
+	t.Parallel()
+	const perHour = 20_000 * 3600 // appends a second, for an hour
+	tests := []struct {
+		name     string
+		d        time.Duration
+		n        int
+		times    int
+		wantSec  float64
+		wantMean time.Duration
+	}{
+		// Past the largest Duration (292 years) after 5.3 days.
+		{"a week of 20,000 appends a second each waiting 1 s at the disk limit", time.Second, perHour, 24 * 7, 24 * 7 * perHour, time.Second},
+		{"a commit's total is rounded once", 1400, 3, 1, 4e-6, 4 * time.Microsecond / 3},
+		{"less than half a microsecond counts nothing", 499, 1, 1, 0, 0},
+		{"half a microsecond counts one", 500, 1, 1, 1e-6, time.Microsecond},
+		{"a negative latency counts nothing", -time.Second, 5, 1, 0, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var h latencyHistogram
+			var prev producer.Histogram
+			for i := 1; i <= tc.times; i++ {
+				h.observe(tc.d, tc.n)
+				s := h.snapshot()
+				if s.Sum < prev.Sum || s.SumSeconds < prev.SumSeconds || s.Sum < 0 {
+					t.Fatalf("after %d commits the sum went from %v (%g s) to %v (%g s)", i, prev.Sum, prev.SumSeconds, s.Sum, s.SumSeconds)
+				}
+				prev = s
+			}
+			if math.Abs(prev.SumSeconds-tc.wantSec) > tc.wantSec*1e-12 {
+				t.Errorf("SumSeconds %g, want %g", prev.SumSeconds, tc.wantSec)
+			}
+			if want := time.Duration(tc.wantSec * 1e6); uint64(want) < maxSumMicros && prev.Sum != want*time.Microsecond {
+				t.Errorf("Sum %v, want %v", prev.Sum, want*time.Microsecond)
+			}
+			if m := prev.Mean(); m != tc.wantMean {
+				t.Errorf("Mean %v, want %v", m, tc.wantMean)
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -174,5 +175,18 @@ tp_spool_commit_latency_seconds_count 15
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
 		t.Error(err)
+	}
+}
+
+func TestCommitLatencySumIsExportedPastTheLargestDuration(t *testing.T) {
+	h := producer.Histogram{Bounds: []time.Duration{time.Millisecond}, Counts: []uint64{0, 5}, Count: 5, Sum: math.MaxInt64, SumSeconds: 1.5e10}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newCommitLatencyCollector("tp", fakeCommitLatency(h)))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mfs[0].GetMetric()[0].GetHistogram().GetSampleSum(); got != 1.5e10 {
+		t.Errorf("tp_spool_commit_latency_seconds_sum %g, want the SumSeconds 1.5e10 (Sum stops at %g)", got, time.Duration(math.MaxInt64).Seconds())
 	}
 }

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -143,5 +144,44 @@ kpl_producer_user_records_failed_by_code_total{code="RecordExpired"} 2
 	}
 	if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
 		t.Errorf("lint: %v %+v", err, problems)
+	}
+}
+
+// A snapshot's Sum stops at the largest Duration (292 years of summed
+// latency); the exported _sum is SumSeconds, which goes on.
+func TestCollectorExportsTheLatencySumPastTheLargestDuration(t *testing.T) {
+	tests := []struct {
+		name    string
+		sum     time.Duration
+		seconds float64
+		want    string
+	}{
+		{"SumSeconds past where Sum stops", math.MaxInt64, 1.5e10, "1.5e+10"},
+		{"SumSeconds to the microsecond", 1234567 * time.Microsecond, 1.234567, "1.234567"},
+		{"Sum when SumSeconds is not set", 10 * time.Millisecond, 0, "0.01"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := producer.Histogram{Bounds: []time.Duration{time.Millisecond}, Counts: []uint64{0, 5}, Count: 5, Sum: tc.sum, SumSeconds: tc.seconds}
+			c := NewStatsCollector(func() producer.Stats { return producer.Stats{PutLatency: h, CallDuration: h} }, "kpl")
+			want := `
+# HELP kpl_producer_put_latency_seconds Time from Put to each user record's result.
+# TYPE kpl_producer_put_latency_seconds histogram
+kpl_producer_put_latency_seconds_bucket{le="0.001"} 0
+kpl_producer_put_latency_seconds_bucket{le="+Inf"} 5
+kpl_producer_put_latency_seconds_sum ` + tc.want + `
+kpl_producer_put_latency_seconds_count 5
+# HELP kpl_producer_put_records_call_duration_seconds Duration of PutRecords calls.
+# TYPE kpl_producer_put_records_call_duration_seconds histogram
+kpl_producer_put_records_call_duration_seconds_bucket{le="0.001"} 0
+kpl_producer_put_records_call_duration_seconds_bucket{le="+Inf"} 5
+kpl_producer_put_records_call_duration_seconds_sum ` + tc.want + `
+kpl_producer_put_records_call_duration_seconds_count 5
+`
+			if err := testutil.CollectAndCompare(c, strings.NewReader(want),
+				"kpl_producer_put_latency_seconds", "kpl_producer_put_records_call_duration_seconds"); err != nil {
+				t.Error(err)
+			}
+		})
 	}
 }
