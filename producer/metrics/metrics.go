@@ -3,28 +3,61 @@
 //	reg := prometheus.NewRegistry()
 //	reg.MustRegister(metrics.NewCollector(p, "kpl"))
 //
+// The producers of several streams (of one Pool, say) share a registry and
+// a namespace when each collector has its own constant labels:
+//
+//	reg.MustRegister(metrics.NewCollectorWithLabels(orders, "kpl", prometheus.Labels{"stream": "orders"}))
+//	reg.MustRegister(metrics.NewCollectorWithLabels(trades, "kpl", prometheus.Labels{"stream": "trades"}))
+//
 // Every metric is read from one Producer.Stats snapshot per scrape, so a
 // scrape is consistent and costs the producer nothing between scrapes.
 package metrics
 
 import (
+	"fmt"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kplgo/kpl/producer"
 )
 
 // NewCollector returns a collector of p's Stats, with metric names
-// <namespace>_producer_<name>. It is safe for concurrent scrapes.
+// <namespace>_producer_<name>. It is safe for concurrent scrapes. A
+// registry holds one such collector per namespace; for more producers in
+// one registry, see NewCollectorWithLabels.
 func NewCollector(p *producer.Producer, namespace string) prometheus.Collector {
 	return NewStatsCollector(p.Stats, namespace)
 }
 
 // NewStatsCollector is NewCollector for any source of Stats snapshots.
 func NewStatsCollector(stats func() producer.Stats, namespace string) prometheus.Collector {
+	return NewStatsCollectorWithLabels(stats, namespace, nil)
+}
+
+// NewCollectorWithLabels is NewCollector with constant labels on every
+// metric, so that the collectors of several producers (the streams of one
+// Pool, each labelled prometheus.Labels{"stream": name}) can be registered
+// in one registry under one namespace. The collectors of one namespace in a
+// registry need the same label names and different values; the
+// registration refuses a collector whose labels repeat another's, and one
+// with a label named "code" (the label of the by-code counters) or "le"
+// (the histograms' bucket label). Nil or empty labels make it NewCollector.
+func NewCollectorWithLabels(p *producer.Producer, namespace string, labels prometheus.Labels) prometheus.Collector {
+	return NewStatsCollectorWithLabels(p.Stats, namespace, labels)
+}
+
+// NewStatsCollectorWithLabels is NewCollectorWithLabels for any source of
+// Stats snapshots.
+func NewStatsCollectorWithLabels(stats func() producer.Stats, namespace string, labels prometheus.Labels) prometheus.Collector {
 	c := &collector{stats: stats}
 	for _, m := range metricDefs {
-		c.descs = append(c.descs, prometheus.NewDesc(
-			prometheus.BuildFQName(namespace, "producer", m.name), m.help, m.labels, nil))
+		name := prometheus.BuildFQName(namespace, "producer", m.name)
+		if _, ok := labels["le"]; ok && m.kind == histogramKind {
+			// NewDesc would take it, and the exposition then have two.
+			c.descs = append(c.descs, prometheus.NewInvalidDesc(fmt.Errorf("constant label \"le\" on the histogram %q: the name of its bucket label", name)))
+			continue
+		}
+		c.descs = append(c.descs, prometheus.NewDesc(name, m.help, m.labels, labels))
 	}
 	return c
 }
@@ -80,41 +113,50 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// Collect sends the metrics of one Stats snapshot.
+// Collect sends the metrics of one Stats snapshot. A metric whose
+// description is invalid (a registry refuses the collector) is sent as an
+// invalid metric, not a panic.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	s := c.stats()
 	for i, m := range metricDefs {
+		d := c.descs[i]
+		send := func(metric prometheus.Metric, err error) {
+			if err != nil {
+				metric = prometheus.NewInvalidMetric(d, err)
+			}
+			ch <- metric
+		}
 		if m.value != nil {
-			ch <- prometheus.MustNewConstMetric(c.descs[i], m.kind, m.value(s))
+			send(prometheus.NewConstMetric(d, m.kind, m.value(s)))
 			continue
 		}
 		switch m.name {
 		case "retries_total":
 			for code, n := range s.RetriesByCode {
-				ch <- prometheus.MustNewConstMetric(c.descs[i], m.kind, float64(n), code)
+				send(prometheus.NewConstMetric(d, m.kind, float64(n), code))
 			}
 		case "user_records_failed_by_code_total":
 			for code, n := range s.FailuresByCode {
-				ch <- prometheus.MustNewConstMetric(c.descs[i], m.kind, float64(n), code)
+				send(prometheus.NewConstMetric(d, m.kind, float64(n), code))
 			}
 		case "put_latency_seconds":
-			ch <- constHistogram(c.descs[i], s.PutLatency)
+			send(constHistogram(d, s.PutLatency))
 		case "put_records_call_duration_seconds":
-			ch <- constHistogram(c.descs[i], s.CallDuration)
+			send(constHistogram(d, s.CallDuration))
 		}
 	}
 }
 
 // constHistogram exports a producer histogram, with its fixed buckets, as a
 // Prometheus histogram in seconds.
-func constHistogram(d *prometheus.Desc, h producer.Histogram) prometheus.Metric {
+func constHistogram(d *prometheus.Desc, h producer.Histogram) (prometheus.Metric, error) {
 	buckets := make(map[float64]uint64, len(h.Bounds))
 	var cum uint64
 	for i, b := range h.Bounds {
 		cum += h.Counts[i]
 		buckets[b.Seconds()] = cum
 	}
-	return prometheus.MustNewConstHistogram(d, h.Count, sumSeconds(h), buckets)
+	return prometheus.NewConstHistogram(d, h.Count, sumSeconds(h), buckets)
 }
 
 // sumSeconds returns h's total in seconds: SumSeconds, which goes on where

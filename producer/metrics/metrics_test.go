@@ -185,3 +185,93 @@ kpl_producer_put_records_call_duration_seconds_count 5
 		})
 	}
 }
+
+// Two producers of one Pool (two streams) exported to one registry under
+// one namespace, each with its stream's label.
+func TestCollectorsOfTwoStreamsShareARegistry(t *testing.T) {
+	h := producer.Histogram{Bounds: []time.Duration{time.Millisecond}, Counts: []uint64{1, 0}, Count: 1, Sum: time.Millisecond, SumSeconds: 0.001}
+	reg := prometheus.NewPedanticRegistry()
+	for i, stream := range []string{"orders", "trades"} {
+		st := producer.Stats{Shards: i + 1, RetriesByCode: map[string]uint64{"InternalFailure": uint64(i + 3)}, PutLatency: h}
+		c := NewStatsCollectorWithLabels(func() producer.Stats { return st }, "kpl", prometheus.Labels{"stream": stream})
+		if err := reg.Register(c); err != nil {
+			t.Fatalf("stream %s: %v", stream, err)
+		}
+	}
+	want := `
+# HELP kpl_producer_put_latency_seconds Time from Put to each user record's result.
+# TYPE kpl_producer_put_latency_seconds histogram
+kpl_producer_put_latency_seconds_bucket{stream="orders",le="0.001"} 1
+kpl_producer_put_latency_seconds_bucket{stream="orders",le="+Inf"} 1
+kpl_producer_put_latency_seconds_sum{stream="orders"} 0.001
+kpl_producer_put_latency_seconds_count{stream="orders"} 1
+kpl_producer_put_latency_seconds_bucket{stream="trades",le="0.001"} 1
+kpl_producer_put_latency_seconds_bucket{stream="trades",le="+Inf"} 1
+kpl_producer_put_latency_seconds_sum{stream="trades"} 0.001
+kpl_producer_put_latency_seconds_count{stream="trades"} 1
+# HELP kpl_producer_retries_total Kinesis records scheduled for another attempt, by error code.
+# TYPE kpl_producer_retries_total counter
+kpl_producer_retries_total{code="InternalFailure",stream="orders"} 3
+kpl_producer_retries_total{code="InternalFailure",stream="trades"} 4
+# HELP kpl_producer_shards Open shards in the shard map.
+# TYPE kpl_producer_shards gauge
+kpl_producer_shards{stream="orders"} 1
+kpl_producer_shards{stream="trades"} 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
+		"kpl_producer_put_latency_seconds", "kpl_producer_retries_total", "kpl_producer_shards"); err != nil {
+		t.Error(err)
+	}
+	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %+v", err, problems)
+	}
+}
+
+func TestCollectorsInOneRegistryNeedLabelsOfTheSameNamesWithOtherValues(t *testing.T) {
+	stream := func(name string) prometheus.Labels { return prometheus.Labels{"stream": name} }
+	tests := []struct {
+		name           string
+		first, second  prometheus.Labels
+		firstNamespace string // "kpl" unless set
+		wantFirst      bool   // the first registration fails
+		wantSecond     bool   // the second registration fails
+	}{
+		{"two streams register", stream("a"), stream("b"), "", false, false},
+		{"two streams in two namespaces register without labels", nil, nil, "app", false, false},
+		{"two collectors without labels in one namespace do not", nil, nil, "", false, true},
+		{"the same labels twice do not", stream("a"), stream("a"), "", false, true},
+		{"labels next to none do not", nil, stream("b"), "", false, true},
+		{"other label names do not", stream("a"), prometheus.Labels{"tenant": "b"}, "", false, true},
+		{"a label named code does not", prometheus.Labels{"code": "x"}, nil, "", true, false},
+		{"a label named le does not", prometheus.Labels{"le": "x"}, nil, "", true, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st := func() producer.Stats {
+				return producer.Stats{RetriesByCode: map[string]uint64{"InternalFailure": 1}, FailuresByCode: map[string]uint64{"RecordExpired": 1}}
+			}
+			ns := tc.firstNamespace
+			if ns == "" {
+				ns = "kpl"
+			}
+			reg := prometheus.NewRegistry()
+			first := NewStatsCollectorWithLabels(st, ns, tc.first)
+			if err := reg.Register(first); (err != nil) != tc.wantFirst {
+				t.Errorf("first registration: %v, want failure %v", err, tc.wantFirst)
+			}
+			if err := reg.Register(NewStatsCollectorWithLabels(st, "kpl", tc.second)); (err != nil) != tc.wantSecond {
+				t.Errorf("second registration: %v, want failure %v", err, tc.wantSecond)
+			}
+			if _, err := reg.Gather(); err != nil {
+				t.Errorf("gather: %v", err)
+			}
+			// Collected all the same, a refused collector sends invalid
+			// metrics, not a panic.
+			ch := make(chan prometheus.Metric, 2*len(metricDefs))
+			first.Collect(ch)
+			if len(ch) != len(metricDefs) {
+				t.Errorf("collected %d metrics, want %d", len(ch), len(metricDefs))
+			}
+		})
+	}
+}
