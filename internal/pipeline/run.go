@@ -103,9 +103,12 @@ type Counters struct {
 	// Spooled is the number of trades on disk in the spool and not yet
 	// resolved (in the Summary: left for the next start).
 	Spooled uint64 `json:"spooled"`
-	// LatencySum is the sum of the delivered trades' Put-to-acknowledgement
-	// latencies, without a spool.
-	LatencySum time.Duration `json:"-"`
+	// LatencySeconds is the sum of the delivered trades'
+	// Put-to-acknowledgement latencies in seconds, to the microsecond,
+	// without a spool. Not a time.Duration: at 10,000 trades a second of
+	// 100 ms each, the sum passes the largest Duration (292 years) in 106
+	// days.
+	LatencySeconds float64 `json:"-"`
 }
 
 // Pending is the number of accepted trades whose result is not known yet;
@@ -150,7 +153,7 @@ type Pipeline struct {
 	startErr error
 
 	received, refused, accepted, delivered, failed atomic.Uint64
-	latencyNanos                                   atomic.Int64
+	latencyMicros                                  atomic.Uint64
 
 	// stopReading ends the read context of Run (for MaxTrades).
 	stopMu      sync.Mutex
@@ -244,7 +247,7 @@ func (p *Pipeline) result(res producer.Result, err error) {
 	var re *producer.RecordError
 	switch {
 	case err == nil:
-		p.latencyNanos.Add(int64(res.Latency))
+		p.latencyMicros.Add(uint64(max(res.Latency, 0) / time.Microsecond))
 		p.delivered.Add(1)
 	case errors.As(err, &re):
 		p.logFailure(re)
@@ -311,9 +314,9 @@ func (p *Pipeline) Counters() Counters {
 	// before its acceptance is the only way Delivered+Failed can pass
 	// Accepted (Pending allows for it).
 	c := Counters{
-		Delivered:  p.delivered.Load(),
-		Failed:     p.failed.Load(),
-		LatencySum: time.Duration(p.latencyNanos.Load()),
+		Delivered:      p.delivered.Load(),
+		Failed:         p.failed.Load(),
+		LatencySeconds: float64(p.latencyMicros.Load()) / 1e6,
 	}
 	c.Refused = p.refused.Load()
 	c.Accepted = p.accepted.Load()

@@ -135,7 +135,7 @@ func TestStatusFields(t *testing.T) {
 
 func TestSummaryFieldsCarryTheAccounting(t *testing.T) {
 	t.Parallel()
-	s := Summary{Counters: Counters{Received: 10, Accepted: 9, Refused: 1, Delivered: 8, Failed: 1, LatencySum: 80 * time.Millisecond}, ShutdownErr: errors.New("shutdown: context deadline exceeded")}
+	s := Summary{Counters: Counters{Received: 10, Accepted: 9, Refused: 1, Delivered: 8, Failed: 1, LatencySeconds: 0.080}, ShutdownErr: errors.New("shutdown: context deadline exceeded")}
 	f := SummaryFields(s)
 	for k, v := range map[string]any{"received": uint64(10), "accepted": uint64(9), "refused": uint64(1), "delivered": uint64(8), "failed": uint64(1), "unresolved": uint64(0), "mean_latency": "10ms", "shutdown_error": "shutdown: context deadline exceeded"} {
 		if f[k] != v {

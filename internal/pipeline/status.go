@@ -135,8 +135,9 @@ func SummaryFields(s Summary) logrus.Fields {
 		addSpoolFields(f, s.Spool)
 		f["spooled"] = s.Spooled
 	}
-	if s.Delivered > 0 && s.LatencySum > 0 {
-		f["mean_latency"] = (s.LatencySum / time.Duration(s.Delivered)).Round(time.Microsecond).String()
+	if s.Delivered > 0 && s.LatencySeconds > 0 {
+		mean := time.Duration(s.LatencySeconds / float64(s.Delivered) * float64(time.Second))
+		f["mean_latency"] = mean.Round(time.Microsecond).String()
 	}
 	if s.ShutdownErr != nil {
 		f["shutdown_error"] = s.ShutdownErr.Error()
