@@ -290,3 +290,34 @@ func TestAFailedReadBackFailsTheRunOnlyWhereRecordsAreStored(t *testing.T) {
 		tgt.close()
 	}
 }
+
+func TestUnaccountedNamesWhatFailsAMode(t *testing.T) {
+	t.Parallel()
+	read := func(lost, dup, misrouted int64) *loadgen.ReadBack {
+		return &loadgen.ReadBack{Lost: lost, Duplicated: dup, Misrouted: misrouted}
+	}
+	tests := []struct {
+		name string
+		m    loadgen.ModeResult
+		want string // substring; "" = accounted for
+	}{
+		{"a clean run is accounted for", loadgen.ModeResult{Mode: "aggregated", ReadBack: read(0, 0, 0)}, ""},
+		{"a run not read back is judged by its results", loadgen.ModeResult{Mode: "aggregated"}, ""},
+		{"lost trades fail it", loadgen.ModeResult{Mode: "aggregated", Lost: 3}, "3 trades lost"},
+		{"failed trades fail it", loadgen.ModeResult{Mode: "single", Failed: 2}, "2 failed"},
+		{"trades missing from the stream fail it", loadgen.ModeResult{Mode: "aggregated", ReadBack: read(5, 0, 0)}, "5 acknowledged trades missing"},
+		{"misrouted trades fail it", loadgen.ModeResult{Mode: "spooled", ReadBack: read(0, 0, 4)}, "4 misrouted"},
+		{"trades the producer stored twice fail it", loadgen.ModeResult{Mode: "aggregated", ReadBack: read(0, 50_932, 0)}, "50932 trades stored twice"},
+		{"trades the spooled mode stored twice fail it", loadgen.ModeResult{Mode: "spooled", ReadBack: read(0, 7, 0)}, "7 trades stored twice"},
+		{"the single-put baseline's duplicates are reported only", loadgen.ModeResult{Mode: "single", ReadBack: read(0, 9, 0)}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := unaccounted(&tt.m)
+			if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
+				t.Errorf("unaccounted = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
