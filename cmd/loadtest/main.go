@@ -84,7 +84,8 @@ lost, duplicated and misrouted trades per mode.
 With -producers N it instead runs N independent producers (each with its own
 client, as separate processes would) writing one stream at the same time, and
 reports their combined goodput as a share of the shards' byte limit, each
-producer's share of it against a fair share of 1/N, and lost trades.
+producer's share of it against a fair share of 1/N, and lost trades; the
+stream, when it can be read, is read back once for all of them.
 
 With -spool-dir DIR it instead runs the aggregated mode as the baseline,
 then the mode "spooled": every trade is appended to a durable spool

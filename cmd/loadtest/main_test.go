@@ -180,6 +180,38 @@ func TestReadBackAgainstKinesisMockFindsEveryTradeOnItsShard(t *testing.T) {
 	}
 }
 
+// TestIndependentProducersAreReadBackTogether: -producers against an
+// engine that stores records reads the stream back once, for every
+// producer's trades (numbered without a number in common).
+func TestIndependentProducersAreReadBackTogether(t *testing.T) {
+	t.Parallel()
+	jsonPath := filepath.Join(t.TempDir(), "p.json")
+	var out, errOut bytes.Buffer
+	code := run([]string{"-endpoint", "kinesis-mock", "-producers", "2", "-shards", "2", "-duration", "600ms", "-rate", "300",
+		"-request-timeout", "20s", "-quiet", "-json", jsonPath}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit code %d\nstdout: %s\nstderr: %s", code, out.String(), errOut.String())
+	}
+	rep := readJSON[producersReport](t, jsonPath)
+	rb := rep.ReadBack
+	if rb == nil {
+		t.Fatalf("no read-back:\n%s", out.String())
+	}
+	var acked int64
+	for _, p := range rep.Results {
+		if p.Acked == 0 {
+			t.Errorf("%s acknowledged nothing", p.Name)
+		}
+		acked += p.Acked
+	}
+	if rb.Lost != 0 || rb.Misrouted != 0 || rb.Duplicated != 0 || rb.Foreign != 0 || rb.Distinct != acked {
+		t.Errorf("acked %d in all, read back %+v", acked, *rb)
+	}
+	if !strings.Contains(out.String(), "read back: 0 acknowledged trades missing") {
+		t.Errorf("the table has no read-back line:\n%s", out.String())
+	}
+}
+
 func TestAnExistingStreamIsUsedWithItsOwnShardCount(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

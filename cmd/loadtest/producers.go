@@ -23,6 +23,10 @@ type producersReport struct {
 	Results  []producerShare      `json:"producers"`
 	Combined producersCombined    `json:"combined"`
 	Modes    []loadgen.ModeResult `json:"modes"` // one per producer, as in a mode report
+	// ReadBack is what reading the stream back found, for every
+	// producer's trades at once (they are numbered without a number in
+	// common); nil when the endpoint cannot be read or -read-back=false.
+	ReadBack *loadgen.ReadBack `json:"read_back,omitempty"`
 }
 
 // producerShare is one producer's part of the stream's throughput.
@@ -63,7 +67,7 @@ type producersCombined struct {
 
 // runProducersCommand runs -producers N and writes its report.
 func runProducersCommand(ctx context.Context, o options, tgt *target, progress func(loadgen.Progress), stdout, stderr io.Writer) int {
-	rep, err := runProducers(ctx, o, tgt, progress)
+	rep, err := runProducers(ctx, o, tgt, progress, stderr)
 	if rep == nil {
 		fmt.Fprintf(stderr, "loadtest: %v\n", err)
 		return cli.ExitFailed
@@ -74,6 +78,10 @@ func runProducersCommand(ctx context.Context, o options, tgt *target, progress f
 		exit = cli.ExitFailed
 	}
 	if rep.Combined.Lost != 0 || rep.Combined.Failed != 0 {
+		exit = cli.ExitFailed
+	}
+	if rb := rep.ReadBack; rb != nil && (rb.Lost != 0 || rb.Misrouted != 0 || rb.Duplicated != 0) {
+		fmt.Fprintf(stderr, "loadtest: read back: %d acknowledged trades missing, %d misrouted, %d stored twice\n", rb.Lost, rb.Misrouted, rb.Duplicated)
 		exit = cli.ExitFailed
 	}
 	if err := rep.writeTable(stdout); err != nil {
@@ -103,7 +111,7 @@ func runProducersCommand(ctx context.Context, o options, tgt *target, progress f
 // runProducers creates one stream and runs o.producers producers on it at
 // once, each with its own producer.New and client, each offering
 // o.rate/N trades per second (or as many as it can).
-func runProducers(ctx context.Context, o options, tgt *target, progress func(loadgen.Progress)) (*producersReport, error) {
+func runProducers(ctx context.Context, o options, tgt *target, progress func(loadgen.Progress), stderr io.Writer) (*producersReport, error) {
 	n := o.producers
 	stream, cleanup, err := prepareStream(ctx, tgt, o, "producers")
 	if err != nil {
@@ -132,6 +140,7 @@ func runProducers(ctx context.Context, o options, tgt *target, progress func(loa
 			Mode: fmt.Sprintf("producer-%d", i+1), Duration: o.duration, Rate: rate,
 			Symbols: loadgen.DefaultSymbols(o.symbols), RecordSize: o.recordSize,
 			Seed: o.seed + uint64(i), Keys: loadgen.KeyMode(o.keys), DrainTimeout: o.drain,
+			Numbered: true, NumberFirst: int64(i), NumberStride: int64(n),
 		}
 		if i == 0 {
 			cfg.Progress = progress // one line is enough to show the run is alive
@@ -193,6 +202,25 @@ func runProducers(ctx context.Context, o options, tgt *target, progress func(loa
 			return rep, fmt.Errorf("producer %d: %w", i+1, err)
 		}
 	}
+	if o.readBack && tgt.readable {
+		acked := &loadgen.SeqSet{}
+		began := runs[0].rec.Start()
+		for _, r := range runs {
+			acked.AddAll(r.rec.AckedSeqs())
+			if r.rec.Start().Before(began) {
+				began = r.rec.Start()
+			}
+		}
+		rb, err := readBack(ctx, tgt.client(4), stream, acked, began)
+		if err != nil {
+			if err := tgt.readBackFailure(err); err != nil {
+				return rep, err
+			}
+			fmt.Fprintf(stderr, "loadtest: could not read the stream back: %v\n", err)
+			return rep, nil
+		}
+		rep.ReadBack = &rb
+	}
 	return rep, nil
 }
 
@@ -215,6 +243,11 @@ func (r *producersReport) writeTable(w io.Writer) error {
 		fmt.Fprintf(w, " (endpoint's count: %.1f%%)", 100*c.EndpointLimitFraction)
 	}
 	fmt.Fprintf(w, "\nshares against a fair 1/%d: %.2fx to %.2fx; trades lost %d, failed %d\n", c.Producers, c.MinFairRatio, c.MaxFairRatio, c.Lost, c.Failed)
+	if rb := r.ReadBack; rb != nil {
+		fmt.Fprintf(w, "read back: %d acknowledged trades missing, %d stored twice, %d misrouted\n", rb.Lost, rb.Duplicated, rb.Misrouted)
+	} else {
+		fmt.Fprintln(w, "not read back")
+	}
 	return nil
 }
 

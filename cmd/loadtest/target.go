@@ -210,7 +210,7 @@ func runMode(ctx context.Context, o options, tgt *target, mode string, progress 
 		res.Spool = spooled.result(res.ElapsedSeconds)
 	}
 	if err == nil && o.readBack && tgt.readable {
-		rb, rerr := readBack(ctx, tgt.client(4), stream, rec)
+		rb, rerr := readBack(ctx, tgt.client(4), stream, rec.AckedSeqs(), rec.Start())
 		if rerr != nil {
 			res.Errors = append(res.Errors, fmt.Sprintf("read back: %v", rerr))
 			if err := tgt.readBackFailure(rerr); err != nil {
@@ -234,9 +234,9 @@ func (t *target) readBackFailure(err error) error {
 	return nil
 }
 
-// readBack reads the whole stream and compares it with the trades rec saw
-// acknowledged.
-func readBack(ctx context.Context, client *kinesis.Client, stream string, rec *loadgen.Recorder) (loadgen.ReadBack, error) {
+// readBack reads the whole stream and compares it with the trades
+// acknowledged in a run that began at began.
+func readBack(ctx context.Context, client *kinesis.Client, stream string, acked *loadgen.SeqSet, began time.Time) (loadgen.ReadBack, error) {
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	start := time.Now()
@@ -244,7 +244,7 @@ func readBack(ctx context.Context, client *kinesis.Client, stream string, rec *l
 	if err != nil {
 		return loadgen.ReadBack{}, err
 	}
-	return loadgen.CheckReadBack(shards, rec.AckedSeqs(), rec.Start(), time.Since(start)), nil
+	return loadgen.CheckReadBack(shards, acked, began, time.Since(start)), nil
 }
 
 // prepareStream returns the stream a run named name writes: with -create a

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"math/bits"
 	"sync"
 	"time"
 
@@ -29,6 +30,17 @@ func (s *SeqSet) Add(seq int64) {
 	if b := uint64(1) << (seq % 64); s.bits[w]&b == 0 {
 		s.bits[w] |= b
 		s.n++
+	}
+}
+
+// AddAll puts every number of o into the set.
+func (s *SeqSet) AddAll(o *SeqSet) {
+	for len(s.bits) < len(o.bits) {
+		s.bits = append(s.bits, 0)
+	}
+	for i, w := range o.bits {
+		s.n += int64(bits.OnesCount64(w &^ s.bits[i]))
+		s.bits[i] |= w
 	}
 }
 

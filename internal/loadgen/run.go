@@ -45,8 +45,10 @@ type RunConfig struct {
 	// Keys chooses the partition keys; default KeySymbol.
 	Keys KeyMode
 	// Numbered gives every trade its sequence number in the run (see
-	// Generator.Number), for CheckReadBack.
-	Numbered bool
+	// Generator.Number), for CheckReadBack: NumberFirst, NumberFirst +
+	// NumberStride, ... (Generator.NumberFrom; a stride of 0 is 1).
+	Numbered                  bool
+	NumberFirst, NumberStride int64
 	// DrainTimeout bounds the wait for outstanding outcomes after Duration.
 	// Default 60s.
 	DrainTimeout time.Duration
@@ -85,7 +87,7 @@ func Run(ctx context.Context, cfg RunConfig, sink Sink, rec *Recorder) (ModeResu
 	}
 	gen := NewGenerator(cfg.Symbols, cfg.RecordSize, cfg.Seed)
 	if cfg.Numbered {
-		gen.Number()
+		gen.NumberFrom(cfg.NumberFirst, cfg.NumberStride)
 	}
 	cpu0 := cputime.Process()
 	start := rec.Start()

@@ -64,13 +64,22 @@ type Generator struct {
 	slab       []byte // trades are cut from here, so a trade costs no allocation of its own
 	numbered   bool   // write "n" first
 	seq        int64  // the next trade's "n"
+	stride     int64  // from one "n" to the next
 }
 
 // Number makes every following trade carry its sequence number in the run
 // (0, 1, 2, ...) as a first field "n", so that a read-back of the stream
 // can tell lost and duplicated trades (see TradeSeq). It returns g.
 func (g *Generator) Number() *Generator {
-	g.numbered = true
+	return g.NumberFrom(0, 1)
+}
+
+// NumberFrom is Number with the numbers first, first+stride, first+2*stride,
+// ...: the generators of n writers of one stream, numbered from 0 to n-1
+// with stride n, share one sequence without a number in common. It returns
+// g.
+func (g *Generator) NumberFrom(first, stride int64) *Generator {
+	g.numbered, g.seq, g.stride = true, first, max(stride, 1)
 	return g
 }
 
@@ -150,7 +159,7 @@ func (g *Generator) appendTrade(dst []byte, i int, now time.Time) []byte {
 		dst = append(dst, `{"n":`...)
 		dst = strconv.AppendInt(dst, g.seq, 10)
 		dst = append(dst, `,"s":"`...)
-		g.seq++
+		g.seq += g.stride
 	} else {
 		dst = append(dst, `{"s":"`...)
 	}

@@ -120,3 +120,34 @@ func TestNumberedTradesCarryTheirSequence(t *testing.T) {
 		}
 	}
 }
+
+// TestWritersNumberedFromTheirIndexShareOneSequence: n generators numbered
+// from 0 to n-1 with stride n give every number once, and the union of
+// their acknowledged sets counts each once.
+func TestWritersNumberedFromTheirIndexShareOneSequence(t *testing.T) {
+	t.Parallel()
+	const writers, each = 3, 50
+	now := time.UnixMilli(1764337000123)
+	var all SeqSet
+	for w := range writers {
+		g := NewGenerator(DefaultSymbols(3), 120, uint64(w)).NumberFrom(int64(w), writers)
+		var mine SeqSet
+		for i := range each {
+			_, data := g.Next(now)
+			if got, want := TradeSeq(data), int64(w+i*writers); got != want {
+				t.Fatalf("writer %d, trade %d: number %d, want %d", w, i, got, want)
+			}
+			mine.Add(TradeSeq(data))
+		}
+		all.AddAll(&mine)
+		all.AddAll(&mine) // again: nothing new
+	}
+	if all.Len() != writers*each {
+		t.Fatalf("the union holds %d numbers, want %d", all.Len(), writers*each)
+	}
+	for seq := range int64(writers * each) {
+		if !all.Has(seq) {
+			t.Fatalf("the union misses %d", seq)
+		}
+	}
+}
