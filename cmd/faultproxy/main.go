@@ -69,6 +69,9 @@ type config struct {
 	seed     uint64
 	duration time.Duration
 	rules    []rule
+	// answerWait bounds the wait, once the proxy has stopped, for the
+	// engine's answers to requests their clients gave up on.
+	answerWait time.Duration
 }
 
 // ruleFlags collects repeated -fault flags.
@@ -173,6 +176,7 @@ func parseFlagSet(fs *cli.FlagSet, args []string, out io.Writer) (config, error)
 			return config{}, fmt.Errorf("rule %q names a shard: give -stream", r.text)
 		}
 	}
+	cfg.answerWait = shutdownTimeout
 	return cfg, nil
 }
 
@@ -226,7 +230,13 @@ func run(ctx context.Context, cfg config, out io.Writer, ready func(string)) err
 	serveErr := <-served // ctx ended and the proxy has shut down, or serving failed
 	stopSched()
 	<-schedDone
-	tr.Wait()
+	// An engine that is stopped or hung never answers: the summary then
+	// comes without its answers.
+	wctx, cancel := context.WithTimeout(context.Background(), cfg.answerWait)
+	defer cancel()
+	if tr.WaitContext(wctx) != nil {
+		fmt.Fprintf(out, "faultproxy: the engine did not answer every request its client gave up on within %v: the ambiguous counts below may be short\n", cfg.answerWait)
+	}
 	summary(out, tr.Counters())
 	return serveErr
 }

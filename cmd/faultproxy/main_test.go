@@ -330,3 +330,44 @@ func TestUsageErrorsAreOneLineAndHelpDescribesTheCommand(t *testing.T) {
 		{Name: "-h describes the command", Args: []string{"-h"}, Code: 0, Contains: "faultproxy is a reverse proxy for the Kinesis JSON protocol"},
 	})
 }
+
+// TestTheProxyStopsWhileTheEngineStalls: an engine that never answers (as
+// kinesis-mock stopped with SIGSTOP) holds a request its client gave up
+// on; the proxy still stops, and says its counts may be short.
+func TestTheProxyStopsWhileTheEngineStalls(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	engine := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		<-release
+	}))
+	defer engine.Close()
+	defer close(release)
+	cfg, err := parseFlags([]string{"-listen", "127.0.0.1:0", "-target", engine.URL}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.answerWait = 50 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	out := newOutput()
+	go func() { done <- run(ctx, cfg, out, func(u string) { ready <- u }) }()
+	base := <-ready
+	cctx, ccancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer ccancel()
+	if _, err := sdkClient(base).PutRecords(cctx, &kinesis.PutRecordsInput{StreamName: aws.String("s"),
+		Records: []types.PutRecordsRequestEntry{{Data: []byte("x"), PartitionKey: aws.String("k")}}}); err == nil {
+		t.Fatal("a call to a stalled engine succeeded")
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the proxy did not stop 10 s after its context ended")
+	}
+	if !strings.Contains(out.String(), "may be short") {
+		t.Errorf("the output does not say the counts may be short:\n%s", out.String())
+	}
+}

@@ -577,8 +577,23 @@ func (t *Transport) responseLatencyNow() time.Duration {
 
 // Wait blocks until the engine has answered every storing request whose
 // client gave up, so that Ambiguous and Counters are complete. Call it when
-// no request is in flight any more.
+// no request is in flight any more. An engine that never answers (stopped
+// with SIGSTOP, hung) blocks it for good: see WaitContext.
 func (t *Transport) Wait() { t.bg.Wait() }
+
+// WaitContext is Wait bounded by ctx: it returns ctx.Err() when ctx ends
+// first, and Ambiguous and Counters may then miss what the engine stores
+// later.
+func (t *Transport) WaitContext(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { t.bg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 // pickRequestFaultLocked returns the kind of the first request fault that
 // hits a request for op, or 0.
