@@ -104,10 +104,14 @@ type budget struct {
 	recs  atomic.Int64
 	bytes atomic.Int64
 
-	// Flush epochs: a record counts in pending[epoch&1] until resolved.
+	// Flush epochs: a record counts in pending[epoch&1] until its result
+	// is delivered, which is after its room is given back.
 	epoch   atomic.Uint32
 	pending [2]atomic.Int64
 	flushMu sync.Mutex // serialises epoch changes
+	// resultWaiters counts the Flushes and the Close waiting for results,
+	// which only they need to be woken for.
+	resultWaiters atomic.Int32
 }
 
 func newBudget(shared *bound, alone bool) *budget { return &budget{shared: shared, alone: alone} }
@@ -152,21 +156,47 @@ func (b *budget) join() uint32 {
 	return e
 }
 
-// release gives back the room of resolved records.
+// release gives back the room of resolved records, before their results are
+// delivered: a PutAsync callback may Put, and with a full buffer it would
+// otherwise wait for room that only its own return gives back, on the
+// sender that should free it. The records still count in their flush
+// epochs until delivered.
 func (b *budget) release(r *release) {
 	if r.recs == 0 {
 		return
 	}
-	b.pending[0].Add(-r.buckets[0])
-	b.pending[1].Add(-r.buckets[1])
 	if !b.alone {
 		b.recs.Add(-r.recs)
 		b.bytes.Add(-r.bytes)
 	}
 	b.shared.bytes.Add(-r.bytes)
 	b.shared.recs.Add(-r.recs)
-	*r = release{}
 	b.shared.wakeWaiters()
+}
+
+// delivered counts released records out of their flush epochs once their
+// results are delivered, and wakes the Flushes and the Close waiting for
+// them.
+func (b *budget) delivered(r *release) {
+	if r.recs == 0 {
+		return
+	}
+	b.pending[0].Add(-r.buckets[0])
+	b.pending[1].Add(-r.buckets[1])
+	*r = release{}
+	if b.resultWaiters.Load() > 0 {
+		b.shared.broadcast()
+	}
+}
+
+// settled reports whether every record this producer accepted (Puts in
+// progress included) has its result delivered.
+func (b *budget) settled() bool {
+	// Held records first: a record is released before it is delivered,
+	// so once none is held, the pending counts include every record
+	// whose result is still on its way.
+	recs, _ := b.held()
+	return recs == 0 && b.pending[0].Load() == 0 && b.pending[1].Load() == 0
 }
 
 // wait waits until cond holds or ctx ends, woken by the shared broadcast.
@@ -174,8 +204,15 @@ func (b *budget) wait(ctx context.Context, cond func() bool) error {
 	return b.shared.wait(ctx, cond)
 }
 
-// flush waits until every record accepted before the call is resolved, or
-// ctx ends. started is called with the epoch that new records now join,
+// waitResults is wait for a cond on delivered results (the flush epochs).
+func (b *budget) waitResults(ctx context.Context, cond func() bool) error {
+	b.resultWaiters.Add(1)
+	defer b.resultWaiters.Add(-1)
+	return b.shared.wait(ctx, cond)
+}
+
+// flush waits until every record accepted before the call has its result
+// delivered, or ctx ends. started is called with the epoch that new records now join,
 // once the records of older epochs are waited for.
 func (b *budget) flush(ctx context.Context, started func(newEpoch uint32)) error {
 	b.flushMu.Lock()
@@ -184,11 +221,11 @@ func (b *budget) flush(ctx context.Context, started func(newEpoch uint32)) error
 	older := &b.pending[(cur&1)^1]
 	// Records of an earlier epoch (left by a Flush whose ctx ended) first:
 	// no new record joins that bucket while cur is current.
-	if err := b.wait(ctx, func() bool { return older.Load() == 0 }); err != nil {
+	if err := b.waitResults(ctx, func() bool { return older.Load() == 0 }); err != nil {
 		return err
 	}
 	b.epoch.Add(1)
 	started(cur + 1)
 	now := &b.pending[cur&1]
-	return b.wait(ctx, func() bool { return now.Load() == 0 })
+	return b.waitResults(ctx, func() bool { return now.Load() == 0 })
 }

@@ -24,7 +24,7 @@ type logLine struct {
 }
 
 // release counts the records resolved in one step, applied to the buffer in
-// one go after their futures are complete.
+// one go before their futures are complete, and to their flush epochs after.
 type release struct {
 	recs, bytes int64
 	buckets     [2]int64
@@ -107,12 +107,16 @@ func (o *outbox) logf(level slog.Level, msg string, attrs ...any) {
 // newOutbox returns an empty outbox of the producer.
 func (p *Producer) newOutbox() outbox { return outbox{stats: &p.stats} }
 
-// deliver completes the futures, gives back the buffer room, reuses the
-// buffers and writes the log lines. No lock may be held.
+// deliver gives back the buffer room, completes the futures, counts them out
+// of their flush epochs, reuses the buffers and writes the log lines. No lock
+// may be held. The room goes back before the results, so that a PutAsync
+// callback that Puts finds the room of its own record; the flush epochs count
+// the records until after, so that Flush and Close wait for the results.
 func (p *Producer) deliver(o *outbox) {
 	for _, l := range o.logs {
 		p.log.log(l.level, l.msg, l.attrs...)
 	}
+	p.budget.release(&o.rel)
 	if len(o.done) > 0 {
 		// Latencies go into the shared histogram once per step, not once
 		// per record, and before the results, so that Stats read by
@@ -134,7 +138,7 @@ func (p *Producer) deliver(o *outbox) {
 			}
 		}
 	}
-	p.budget.release(&o.rel)
+	p.budget.delivered(&o.rel)
 	clear(o.done)
 	o.done, o.logs = o.done[:0], nil
 }

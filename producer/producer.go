@@ -242,8 +242,10 @@ func (p *Producer) PutRecord(ctx context.Context, r aggregation.Record) (*Future
 // every other result calls it on one of the producer's goroutines, after the
 // producer has released its locks, in no particular order across records.
 // done must not block for long: it holds up the results of the other records
-// of its PutRecords call. It may call Put and Stats. PutAsync allocates
-// nothing beyond what Put does.
+// of its PutRecords call. It may call Put and Stats: the record's room in the
+// buffer is given back before done is called, so that a Put from done finds
+// it even when the buffer is full (unless another Put takes it first).
+// PutAsync allocates nothing beyond what Put does.
 func (p *Producer) PutAsync(ctx context.Context, r aggregation.Record, done func(Result, error)) {
 	if done == nil {
 		panic("producer: PutAsync with a nil callback")
@@ -400,13 +402,13 @@ func (p *Producer) Shutdown(ctx context.Context) error {
 	return p.closeErr
 }
 
-// finishClose waits until every record is resolved, then stops the
+// finishClose waits until every record has its result, then stops the
 // producer's goroutines (dispatcher and refresher) and leaves its pool. A
 // private pool's senders are joined too, unless an abort abandoned their
 // calls: a sender stuck in a client that ignores its context gets a moment,
 // then leaves on its own when the client returns.
 func (p *Producer) finishClose() {
-	_ = p.budget.wait(context.Background(), func() bool { recs, _ := p.budget.held(); return recs == 0 })
+	_ = p.budget.waitResults(context.Background(), p.budget.settled)
 	close(p.stop)
 	p.reqCancel()
 	p.wg.Wait()

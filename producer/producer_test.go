@@ -807,6 +807,117 @@ func TestBackpressure(t *testing.T) {
 	})
 }
 
+// TestACallbackThatPutsIntoAFullBufferDoesNotHangTheSender: a PutAsync
+// callback may Put, and with the buffer full the room of its own record is
+// what it waits for. That room is back before the callback runs: were it
+// given back after, the only sender would wait in the callback for itself,
+// and with a shared pool hold up every producer of the pool.
+func TestACallbackThatPutsIntoAFullBufferDoesNotHangTheSender(t *testing.T) {
+	tests := []struct {
+		name string
+		// two returns the producer whose callback Puts and the producer
+		// it Puts into; their buffer holds one record.
+		two func(t *testing.T) (from, into *Producer)
+	}{
+		{"the records bound", func(t *testing.T) (*Producer, *Producer) {
+			p := newProducer(t, newFakeClient(1), func(o *Options) { o.MaxConnections = 1; o.MaxBufferedRecords = 1 })
+			return p, p
+		}},
+		{"the bytes bound", func(t *testing.T) (*Producer, *Producer) {
+			p := newProducer(t, newFakeClient(1), func(o *Options) { o.MaxConnections = 1; o.MaxBufferedBytes = 12 })
+			return p, p
+		}},
+		{"a pool's bound, shared with another producer", func(t *testing.T) (*Producer, *Producer) {
+			pool, err := NewPool(func(o *PoolOptions) { o.MaxConnections = 1; o.MaxBufferedRecords = 1 })
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = pool.Close() })
+			a := newProducer(t, newFakeClient(1), func(o *Options) { o.Pool = pool })
+			b := newProducer(t, newFakeClient(2), func(o *Options) { o.Pool = pool })
+			return a, b
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			from, into := tt.two(t)
+			type put struct {
+				f   *Future
+				err error
+			}
+			followUp := make(chan put, 1)
+			from.PutAsync(context.Background(), aggregation.Record{PartitionKey: "k", Data: []byte("first")}, func(_ Result, err error) {
+				if err != nil {
+					followUp <- put{err: fmt.Errorf("first record: %w", err)}
+					return
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				f, err := into.Put(ctx, "k", []byte("second")) // 7 bytes: the first's 6 and these exceed 12
+				followUp <- put{f, err}
+			})
+			r := <-followUp
+			if r.err != nil {
+				t.Fatalf("Put from the callback of a resolved record into a full buffer: %v", r.err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if _, err := r.f.Wait(ctx); err != nil {
+				t.Errorf("the record put from the callback: %v", err)
+			}
+		})
+	}
+}
+
+// TestFlushAndCloseWaitForTheCallbacksOfTheirRecords: a record's room is back
+// while its callback runs, but Flush and Close return only once the callback
+// has returned: every record accepted before them has its result. The
+// producer is on a shared pool, whose senders its Close does not join.
+func TestFlushAndCloseWaitForTheCallbacksOfTheirRecords(t *testing.T) {
+	tests := []struct {
+		name string
+		wait func(p *Producer) error
+	}{
+		{"Flush", func(p *Producer) error { return p.Flush(context.Background()) }},
+		{"Close", func(p *Producer) error { return p.Close() }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pool, err := NewPool()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = pool.Close() })
+			p := newProducer(t, newFakeClient(1), func(o *Options) { o.Pool = pool; o.Linger, o.RecordTTL = time.Hour, 2*time.Hour })
+			entered, hold := make(chan struct{}), make(chan struct{})
+			p.PutAsync(context.Background(), aggregation.Record{PartitionKey: "k", Data: []byte("x")}, func(_ Result, err error) {
+				if err != nil {
+					t.Error(err)
+				}
+				close(entered)
+				<-hold
+			})
+			errc := make(chan error, 1)
+			go func() { errc <- tt.wait(p) }()
+			<-entered
+			if st := p.Stats(); st.BufferedRecords != 0 || st.BufferedBytes != 0 {
+				t.Errorf("while the callback runs, %d records and %d bytes buffered; want its room given back", st.BufferedRecords, st.BufferedBytes)
+			}
+			select {
+			case err := <-errc:
+				t.Errorf("%s returned (%v) while the callback of its record still ran", tt.name, err)
+				close(hold)
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			close(hold)
+			if err := <-errc; err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
 func TestFlush(t *testing.T) {
 	t.Run("Flush sends at once and waits for every result", func(t *testing.T) {
 		c := newFakeClient(3)

@@ -57,7 +57,8 @@ type Stats struct {
 	// Shards is the number of open shards in the current map.
 	Shards int
 	// BufferedRecords is the number of records accepted and not yet
-	// resolved.
+	// resolved. A record's room is given back just before its result is
+	// delivered, so a PutAsync callback no longer sees its own record here.
 	BufferedRecords int64
 	// BufferedBytes is their data plus partition key bytes.
 	BufferedBytes int64
