@@ -26,8 +26,13 @@ import (
 // read off each returned call by Little's law: the bytes that were in
 // flight when the call started, over the call's duration. While calls come
 // back in less than a quarter of the timeout the bound doubles from one
-// aggregate (it is not the endpoint that limits); after a slower call it
-// follows the rate. Without it, calls sized for the rate the endpoint had a
+// aggregate (it is not the endpoint that limits); a call back within a third
+// raises it to what was in flight and one aggregate more, and never lowers
+// it; after a slower call it follows the rate. Between a quarter and a
+// third the rate is not followed: at a latency that does not grow with the
+// bytes in flight, the rate a full window measures is the bound itself over
+// the latency, and following it would shrink the bound at every call down
+// to one aggregate. Without it, calls sized for the rate the endpoint had a
 // moment ago can all time out together when it slows (kinesis-mock slows
 // as its shards fill, and with the machine's load) and be stored twice when
 // they are sent again.
@@ -124,7 +129,11 @@ func (w *callWindow) succeeded(now time.Time, size int, dur time.Duration, infli
 }
 
 // follow sets the bound on bytes in flight after a call that started with
-// inflight bytes in flight and took dur.
+// inflight bytes in flight and took dur: at least twice inflight after a call
+// back within a quarter of the request timeout, at least inflight and one
+// aggregate within a third (the calls in flight finish in good time: probe
+// for more, as TCP's congestion avoidance does), else a quarter timeout's
+// worth at the rate the call measured.
 func (w *callWindow) follow(dur time.Duration, inflight int64) {
 	target := w.cooldown / 4
 	ceiling := w.max * w.maxBytes
@@ -133,6 +142,10 @@ func (w *callWindow) follow(dur time.Duration, inflight int64) {
 	}
 	if dur < target {
 		raiseTo(&w.budget, min(ceiling, 2*inflight))
+		return
+	}
+	if dur <= w.cooldown/3 {
+		raiseTo(&w.budget, min(ceiling, inflight+w.minBytes))
 		return
 	}
 	rate := float64(inflight) / dur.Seconds()

@@ -115,6 +115,31 @@ func TestTheCallWindowBoundsTheBytesInFlight(t *testing.T) {
 		{"a slow call sets it to a quarter timeout's worth at the endpoint's rate", func(w *callWindow) {
 			w.succeeded(t0, 1_000_000, 4*time.Second, 4_000_000) // 1 MB/s by Little's law
 		}, 2_000_000},
+		{"a call slower than a third of the timeout sets it the same way", func(w *callWindow) {
+			w.succeeded(t0, 1_000_000, 3*time.Second, 3_000_000) // 1 MB/s
+		}, 2_000_000},
+		// At a latency the endpoint keeps whatever is in flight, the rate
+		// a full window measures is the bound over the latency: following
+		// it would shrink the bound at every call, down to one aggregate.
+		{"a call between a quarter and a third of the timeout raises it to what was in flight and an aggregate", func(w *callWindow) {
+			w.succeeded(t0, 1_000_000, 2400*time.Millisecond, 4_000_000)
+		}, 4_050_000},
+		{"calls at a fixed latency between a quarter and a third of the timeout never lower it", func(w *callWindow) {
+			w.succeeded(t0, 2_000_000, 10*time.Millisecond, 2_000_000) // 4 MB
+			for range 60 {
+				in := w.budget.Load() // a full window
+				w.succeeded(t0, 1_000_000, 2400*time.Millisecond, in)
+			}
+		}, 4_000_000 + 60*50_000},
+		{"calls at such a latency widen it from one aggregate", func(w *callWindow) {
+			for range 10 {
+				in := w.budget.Load()
+				w.succeeded(t0, int(in), 2400*time.Millisecond, in)
+			}
+		}, 11 * 50_000},
+		{"a call between a quarter and a third of the timeout raises it no higher than the ceiling", func(w *callWindow) {
+			w.succeeded(t0, 5_000_000, 2400*time.Millisecond, 24*5_000_000)
+		}, 24 * 5_000_000},
 		{"it never falls below one aggregate", func(w *callWindow) {
 			w.succeeded(t0, 1_000, time.Minute, 1_000)
 		}, 50_000},
