@@ -244,8 +244,13 @@ func (p *Producer) PutRecord(ctx context.Context, r aggregation.Record) (*Future
 // done must not block for long: it holds up the results of the other records
 // of its PutRecords call. It may call Put and Stats: the record's room in the
 // buffer is given back before done is called, so that a Put from done finds
-// it even when the buffer is full (unless another Put takes it first).
-// PutAsync allocates nothing beyond what Put does.
+// it even when the buffer is full, unless a Put waiting for room on another
+// goroutine takes it first. A callback that puts again (a follow-up record,
+// a failed record retried) while other goroutines also wait for room should
+// give that Put a deadline, or use Options.FailWhenFull, or hand the record
+// to a goroutine of its own: a Put that waits in done holds up the sender
+// that would free the room. PutAsync allocates nothing beyond what Put
+// does.
 func (p *Producer) PutAsync(ctx context.Context, r aggregation.Record, done func(Result, error)) {
 	if done == nil {
 		panic("producer: PutAsync with a nil callback")
