@@ -98,6 +98,61 @@ func decodeObject(b []byte, member func(name string, dec *json.Decoder) (bool, e
 	return nil
 }
 
+// wireTrade is the decoding shape of a trade; a nil pointer is an absent or
+// null field.
+type wireTrade struct {
+	S *string  `json:"s"`
+	P *float64 `json:"p"`
+	T *int64   `json:"t"`
+	V *float64 `json:"v"`
+	C []string `json:"c"`
+}
+
+// decodeTrade decodes one trade object, matching member names exactly.
+// Decoding into wireTrade is the fast way, and exact unless the object holds
+// a name that encoding/json would match to a field without being its name
+// (mayFoldTradeName); only such an object is decoded member by member.
+func decodeTrade(raw []byte) (wireTrade, error) {
+	var wt wireTrade
+	if !mayFoldTradeName(raw) {
+		return wt, json.Unmarshal(raw, &wt)
+	}
+	err := decodeObject(raw, func(name string, dec *json.Decoder) (bool, error) {
+		switch name {
+		case "s":
+			return true, dec.Decode(&wt.S)
+		case "p":
+			return true, dec.Decode(&wt.P)
+		case "t":
+			return true, dec.Decode(&wt.T)
+		case "v":
+			return true, dec.Decode(&wt.V)
+		case "c":
+			return true, dec.Decode(&wt.C)
+		}
+		return false, nil
+	})
+	return wt, err
+}
+
+// mayFoldTradeName reports whether the JSON object raw may hold a member
+// name that matches a trade field's name ("s", "p", "t", "v", "c") under
+// encoding/json's case folding without being it: one of "S", "P", "T", "V"
+// or "C" in quotes, an escape (a name may be spelled "\u0053"), or 'ſ'
+// (U+017F, which folds to 's'). It may also be true for a value (the
+// symbol "T"): the slow way is then taken for nothing.
+func mayFoldTradeName(raw []byte) bool {
+	for i := 0; i+2 < len(raw); i++ {
+		if raw[i] == '"' && raw[i+2] == '"' {
+			switch raw[i+1] {
+			case 'S', 'P', 'T', 'V', 'C':
+				return true
+			}
+		}
+	}
+	return bytes.IndexByte(raw, '\\') >= 0 || bytes.Contains(raw, []byte("\u017f"))
+}
+
 // ParseMessage decodes one Finnhub websocket message. It is strict about what
 // it needs and lenient about the rest: a message must be a JSON object with a
 // string "type"; a trade message must have a "data" array whose trades each
@@ -163,31 +218,10 @@ func ParseMessage(b []byte) (Message, error) {
 	}
 	m.Data = make([]Trade, len(raws))
 	for i, raw := range raws {
-		// A nil pointer is an absent or null field.
-		var wt struct {
-			S    *string
-			P, V *float64
-			T    *int64
-			C    []string
-		}
 		if len(raw) == 0 || raw[0] != '{' {
 			return Message{}, fmt.Errorf("%w: trade %d is not an object", ErrMalformed, i)
 		}
-		err := decodeObject(raw, func(name string, dec *json.Decoder) (bool, error) {
-			switch name {
-			case "s":
-				return true, dec.Decode(&wt.S)
-			case "p":
-				return true, dec.Decode(&wt.P)
-			case "t":
-				return true, dec.Decode(&wt.T)
-			case "v":
-				return true, dec.Decode(&wt.V)
-			case "c":
-				return true, dec.Decode(&wt.C)
-			}
-			return false, nil
-		})
+		wt, err := decodeTrade(raw)
 		if err != nil {
 			return Message{}, fmt.Errorf("%w: trade %d: %w", ErrMalformed, i, err)
 		}

@@ -90,6 +90,21 @@ func TestParseMessage(t *testing.T) {
 			in:   `{"type":"trade","data":[{"s":"AAPL","p":1.5,"t":1,"S":"MSFT","P":2}]}`,
 			want: finnhub.Message{Type: "trade", Data: []finnhub.Trade{{Symbol: "AAPL", Price: 1.5, Time: 1}}},
 		},
+		{
+			name: "a long s, which folds to s, does not replace the symbol",
+			in:   `{"type":"trade","data":[{"s":"AAPL","p":1.5,"t":1,"ſ":"MSFT"}]}`,
+			want: finnhub.Message{Type: "trade", Data: []finnhub.Trade{{Symbol: "AAPL", Price: 1.5, Time: 1}}},
+		},
+		{
+			name: "an escaped upper-case name does not replace the symbol",
+			in:   `{"type":"trade","data":[{"s":"AAPL","p":1.5,"t":1,"\u0053":"MSFT"}]}`,
+			want: finnhub.Message{Type: "trade", Data: []finnhub.Trade{{Symbol: "AAPL", Price: 1.5, Time: 1}}},
+		},
+		{
+			name: "a one-letter symbol in upper case decodes",
+			in:   `{"type":"trade","data":[{"s":"T","p":27.5,"t":2,"c":["C"]}]}`,
+			want: finnhub.Message{Type: "trade", Data: []finnhub.Trade{{Symbol: "T", Price: 27.5, Time: 2, Conditions: []string{"C"}}}},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
