@@ -1,5 +1,6 @@
 // Package bench holds the pipeline-level benchmarks of the producer, run by
-// `make bench` (go test -bench . ./aggregation ./producer ./bench):
+// `make bench` (go test -bench . ./aggregation ./dedupe ./producer ./bench
+// ./spool):
 //
 //   - BenchmarkPipeline: the whole producer (routing, aggregation, batching,
 //     results) into an in-process client that only counts: the producer's own

@@ -122,7 +122,8 @@ type Options struct {
 	// limit with DescribeStreamSummary (for callers not allowed to call
 	// it). By default, when the client has DescribeStreamSummary, New
 	// reads MaxRecordSizeInKiB: it sets the largest record Put accepts, the
-	// PutRecords call limit (10 MiB above 1 MiB records, else 5 MiB) and
+	// PutRecords call limit (CollectionMaxSize, which may be up to 10 MiB,
+	// above 1 MiB records, else at most 5 MiB) and
 	// the burst of each shard's byte bucket (10 MiB for large records). A
 	// call that fails (access denied, an endpoint without it) leaves the
 	// default 1 MiB limits, with a log line.
