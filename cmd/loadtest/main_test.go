@@ -20,6 +20,18 @@ import (
 	"github.com/kplgo/kpl/kinesistest/kinesismock"
 )
 
+// runOK runs the command with args and -json, fails the test unless it
+// exits 0, and returns the report it wrote and its standard output.
+func runOK[T any](t *testing.T, args ...string) (T, string) {
+	t.Helper()
+	jsonPath := filepath.Join(t.TempDir(), "report.json")
+	var out, errOut bytes.Buffer
+	if code := run(append(args, "-json", jsonPath), &out, &errOut); code != 0 {
+		t.Fatalf("exit code %d\nstdout: %s\nstderr: %s", code, out.String(), errOut.String())
+	}
+	return readJSON[T](t, jsonPath), out.String()
+}
+
 // readJSON decodes the JSON file a run wrote.
 func readJSON[T any](t *testing.T, path string) T {
 	t.Helper()
@@ -124,15 +136,8 @@ func TestProgressLinesArePlainAndSpaced(t *testing.T) {
 
 func TestIndependentProducersShareTheLimitEndpoint(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	jsonPath := filepath.Join(dir, "p.json")
-	var out, errOut bytes.Buffer
 	// Offered at twice the byte limit of one shard, so the producers compete.
-	code := run([]string{"-producers", "3", "-shards", "1", "-duration", "2s", "-rate", "15000", "-quiet", "-json", jsonPath}, &out, &errOut)
-	if code != 0 {
-		t.Fatalf("exit code %d\nstdout: %s\nstderr: %s", code, out.String(), errOut.String())
-	}
-	rep := readJSON[producersReport](t, jsonPath)
+	rep, out := runOK[producersReport](t, "-producers", "3", "-shards", "1", "-duration", "2s", "-rate", "15000", "-quiet")
 	if len(rep.Results) != 3 || rep.Combined.Producers != 3 {
 		t.Fatalf("report: %+v", rep)
 	}
@@ -150,22 +155,16 @@ func TestIndependentProducersShareTheLimitEndpoint(t *testing.T) {
 	if c.LimitFraction <= 0 || c.LimitFraction > 1.6 || c.EndpointLimitFraction <= 0 {
 		t.Errorf("combined: %+v", c)
 	}
-	t.Logf("%s", out.String())
-	if !strings.Contains(out.String(), "combined goodput") || !strings.Contains(out.String(), "vs fair share") {
-		t.Errorf("table:\n%s", out.String())
+	t.Logf("%s", out)
+	if !strings.Contains(out, "combined goodput") || !strings.Contains(out, "vs fair share") {
+		t.Errorf("table:\n%s", out)
 	}
 }
 
 func TestReadBackAgainstKinesisMockFindsEveryTradeOnItsShard(t *testing.T) {
 	t.Parallel()
-	jsonPath := filepath.Join(t.TempDir(), "r.json")
-	var out, errOut bytes.Buffer
-	code := run([]string{"-endpoint", "kinesis-mock", "-mode", "both", "-shards", "2", "-duration", "600ms", "-rate", "300",
-		"-request-timeout", "20s", "-quiet", "-json", jsonPath}, &out, &errOut)
-	if code != 0 {
-		t.Fatalf("exit code %d\nstdout: %s\nstderr: %s", code, out.String(), errOut.String())
-	}
-	r := readJSON[loadgen.Report](t, jsonPath)
+	r, out := runOK[loadgen.Report](t, "-endpoint", "kinesis-mock", "-mode", "both", "-shards", "2", "-duration", "600ms", "-rate", "300",
+		"-request-timeout", "20s", "-quiet")
 	for _, m := range r.Modes {
 		rb := m.ReadBack
 		if rb == nil {
@@ -175,8 +174,8 @@ func TestReadBackAgainstKinesisMockFindsEveryTradeOnItsShard(t *testing.T) {
 			t.Errorf("%s: acked %d, read back %+v", m.Mode, m.Acked, *rb)
 		}
 	}
-	if !strings.Contains(out.String(), "read back: lost (acked, not stored)") {
-		t.Errorf("the table has no read-back rows:\n%s", out.String())
+	if !strings.Contains(out, "read back: lost (acked, not stored)") {
+		t.Errorf("the table has no read-back rows:\n%s", out)
 	}
 }
 
@@ -185,17 +184,11 @@ func TestReadBackAgainstKinesisMockFindsEveryTradeOnItsShard(t *testing.T) {
 // producer's trades (numbered without a number in common).
 func TestIndependentProducersAreReadBackTogether(t *testing.T) {
 	t.Parallel()
-	jsonPath := filepath.Join(t.TempDir(), "p.json")
-	var out, errOut bytes.Buffer
-	code := run([]string{"-endpoint", "kinesis-mock", "-producers", "2", "-shards", "2", "-duration", "600ms", "-rate", "300",
-		"-request-timeout", "20s", "-quiet", "-json", jsonPath}, &out, &errOut)
-	if code != 0 {
-		t.Fatalf("exit code %d\nstdout: %s\nstderr: %s", code, out.String(), errOut.String())
-	}
-	rep := readJSON[producersReport](t, jsonPath)
+	rep, out := runOK[producersReport](t, "-endpoint", "kinesis-mock", "-producers", "2", "-shards", "2", "-duration", "600ms", "-rate", "300",
+		"-request-timeout", "20s", "-quiet")
 	rb := rep.ReadBack
 	if rb == nil {
-		t.Fatalf("no read-back:\n%s", out.String())
+		t.Fatalf("no read-back:\n%s", out)
 	}
 	var acked int64
 	for _, p := range rep.Results {
@@ -207,8 +200,8 @@ func TestIndependentProducersAreReadBackTogether(t *testing.T) {
 	if rb.Lost != 0 || rb.Misrouted != 0 || rb.Duplicated != 0 || rb.Foreign != 0 || rb.Distinct != acked {
 		t.Errorf("acked %d in all, read back %+v", acked, *rb)
 	}
-	if !strings.Contains(out.String(), "read back: 0 acknowledged trades missing") {
-		t.Errorf("the table has no read-back line:\n%s", out.String())
+	if !strings.Contains(out, "read back: 0 acknowledged trades missing") {
+		t.Errorf("the table has no read-back line:\n%s", out)
 	}
 }
 
@@ -225,14 +218,8 @@ func TestAnExistingStreamIsUsedWithItsOwnShardCount(t *testing.T) {
 	if err := kinesismock.CreateStream(ctx, s.Client(), stream, 3); err != nil {
 		t.Fatal(err)
 	}
-	jsonPath := filepath.Join(t.TempDir(), "r.json")
-	var out, errOut bytes.Buffer
-	code := run([]string{"-endpoint", s.Endpoint, "-region", kinesismock.Region, "-create=false", "-stream", stream,
-		"-shards", "1", "-mode", "aggregated", "-duration", "400ms", "-rate", "200", "-request-timeout", "20s", "-quiet", "-json", jsonPath}, &out, &errOut)
-	if code != 0 {
-		t.Fatalf("exit code %d\nstdout: %s\nstderr: %s", code, out.String(), errOut.String())
-	}
-	r := readJSON[loadgen.Report](t, jsonPath)
+	r, _ := runOK[loadgen.Report](t, "-endpoint", s.Endpoint, "-region", kinesismock.Region, "-create=false", "-stream", stream,
+		"-shards", "1", "-mode", "aggregated", "-duration", "400ms", "-rate", "200", "-request-timeout", "20s", "-quiet")
 	if r.Settings.Shards != 3 || r.Settings.Stream != stream {
 		t.Errorf("ran against %q with %d shards, want %q with 3", r.Settings.Stream, r.Settings.Shards, stream)
 	}
@@ -247,15 +234,8 @@ func TestAnExistingStreamIsUsedWithItsOwnShardCount(t *testing.T) {
 
 func TestTheSpooledModeDeliversEveryTradeAndReportsWhatDurabilityCosts(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	jsonPath := filepath.Join(dir, "r.json")
-	spoolDir := filepath.Join(dir, "spools")
-	var out, errOut bytes.Buffer
-	code := run([]string{"-endpoint", "counting", "-spool-dir", spoolDir, "-duration", "1s", "-rate", "5000", "-quiet", "-json", jsonPath}, &out, &errOut)
-	if code != 0 {
-		t.Fatalf("exit code %d\nstdout: %s\nstderr: %s", code, out.String(), errOut.String())
-	}
-	r := readJSON[loadgen.Report](t, jsonPath)
+	spoolDir := filepath.Join(t.TempDir(), "spools")
+	r, out := runOK[loadgen.Report](t, "-endpoint", "counting", "-spool-dir", spoolDir, "-duration", "1s", "-rate", "5000", "-quiet")
 	// The aggregated mode runs first, without a spool, as the baseline.
 	if len(r.Modes) != 2 || r.Modes[0].Mode != "aggregated" || r.Modes[1].Mode != "spooled" || r.Settings.SpoolDir != spoolDir {
 		t.Fatalf("report modes %+v, settings %+v", r.Modes, r.Settings)
@@ -263,8 +243,8 @@ func TestTheSpooledModeDeliversEveryTradeAndReportsWhatDurabilityCosts(t *testin
 	if base := r.Modes[0]; base.Spool != nil || base.Acked != base.Offered || base.Offered < 2000 {
 		t.Errorf("baseline: offered %d, acked %d, spool %+v", base.Offered, base.Acked, base.Spool)
 	}
-	if r.SpooledRatio <= 0 || r.SpooledCPURatio <= 0 || !strings.Contains(out.String(), "spooled / aggregated:") {
-		t.Errorf("ratios %v, %v; table:\n%s", r.SpooledRatio, r.SpooledCPURatio, out.String())
+	if r.SpooledRatio <= 0 || r.SpooledCPURatio <= 0 || !strings.Contains(out, "spooled / aggregated:") {
+		t.Errorf("ratios %v, %v; table:\n%s", r.SpooledRatio, r.SpooledCPURatio, out)
 	}
 	m := r.Modes[1]
 	// Every trade accepted is delivered, through the spool and the
@@ -291,8 +271,8 @@ func TestTheSpooledModeDeliversEveryTradeAndReportsWhatDurabilityCosts(t *testin
 		t.Errorf("the counting client counted %+v, the producer %d Kinesis records", m.Endpoint, m.Sink.KinesisRecords)
 	}
 	for _, want := range []string{"spool: Put-to-durable p99 ms", "spool: fsyncs/s", "through a durable spool"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("the table has no %q:\n%s", want, out.String())
+		if !strings.Contains(out, want) {
+			t.Errorf("the table has no %q:\n%s", want, out)
 		}
 	}
 	// The run's spool folder is removed.
