@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"runtime"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -75,28 +74,37 @@ func spreadKeys(n int) []string {
 	return keys
 }
 
-// interleaved runs two workloads in turn, b.N rounds of each, and reports
-// their rates in recs/s and the ratio of the second's rate to the first's
-// under ratioUnit. Each round puts n records and returns its elapsed time.
-// Taking turns, and swapping which goes first every round, puts both
-// through the same moments of a shared machine's load, which sub-benchmarks
-// run one after the other do not: a ratio of those drifts with the load.
-func interleaved(b *testing.B, n int, ratioUnit string, first, second func() time.Duration) {
+// putSide is one side of an interleaved comparison: a producer and the
+// keys of its records, named in the metrics.
+type putSide struct {
+	name string
+	p    *Producer
+	keys []string
+}
+
+// interleaved puts n records into each side in turn, b.N rounds, and
+// reports each side's rate (recs/s-<name>) and the ratio of other's rate to
+// base's (<other>/<base>). Taking turns, and swapping which goes first every
+// round, puts both through the same moments of a shared machine's load,
+// which sub-benchmarks run one after the other do not: a ratio of those
+// drifts with the load.
+func interleaved(b *testing.B, n int, base, other putSide) {
 	b.Helper()
-	var el1, el2 time.Duration
+	b.ResetTimer()
+	sides := [2]putSide{base, other}
+	var el [2]time.Duration
 	for i := range b.N {
-		if i%2 == 0 {
-			el1 += first()
-			el2 += second()
-		} else {
-			el2 += second()
-			el1 += first()
+		for j := range 2 {
+			k := (i + j) % 2
+			e, _ := putN(b, sides[k].p, n, sides[k].keys)
+			el[k] += e
 		}
 	}
 	recs := float64(n * b.N)
-	b.ReportMetric(recs/el1.Seconds(), "recs/s-"+strings.Split(ratioUnit, "/")[1])
-	b.ReportMetric(recs/el2.Seconds(), "recs/s-"+strings.Split(ratioUnit, "/")[0])
-	b.ReportMetric(el1.Seconds()/el2.Seconds(), ratioUnit)
+	for k, sd := range sides {
+		b.ReportMetric(recs/el[k].Seconds(), "recs/s-"+sd.name)
+	}
+	b.ReportMetric(el[0].Seconds()/el[1].Seconds(), other.name+"/"+base.name)
 }
 
 // BenchmarkShards puts 200,000 records of 120 bytes at once into streams
@@ -111,12 +119,7 @@ func interleaved(b *testing.B, n int, ratioUnit string, first, second func() tim
 // separates the per-aggregate work from what the shard count itself costs.
 func BenchmarkShards(b *testing.B) {
 	b.Run("2000-vs-4", func(b *testing.B) {
-		const n = 200_000
-		small, large := newBenchProducer(b, 4), newBenchProducer(b, 2000)
-		b.ResetTimer()
-		interleaved(b, n, "2000/4",
-			func() time.Duration { el, _ := putN(b, small, n, benchKeys); return el },
-			func() time.Duration { el, _ := putN(b, large, n, benchKeys); return el })
+		interleaved(b, 200_000, putSide{"4", newBenchProducer(b, 4), benchKeys}, putSide{"2000", newBenchProducer(b, 2000), benchKeys})
 	})
 	for _, tc := range []struct {
 		name    string
@@ -214,12 +217,7 @@ func BenchmarkRandomKeys(b *testing.B) {
 		symbols[i] = "SYM" + strconv.Itoa(i)
 	}
 	b.Run("random16-vs-symbols", func(b *testing.B) {
-		const n = 50_000
-		sym, rnd := newBenchProducer(b, 4), newBenchProducer(b, 4)
-		b.ResetTimer()
-		interleaved(b, n, "random16/symbols",
-			func() time.Duration { el, _ := putN(b, sym, n, symbols); return el },
-			func() time.Duration { el, _ := putN(b, rnd, n, random); return el })
+		interleaved(b, 50_000, putSide{"symbols", newBenchProducer(b, 4), symbols}, putSide{"random16", newBenchProducer(b, 4), random})
 	})
 	for _, tc := range []struct {
 		name string
