@@ -18,7 +18,7 @@ func (p *Producer) dispatch() {
 	var lastForce uint32
 	wasClosing := false
 	for {
-		if p.aborting.Load() {
+		if p.aborting() {
 			p.abortAll()
 		}
 		now := time.Now()
@@ -105,14 +105,20 @@ func (p *Producer) startCall(c *call) {
 	}
 	p.inflightCalls.Add(-1)
 	p.window.done(c.bytes)
+	out := p.newOutbox()
+	p.withdraw(c, &out)
+}
+
+// withdraw takes c, registered but never sent, out of the calls and fails
+// its records as never sent, unless an abort has failed them already.
+func (p *Producer) withdraw(c *call, out *outbox) {
 	p.callsMu.Lock()
 	mine := c.state.CompareAndSwap(callInFlight, callAbandoned) // else abortAll failed it
 	delete(p.calls, c)
 	p.callsMu.Unlock()
 	if mine {
-		out := p.newOutbox()
-		p.failClosed(&out, c.krecs)
-		p.deliver(&out)
+		p.failClosed(out, c.krecs)
+		p.deliver(out)
 	}
 }
 

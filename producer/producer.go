@@ -77,8 +77,7 @@ type Producer struct {
 
 	puts      atomic.Uint64 // user records accepted
 	closed    atomic.Bool
-	aborting  atomic.Bool   // a Shutdown's context ended: fail what is left
-	abortCh   chan struct{} // closed when aborting is set
+	abortCh   chan struct{} // closed when a Shutdown's context ended: fail what is left (aborting)
 	stop      chan struct{} // closed to stop the goroutines
 	stopped   chan struct{} // closed when Close has finished
 	reqCtx    context.Context
@@ -420,13 +419,23 @@ func (p *Producer) finishClose() {
 	p.pool.leave()
 	if p.ownPool {
 		grace := time.Duration(0)
-		if p.aborting.Load() {
+		if p.aborting() {
 			grace = 100 * time.Millisecond
 		}
 		p.pool.closeOnce.Do(func() { p.pool.stop(grace) })
 	}
 	p.log.log(slog.LevelInfo, "producer: closed")
 	close(p.stopped)
+}
+
+// aborting reports whether a Shutdown's context ended (abort).
+func (p *Producer) aborting() bool {
+	select {
+	case <-p.abortCh:
+		return true
+	default:
+		return false
+	}
 }
 
 // abort makes the producer fail everything it still holds, once.
@@ -437,7 +446,7 @@ func (p *Producer) abort(err error) {
 		p.closeErr = err
 	}
 	p.closeMu.Unlock()
-	if !first || p.aborting.Swap(true) {
+	if !first { // err is a context's error, never nil: this runs once
 		return
 	}
 	close(p.abortCh)

@@ -316,7 +316,7 @@ func (p *Producer) refresh() error {
 
 	p.mapMu.Lock()
 	defer p.mapMu.Unlock()
-	if p.aborting.Load() {
+	if p.aborting() {
 		// Shutdown gave up meanwhile; its abort could not see wrong.
 		for _, w := range wrong {
 			p.release(w)

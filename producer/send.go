@@ -26,17 +26,13 @@ func (p *Producer) send(c *call, w *sendScratch, out *outbox) {
 	// startCall registered the call, so that an abort can abandon it; an
 	// abort that did while it waited in the queue has failed its records.
 	// After the abort has begun no call starts.
+	if p.aborting() {
+		p.withdraw(c, out)
+		return
+	}
 	p.callsMu.Lock()
 	if c.state.Load() != callInFlight {
 		p.callsMu.Unlock()
-		return
-	}
-	if p.aborting.Load() {
-		c.state.Store(callAbandoned)
-		delete(p.calls, c)
-		p.callsMu.Unlock()
-		p.failClosed(out, c.krecs)
-		p.deliver(out)
 		return
 	}
 	c.start = time.Now() // in flight from now on
@@ -124,7 +120,7 @@ func (p *Producer) handle(c *call, res *kinesis.PutRecordsOutput, err error, sta
 			o = outStored
 		case cl.code == "":
 			o = outWrongShard
-		case cl.retryable && !p.aborting.Load():
+		case cl.retryable && !p.aborting():
 			o = outRetry
 		default:
 			o = outFatal
