@@ -98,8 +98,14 @@ func decodeObject(b []byte, member func(name string, dec *json.Decoder) (bool, e
 	return nil
 }
 
-// wireTrade is the decoding shape of a trade; a nil pointer is an absent or
-// null field.
+// wireMessage and wireTrade are the decoding shapes of a message and a
+// trade; a nil pointer is an absent or null field.
+type wireMessage struct {
+	Type *string         `json:"type"`
+	Data json.RawMessage `json:"data"`
+	Msg  json.RawMessage `json:"msg"`
+}
+
 type wireTrade struct {
 	S *string  `json:"s"`
 	P *float64 `json:"p"`
@@ -108,49 +114,76 @@ type wireTrade struct {
 	C []string `json:"c"`
 }
 
-// decodeTrade decodes one trade object, matching member names exactly.
-// Decoding into wireTrade is the fast way, and exact unless the object holds
-// a name that encoding/json would match to a field without being its name
-// (mayFoldTradeName); only such an object is decoded member by member.
-func decodeTrade(raw []byte) (wireTrade, error) {
-	var wt wireTrade
-	if !mayFoldTradeName(raw) {
-		return wt, json.Unmarshal(raw, &wt)
+// member is a member of a decoding shape: its exact name and where its
+// value goes.
+type member struct {
+	name string
+	dst  any
+}
+
+// decodeExact decodes the JSON object raw into v, a wireMessage or a
+// wireTrade whose members are members, matching member names exactly.
+// json.Unmarshal into v is the fast way, and exact unless raw may hold a
+// name that encoding/json's case folding would take for a member's
+// (mayFold); only such an object is decoded member by member.
+func decodeExact(raw []byte, v any, members ...member) error {
+	if !mayFold(raw, members) {
+		return json.Unmarshal(raw, v)
 	}
-	err := decodeObject(raw, func(name string, dec *json.Decoder) (bool, error) {
-		switch name {
-		case "s":
-			return true, dec.Decode(&wt.S)
-		case "p":
-			return true, dec.Decode(&wt.P)
-		case "t":
-			return true, dec.Decode(&wt.T)
-		case "v":
-			return true, dec.Decode(&wt.V)
-		case "c":
-			return true, dec.Decode(&wt.C)
+	return decodeObject(raw, func(name string, dec *json.Decoder) (bool, error) {
+		for _, m := range members {
+			if m.name == name {
+				return true, dec.Decode(m.dst)
+			}
 		}
 		return false, nil
 	})
-	return wt, err
 }
 
-// mayFoldTradeName reports whether the JSON object raw may hold a member
-// name that matches a trade field's name ("s", "p", "t", "v", "c") under
-// encoding/json's case folding without being it: one of "S", "P", "T", "V"
-// or "C" in quotes, an escape (a name may be spelled "\u0053"), or 'ſ'
-// (U+017F, which folds to 's'). It may also be true for a value (the
-// symbol "T"): the slow way is then taken for nothing.
-func mayFoldTradeName(raw []byte) bool {
-	for i := 0; i+2 < len(raw); i++ {
-		if raw[i] == '"' && raw[i+2] == '"' {
-			switch raw[i+1] {
-			case 'S', 'P', 'T', 'V', 'C':
+// mayFold reports whether the JSON object raw may hold a member name that
+// encoding/json would match to one of members' without being it: a quoted
+// string equal to one of them but for the case of its ASCII letters, an
+// escape (a name may be spelled "\u0053"), or 'ſ' (U+017F, which folds to
+// 's'). It may also be true for a value (the symbol "T"): the slow way is
+// then taken for nothing.
+func mayFold(raw []byte, members []member) bool {
+	if bytes.IndexByte(raw, '\\') >= 0 || bytes.Contains(raw, []byte("\u017f")) {
+		return true
+	}
+	for i, c := range raw {
+		if c != '"' {
+			continue
+		}
+		for _, m := range members {
+			n := m.name
+			end := i + 1 + len(n)
+			if end < len(raw) && raw[end] == '"' && string(raw[i+1:end]) != n && asciiEqualFold(raw[i+1:end], n) {
 				return true
 			}
 		}
 	}
-	return bytes.IndexByte(raw, '\\') >= 0 || bytes.Contains(raw, []byte("\u017f"))
+	return false
+}
+
+// asciiEqualFold reports whether b and s are equal but for the case of
+// their ASCII letters.
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // ParseMessage decodes one Finnhub websocket message. It is strict about what
@@ -163,39 +196,19 @@ func mayFoldTradeName(raw []byte) bool {
 // Type it does not know. Every error wraps ErrMalformed. ParseMessage never
 // panics and is safe for concurrent use.
 func ParseMessage(b []byte) (Message, error) {
-	// The syntax first, with encoding/json's own errors: decodeObject
-	// then reads a valid object.
-	var object struct{}
-	if err := json.Unmarshal(b, &object); err != nil {
+	var w wireMessage
+	if err := decodeExact(b, &w, member{"type", &w.Type}, member{"data", &w.Data}, member{"msg", &w.Msg}); err != nil {
 		return Message{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	var (
-		typ       *string
-		data, msg json.RawMessage
-	)
-	err := decodeObject(b, func(name string, dec *json.Decoder) (bool, error) {
-		switch name {
-		case "type":
-			return true, dec.Decode(&typ)
-		case "data":
-			return true, dec.Decode(&data)
-		case "msg":
-			return true, dec.Decode(&msg)
-		}
-		return false, nil
-	})
-	if err != nil {
-		return Message{}, fmt.Errorf("%w: %w", ErrMalformed, err)
-	}
-	if typ == nil {
+	if w.Type == nil {
 		return Message{}, fmt.Errorf("%w: no \"type\" field", ErrMalformed)
 	}
-	m := Message{Type: *typ}
+	m := Message{Type: *w.Type}
 	switch m.Type {
 	case TypeError:
-		if len(msg) > 0 {
+		if len(w.Msg) > 0 {
 			var text *string
-			if err := json.Unmarshal(msg, &text); err != nil {
+			if err := json.Unmarshal(w.Msg, &text); err != nil {
 				return Message{}, fmt.Errorf("%w: error message: \"msg\" is not a string: %w", ErrMalformed, err)
 			}
 			if text != nil {
@@ -208,8 +221,8 @@ func ParseMessage(b []byte) (Message, error) {
 		return m, nil
 	}
 	var raws []json.RawMessage
-	if len(data) > 0 {
-		if err := json.Unmarshal(data, &raws); err != nil {
+	if len(w.Data) > 0 {
+		if err := json.Unmarshal(w.Data, &raws); err != nil {
 			return Message{}, fmt.Errorf("%w: trade data: %w", ErrMalformed, err)
 		}
 	}
@@ -221,8 +234,8 @@ func ParseMessage(b []byte) (Message, error) {
 		if len(raw) == 0 || raw[0] != '{' {
 			return Message{}, fmt.Errorf("%w: trade %d is not an object", ErrMalformed, i)
 		}
-		wt, err := decodeTrade(raw)
-		if err != nil {
+		var wt wireTrade
+		if err := decodeExact(raw, &wt, member{"s", &wt.S}, member{"p", &wt.P}, member{"t", &wt.T}, member{"v", &wt.V}, member{"c", &wt.C}); err != nil {
 			return Message{}, fmt.Errorf("%w: trade %d: %w", ErrMalformed, i, err)
 		}
 		switch {
