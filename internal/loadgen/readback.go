@@ -104,15 +104,14 @@ func CheckReadBack(shards []kinesisread.Shard, acked *SeqSet, began time.Time, t
 	for _, sh := range shards {
 		lo, hi, rangeOK := kinesisread.HashKeyRange(sh.Shard)
 		for _, kr := range sh.Records {
+			users, err := aggregation.Deaggregate(kr.Data, aws.ToString(kr.PartitionKey), "")
 			if at := kr.ApproximateArrivalTimestamp; !began.IsZero() && at != nil && at.Before(cut) {
-				users, err := aggregation.Deaggregate(kr.Data, aws.ToString(kr.PartitionKey), "")
 				if err == nil {
 					rb.Earlier += int64(len(users))
 				}
 				continue
 			}
 			rb.KinesisRecords++
-			users, err := aggregation.Deaggregate(kr.Data, aws.ToString(kr.PartitionKey), "")
 			if err != nil {
 				rb.Foreign++
 				continue
