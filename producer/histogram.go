@@ -52,8 +52,10 @@ const maxSumMicros = math.MaxInt64 / uint64(time.Microsecond)
 // maxSum is where Histogram.Sum stops.
 const maxSum = time.Duration(maxSumMicros) * time.Microsecond
 
-// setSumMicros sets h.Sum and h.SumSeconds from a total of us microseconds.
-func (h *Histogram) setSumMicros(us uint64) {
+// SetSumMicroseconds sets Sum and SumSeconds from a total of us
+// microseconds, Sum stopping at its largest value: for a histogram built
+// outside this package from a sum kept in microseconds (the spool's).
+func (h *Histogram) SetSumMicroseconds(us uint64) {
 	h.Sum = time.Duration(min(us, maxSumMicros)) * time.Microsecond
 	h.SumSeconds = float64(us) / 1e6
 }
@@ -103,7 +105,7 @@ func (h *latencyHistogram) snapshot() Histogram {
 		s.Counts[i] = n
 		s.Count += n
 	}
-	s.setSumMicros(h.sum.Load())
+	s.SetSumMicroseconds(h.sum.Load())
 	return s
 }
 
@@ -163,6 +165,15 @@ func (h Histogram) Quantile(q float64) time.Duration {
 	return h.Bounds[len(h.Bounds)-1]
 }
 
+// TotalSeconds returns the total in seconds: SumSeconds, or Sum for a
+// histogram made without it. Exporters read it.
+func (h Histogram) TotalSeconds() float64 {
+	if h.SumSeconds != 0 {
+		return h.SumSeconds
+	}
+	return h.Sum.Seconds()
+}
+
 // Mean returns the average value, 0 for an empty histogram: Sum over
 // Count, or SumSeconds over Count once Sum has stopped at its largest
 // value.
@@ -170,8 +181,8 @@ func (h Histogram) Mean() time.Duration {
 	if h.Count == 0 {
 		return 0
 	}
-	if h.Sum >= maxSum && h.SumSeconds > 0 {
-		return time.Duration(math.Round(h.SumSeconds / float64(h.Count) * 1e9))
+	if h.Sum >= maxSum {
+		return time.Duration(math.Round(h.TotalSeconds() / float64(h.Count) * 1e9))
 	}
 	return h.Sum / time.Duration(h.Count)
 }

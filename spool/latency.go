@@ -1,7 +1,6 @@
 package spool
 
 import (
-	"math"
 	"math/bits"
 	"sync/atomic"
 	"time"
@@ -67,10 +66,6 @@ func (h *latencyHistogram) observe(d time.Duration, n int) {
 	h.sum.Add(us*uint64(n) + (frac*uint64(n)+uint64(time.Microsecond)/2)/uint64(time.Microsecond))
 }
 
-// maxSumMicros is the largest sum, in microseconds, that
-// producer.Histogram.Sum holds; it stops there (SumSeconds goes on).
-const maxSumMicros = math.MaxInt64 / uint64(time.Microsecond)
-
 // snapshot returns the histogram as a producer.Histogram.
 func (h *latencyHistogram) snapshot() producer.Histogram {
 	s := producer.Histogram{Bounds: make([]time.Duration, latBuckets), Counts: make([]uint64, latBuckets+1)}
@@ -82,9 +77,7 @@ func (h *latencyHistogram) snapshot() producer.Histogram {
 		s.Counts[i] = c
 		s.Count += c
 	}
-	us := h.sum.Load()
-	s.Sum = time.Duration(min(us, maxSumMicros)) * time.Microsecond
-	s.SumSeconds = float64(us) / 1e6
+	s.SetSumMicroseconds(h.sum.Load())
 	return s
 }
 

@@ -185,7 +185,7 @@ func TestCommitLatencySumIsToTheMicrosecondAndNeverGoesBackwards(t *testing.T) {
 			if math.Abs(prev.SumSeconds-tc.wantSec) > tc.wantSec*1e-12 {
 				t.Errorf("SumSeconds %g, want %g", prev.SumSeconds, tc.wantSec)
 			}
-			if want := time.Duration(tc.wantSec * 1e6); uint64(want) < maxSumMicros && prev.Sum != want*time.Microsecond {
+			if want := time.Duration(tc.wantSec * 1e6); want < math.MaxInt64/time.Microsecond && prev.Sum != want*time.Microsecond {
 				t.Errorf("Sum %v, want %v", prev.Sum, want*time.Microsecond)
 			}
 			if m := prev.Mean(); m != tc.wantMean {

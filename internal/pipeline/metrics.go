@@ -99,11 +99,7 @@ func (c *commitLatencyCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		buckets[b.Seconds()] = cum
 	}
-	sum := h.SumSeconds // goes on where Sum stops
-	if sum == 0 {
-		sum = h.Sum.Seconds() // a histogram made without it
-	}
-	ch <- prometheus.MustNewConstHistogram(c.desc, h.Count, sum, buckets)
+	ch <- prometheus.MustNewConstHistogram(c.desc, h.Count, h.TotalSeconds(), buckets)
 }
 
 // FeedStats is the part of the Finnhub client the feed metrics read;

@@ -156,14 +156,5 @@ func constHistogram(d *prometheus.Desc, h producer.Histogram) (prometheus.Metric
 		cum += h.Counts[i]
 		buckets[b.Seconds()] = cum
 	}
-	return prometheus.NewConstHistogram(d, h.Count, sumSeconds(h), buckets)
-}
-
-// sumSeconds returns h's total in seconds: SumSeconds, which goes on where
-// Sum stops, or Sum for a histogram made without it.
-func sumSeconds(h producer.Histogram) float64 {
-	if h.SumSeconds != 0 {
-		return h.SumSeconds
-	}
-	return h.Sum.Seconds()
+	return prometheus.NewConstHistogram(d, h.Count, h.TotalSeconds(), buckets)
 }
