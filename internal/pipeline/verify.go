@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -121,6 +122,7 @@ func Verify(shards []kinesisread.Shard) VerifyReport {
 	// Across shards: a symbol's trades move from a parent to a child,
 	// which is read after it.
 	lastTime := map[string]int64{}
+	var misrouted []bool // per user record of a Kinesis record, reused
 	for _, sh := range shards {
 		lo, hi, rangeOK := kinesisread.HashKeyRange(sh.Shard)
 		if !rangeOK {
@@ -140,13 +142,11 @@ func Verify(shards []kinesisread.Shard) VerifyReport {
 			// Each user record's routing, hashed once: a KCL reader drops
 			// an aggregate whole when one of its user records lies outside
 			// the shard's range, so its trades are not read, only counted.
-			misrouted := make([]bool, len(users))
-			someMisrouted := false
-			for i, u := range users {
-				misrouted[i] = rangeOK && !inShardRange(u, lo, hi)
-				someMisrouted = someMisrouted || misrouted[i]
+			misrouted = misrouted[:0]
+			for _, u := range users {
+				misrouted = append(misrouted, rangeOK && !inShardRange(u, lo, hi))
 			}
-			if someMisrouted && users[0].Aggregated {
+			if slices.Contains(misrouted, true) && users[0].Aggregated {
 				for i, u := range users {
 					rep.UserRecords++
 					tr, err := ParseTradeRecord(u.Data)
