@@ -157,33 +157,12 @@ func mayFold(raw []byte, members []member) bool {
 		for _, m := range members {
 			n := m.name
 			end := i + 1 + len(n)
-			if end < len(raw) && raw[end] == '"' && string(raw[i+1:end]) != n && asciiEqualFold(raw[i+1:end], n) {
+			if end < len(raw) && raw[end] == '"' && string(raw[i+1:end]) != n && asciiEqualFold(string(raw[i+1:end]), n) {
 				return true
 			}
 		}
 	}
 	return false
-}
-
-// asciiEqualFold reports whether b and s are equal but for the case of
-// their ASCII letters.
-func asciiEqualFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range b {
-		x, y := b[i], s[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 // ParseMessage decodes one Finnhub websocket message. It is strict about what

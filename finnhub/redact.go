@@ -54,19 +54,14 @@ func redactUserinfo(s string) string {
 // redactTokens replaces the value of every token parameter in raw.
 func redactTokens(raw string) string {
 	const key = "token="
-	lower := asciiLower(raw)
-	if !strings.Contains(lower, key) {
+	j := indexFold(raw, key)
+	if j < 0 {
 		return raw
 	}
 	var b strings.Builder
 	b.Grow(len(raw))
 	i := 0
-	for {
-		j := strings.Index(lower[i:], key)
-		if j < 0 {
-			b.WriteString(raw[i:])
-			return b.String()
-		}
+	for ; j >= 0; j = indexFold(raw[i:], key) {
 		start := i + j + len(key)
 		b.WriteString(raw[i:start])
 		end := start
@@ -78,21 +73,43 @@ func redactTokens(raw string) string {
 		}
 		i = end
 	}
+	b.WriteString(raw[i:])
+	return b.String()
 }
 
-// asciiLower returns s with its ASCII letters in lower case and every other
-// byte as it is, so that an offset into the result is the same offset into
-// s: strings.ToLower changes the length of some characters (U+0130 'İ'
-// grows from 2 bytes to 3, the Kelvin sign shrinks from 3 to 1), and an
-// offset found in its result could cut s anywhere, or past its end.
-func asciiLower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
+// indexFold returns the index of the first key in s, ignoring the case of
+// ASCII letters, or -1. It compares in place: strings.ToLower of s would
+// change the length of some characters (U+0130 'İ' grows from 2 bytes to
+// 3, the Kelvin sign shrinks from 3 to 1), so that an offset found in it
+// could cut s anywhere, or past its end.
+func indexFold(s, key string) int {
+	for i := 0; i+len(key) <= len(s); i++ {
+		if asciiEqualFold(s[i:i+len(key)], key) {
+			return i
 		}
 	}
-	return string(b)
+	return -1
+}
+
+// asciiEqualFold reports whether a and b are equal but for the case of
+// their ASCII letters.
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range len(a) {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // endsTokenValue reports whether c cannot be part of a token value.
