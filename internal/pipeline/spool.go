@@ -191,11 +191,23 @@ func (s *spoolStage) handle(ctx context.Context, trades []finnhub.Trade) error {
 		return ctx.Err()
 	}
 	n, c, err := s.sp.AppendAsync(ctx, recs)
-	if n > 0 {
-		s.commits <- pendingCommit{c: c, n: n}
-	}
-	if max > 0 { // under takenMu
-		s.taken += uint64(n)
+	for {
+		if n > 0 {
+			s.commits <- pendingCommit{c: c, n: n}
+		}
+		if max > 0 { // under takenMu
+			s.taken += uint64(n)
+		}
+		if !errors.Is(err, spool.ErrTooLarge) || ctx.Err() != nil {
+			break
+		}
+		// Only that trade cannot be stored: the others of the message can.
+		p.refused.Add(1)
+		p.logLimited("trade refused: too large for the spool", recs[n].PartitionKey, err)
+		if recs = recs[n+1:]; len(recs) == 0 {
+			return ctx.Err()
+		}
+		n, c, err = s.sp.AppendAsync(ctx, recs)
 	}
 	if err != nil {
 		p.refused.Add(uint64(len(recs) - n))

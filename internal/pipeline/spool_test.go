@@ -532,3 +532,23 @@ func TestASinkThatNeverResolvesLeavesNoForwarderBehind(t *testing.T) {
 		t.Fatalf("a forwarder still runs after Run returned:\n%s", stacks)
 	}
 }
+
+// TestATradeTooLargeForTheSpoolIsRefusedAlone: a trade whose frame the
+// spool cannot store (ErrTooLarge) is refused, and the trades after it in
+// the same message are still spooled and delivered.
+func TestATradeTooLargeForTheSpoolIsRefusedAlone(t *testing.T) {
+	t.Parallel()
+	sp := openSpool(t, t.TempDir(), func(o *spool.Options) { o.MaxBytes = 64 << 10 })
+	defer sp.Close()
+	msg := trades("AAPL", 5)
+	msg[1].Conditions = []string{strings.Repeat("x", 40<<10)} // above half of MaxBytes
+	p := New(&fakeSink{async: true}, Options{ShutdownTimeout: time.Second, Spool: &Spool{Spool: sp, MaxBytes: 64 << 10}})
+	end := errors.New("the feed ended")
+	sum, err := p.Run(context.Background(), &fakeSource{batches: [][]finnhub.Trade{msg}, err: end})
+	if !errors.Is(err, end) {
+		t.Fatalf("Run: %v, want %v", err, end)
+	}
+	if c := sum.Counters; c.Received != 5 || c.Refused != 1 || c.Accepted != 4 || c.Delivered != 4 {
+		t.Errorf("counters %+v: want 5 received, the large one refused, the other 4 accepted and delivered", c)
+	}
+}
