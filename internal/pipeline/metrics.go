@@ -51,7 +51,9 @@ func (p *Pipeline) Collectors(namespace string) []prometheus.Collector {
 		sc("acknowledged_total", "Spooled trades acknowledged by Kinesis.", func(s spool.Stats) uint64 { return s.Acknowledged }),
 		sc("dead_lettered_total", "Spooled trades written to the dead-letter file.", func(s spool.Stats) uint64 { return s.DeadLettered }),
 		sc("returned_total", "Spooled trades given back to be sent again.", func(s spool.Stats) uint64 { return s.Returned }),
-		sc("refused_total", "Trades refused because the spool was full.", func(s spool.Stats) uint64 { return s.Refused }),
+		// The spool's Stats.Refused counts refused appends, of a message each.
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: namespace, Subsystem: "spool", Name: "refused_total", Help: "Trades refused because the spool was full."},
+			func() float64 { return float64(p.spool.refusedFull.Load()) }),
 		sc("blocked_total", "Appends that waited for room in the spool.", func(s spool.Stats) uint64 { return s.Blocked }),
 		sc("recovered_total", "Trades found in the spool at start.", func(s spool.Stats) uint64 { return s.Recovered }),
 		sc("corrupt_bytes_total", "Damaged bytes found in the spool and moved aside.", func(s spool.Stats) uint64 { return s.CorruptBytes }),

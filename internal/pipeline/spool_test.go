@@ -552,3 +552,34 @@ func TestATradeTooLargeForTheSpoolIsRefusedAlone(t *testing.T) {
 		t.Errorf("counters %+v: want 5 received, the large one refused, the other 4 accepted and delivered", c)
 	}
 }
+
+// TestSpoolRefusedTotalCountsTrades: tp_spool_refused_total counts the
+// trades refused because the spool was full, as its help and the status
+// line's spool_refused say, not the appends (one per Finnhub message).
+func TestSpoolRefusedTotalCountsTrades(t *testing.T) {
+	t.Parallel()
+	sp := openSpool(t, t.TempDir(), func(o *spool.Options) { o.MaxBytes = 64 << 10; o.WhenFull = spool.Refuse })
+	defer sp.Close()
+	sink := &fakeSink{fail: func(int) error { return closedError{&producer.RecordError{Code: "ProducerClosed", Retryable: true}} }}
+	p := New(sink, Options{ShutdownTimeout: 50 * time.Millisecond, Spool: &Spool{Spool: sp, MaxBytes: 64 << 10}})
+	end := errors.New("the feed ended")
+	// One message of far more than 64 KiB of trades, then a second one.
+	sum, err := p.Run(context.Background(), &fakeSource{batches: [][]finnhub.Trade{trades("AAPL", 2000), trades("MSFT", 10)}, err: end})
+	if !errors.Is(err, end) {
+		t.Fatalf("Run: %v, want %v", err, end)
+	}
+	c := sum.Counters
+	if c.Refused < 10 || sum.Spool.RefusedFull != c.Refused {
+		t.Fatalf("counters %+v, spool %+v: want many trades refused for a full spool", c, sum.Spool)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(p.Collectors("tp")...)
+	want := fmt.Sprintf(`
+# HELP tp_spool_refused_total Trades refused because the spool was full.
+# TYPE tp_spool_refused_total counter
+tp_spool_refused_total %d
+`, c.Refused)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "tp_spool_refused_total"); err != nil {
+		t.Error(err)
+	}
+}
