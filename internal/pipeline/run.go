@@ -230,9 +230,9 @@ func (p *Pipeline) Handle(ctx context.Context, trades []finnhub.Trade) error {
 		} else {
 			p.accepted.Add(1)
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
+		// Once ctx is done the message's other trades are still put: the
+		// sink takes them while it has room and refuses them (counted)
+		// when it would wait.
 	}
 	if max := p.opts.MaxTrades; max > 0 && p.accepted.Load() >= max {
 		p.stop()

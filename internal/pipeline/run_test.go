@@ -406,3 +406,26 @@ func TestTheMeanLatencyOfALongRunDoesNotWrap(t *testing.T) {
 		t.Fatalf("mean_latency %v, want 1000h0m0s", got)
 	}
 }
+
+// TestASignalDuringAMessageLosesNoTradeOfItUncounted: the trades of a
+// message after the moment the signal came are still put (the producer
+// takes them while it has room, else refuses them), never dropped without
+// being counted received.
+func TestASignalDuringAMessageLosesNoTradeOfItUncounted(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sink := &fakeSink{refuse: func(i int) error {
+		if i == 1 {
+			cancel() // the signal comes while the second trade is put
+		}
+		return nil
+	}}
+	p := New(sink, Options{})
+	if err := p.Handle(ctx, trades("AAPL", 5)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Handle: %v, want context.Canceled", err)
+	}
+	if c := p.Counters(); c.Received != 5 || c.Accepted != 5 || sink.putCount() != 5 {
+		t.Errorf("counters %+v, %d puts: want the message's 5 trades received, put and accepted", c, sink.putCount())
+	}
+}
