@@ -409,7 +409,7 @@ func (s *Spool) admitLocked(ctx context.Context, sz int64, m *mark, blocked *boo
 			s.signal(s.full)
 			s.flushMarkLocked(m)
 			s.mu.Unlock()
-			err := wait(ctx, ch, nil)
+			err := wait(ctx, ch, nil, nil)
 			s.mu.Lock()
 			if err != nil {
 				return err
@@ -433,7 +433,7 @@ func (s *Spool) admitLocked(ctx context.Context, sz int64, m *mark, blocked *boo
 		ch := s.spaceCh
 		s.flushMarkLocked(m)
 		s.mu.Unlock()
-		err := wait(ctx, ch, s.closedCh)
+		err := wait(ctx, ch, s.closedCh, s.failedCh) // a failed spool frees no space
 		s.mu.Lock()
 		if err != nil {
 			return err
@@ -441,12 +441,14 @@ func (s *Spool) admitLocked(ctx context.Context, sz int64, m *mark, blocked *boo
 	}
 }
 
-// wait waits for ch, ctx or (when not nil) closed.
-func wait(ctx context.Context, ch, closed <-chan struct{}) error {
+// wait waits for ch, ctx or (when not nil) closed or failed.
+func wait(ctx context.Context, ch, closed, failed <-chan struct{}) error {
 	select {
 	case <-ch:
 		return nil
 	case <-closed:
+		return nil
+	case <-failed:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

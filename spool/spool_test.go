@@ -1141,3 +1141,50 @@ func TestRecordsOfAFailedCommitAreNotPending(t *testing.T) {
 		t.Error("a failed spool took another record")
 	}
 }
+
+// TestAFailureReleasesAppendersBlockedAtTheLimit: an append waiting at
+// MaxBytes returns the spool's error once a write fails, since no space
+// can be freed any more, instead of waiting for its context.
+func TestAFailureReleasesAppendersBlockedAtTheLimit(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := openT(t, dir, func(o *Options) { o.MaxBytes = 64 << 10; o.SegmentSize = 8 << 10; o.NoSync = true })
+	defer s.Close()
+	recs := make([]aggregation.Record, 4000)
+	for i := range recs {
+		recs[i] = rec(i)
+	}
+	s.mu.Lock()
+	s.opts.WhenFull = Refuse // fill up to the limit without waiting
+	s.mu.Unlock()
+	n, err := s.AppendBatch(context.Background(), recs)
+	if !errors.Is(err, ErrFull) || n == 0 {
+		t.Fatalf("AppendBatch: %d, %v; want ErrFull at the limit", n, err)
+	}
+	s.mu.Lock()
+	s.opts.WhenFull = Block
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got := make(chan error, 1)
+	go func() {
+		_, err := s.Append(ctx, rec(n))
+		got <- err
+	}()
+	waitFor(t, func() bool { return s.Stats().Blocked == 1 })
+	// The files change under the spool: Next finds the damage and the
+	// spool fails.
+	segs := segFiles(t, dir)
+	if err := os.WriteFile(segs[len(segs)-1], []byte(segmentMagic+"garbage!garbage!"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := s.Next(ctx); err != nil {
+			break
+		}
+	}
+	err = <-got
+	if err == nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrFull) {
+		t.Fatalf("blocked append after the spool failed: %v, want the spool's error", err)
+	}
+}
